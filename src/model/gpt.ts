@@ -1,0 +1,200 @@
+// A decoder-only transformer (GPT-2 style, pre-LayerNorm, learned positions, untied lm_head) in
+// TensorFlow.js: parameters, seeded init and the training forward pass. Incremental decoding with
+// a KV cache lives in decode.ts; checkpoints in checkpoint.ts.
+// Written for the wasm backend's strengths: linear layers use a customGrad with explicit
+// transposes (wasm's transposed matmul is ~10x slower), token embedding is a one-hot matmul
+// (wasm has no gradient for gather), attention heads are split with slice.
+import * as tf from "@tensorflow/tfjs";
+import { makeRng } from "../engine/rng.js";
+
+export interface ModelConfig {
+  vocabSize: number;
+  contextLength: number;
+  layers: number;
+  width: number;
+  heads: number;
+  /** MLP hidden size = mlpRatio * width */
+  mlpRatio: number;
+}
+
+export const PRESETS: Record<string, Omit<ModelConfig, "vocabSize">> = {
+  "gpt-nano": { contextLength: 96, layers: 2, width: 64, heads: 4, mlpRatio: 4 },
+  "gpt-micro": { contextLength: 96, layers: 3, width: 96, heads: 4, mlpRatio: 4 },
+  "gpt-mini": { contextLength: 128, layers: 4, width: 128, heads: 4, mlpRatio: 4 },
+};
+
+export function resolveModelConfig(preset: string, vocabSize: number, overrides: Partial<ModelConfig> = {}): ModelConfig {
+  const p = PRESETS[preset];
+  if (!p) throw new Error(`unknown model preset ${JSON.stringify(preset)}; use one of ${Object.keys(PRESETS).join(", ")}`);
+  const cfg = { ...p, vocabSize, ...overrides };
+  validateModelConfig(cfg);
+  return cfg;
+}
+
+export function validateModelConfig(cfg: ModelConfig): void {
+  for (const k of ["vocabSize", "contextLength", "layers", "width", "heads", "mlpRatio"] as const) {
+    if (!Number.isInteger(cfg[k]) || cfg[k] <= 0) throw new Error(`model config: ${k} must be a positive integer, got ${cfg[k]}`);
+  }
+  if (cfg.width % cfg.heads !== 0) throw new Error(`model config: width ${cfg.width} must be divisible by heads ${cfg.heads}`);
+}
+
+/** Parameter names and shapes, in checkpoint order (names follow nanoGPT). */
+export function paramShapes(cfg: ModelConfig): [string, number[]][] {
+  const C = cfg.width;
+  const H = cfg.mlpRatio * C;
+  const out: [string, number[]][] = [
+    ["wte", [cfg.vocabSize, C]],
+    ["wpe", [cfg.contextLength, C]],
+  ];
+  for (let l = 0; l < cfg.layers; l++) {
+    out.push(
+      [`h.${l}.ln_1.g`, [C]], [`h.${l}.ln_1.b`, [C]],
+      [`h.${l}.attn.c_attn.w`, [C, 3 * C]], [`h.${l}.attn.c_attn.b`, [3 * C]],
+      [`h.${l}.attn.c_proj.w`, [C, C]], [`h.${l}.attn.c_proj.b`, [C]],
+      [`h.${l}.ln_2.g`, [C]], [`h.${l}.ln_2.b`, [C]],
+      [`h.${l}.mlp.c_fc.w`, [C, H]], [`h.${l}.mlp.c_fc.b`, [H]],
+      [`h.${l}.mlp.c_proj.w`, [H, C]], [`h.${l}.mlp.c_proj.b`, [C]],
+    );
+  }
+  out.push(["ln_f.g", [C]], ["ln_f.b", [C]], ["lm_head.w", [C, cfg.vocabSize]]);
+  return out;
+}
+
+export type Params = Record<string, tf.Variable>;
+
+export function countParams(cfg: ModelConfig): number {
+  return paramShapes(cfg).reduce((a, [, s]) => a + s.reduce((x, y) => x * y, 1), 0);
+}
+
+/** Seeded host-side init (backend independent): N(0, 0.02), residual projections scaled by 1/sqrt(2L). */
+export function initParams(cfg: ModelConfig, seed: number): Params {
+  const rng = makeRng(seed, "init");
+  const gauss = () => {
+    const u = Math.max(rng.next(), 1e-12);
+    const v = rng.next();
+    return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
+  };
+  const params: Params = {};
+  for (const [name, shape] of paramShapes(cfg)) {
+    const n = shape.reduce((a, b) => a * b, 1);
+    const data = new Float32Array(n);
+    if (name.endsWith(".g")) data.fill(1);
+    else if (!name.endsWith(".b")) {
+      const std = name.endsWith("c_proj.w") ? 0.02 / Math.sqrt(2 * cfg.layers) : 0.02;
+      for (let i = 0; i < n; i++) data[i] = gauss() * std;
+    }
+    params[name] = tf.variable(tf.tensor(data, shape), true);
+  }
+  return params;
+}
+
+export function disposeParams(params: Params): void {
+  for (const v of Object.values(params)) v.dispose();
+}
+
+/** y = x @ w (+ b), with a gradient that uses explicit transposes. x: [N, I], w: [I, O], b: [O]. */
+const linearNoBias = tf.customGrad((x: tf.Tensor, w: tf.Tensor, save: tf.GradSaveFunc) => {
+  save([x, w]);
+  return {
+    value: tf.matMul(x as tf.Tensor2D, w as tf.Tensor2D),
+    gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
+      const [xs, ws] = saved as tf.Tensor2D[];
+      const g = dy as tf.Tensor2D;
+      return [tf.matMul(g, ws.transpose()), tf.matMul(xs.transpose(), g)];
+    },
+  };
+}) as (x: tf.Tensor, w: tf.Tensor) => tf.Tensor;
+
+export function linear(x: tf.Tensor2D, w: tf.Tensor, b?: tf.Tensor): tf.Tensor2D {
+  const y = linearNoBias(x, w) as tf.Tensor2D;
+  return b ? y.add(b) : y;
+}
+
+export function layerNorm(x: tf.Tensor2D, g: tf.Tensor, b: tf.Tensor, eps = 1e-5): tf.Tensor2D {
+  const { mean, variance } = tf.moments(x, -1, true);
+  return x.sub(mean).mul(tf.rsqrt(variance.add(eps))).mul(g).add(b);
+}
+
+export function gelu(x: tf.Tensor): tf.Tensor {
+  const c = Math.sqrt(2 / Math.PI);
+  return x.mul(0.5).mul(tf.tanh(x.add(x.pow(3).mul(0.044715)).mul(c)).add(1));
+}
+
+const maskCache = new Map<number, tf.Tensor2D>();
+/** additive causal mask [T, T]: 0 on and below the diagonal, -1e9 above (kept across calls) */
+function causalMask(T: number): tf.Tensor2D {
+  let m = maskCache.get(T);
+  if (!m) {
+    const data = new Float32Array(T * T);
+    for (let i = 0; i < T; i++) for (let j = i + 1; j < T; j++) data[i * T + j] = -1e9;
+    m = tf.keep(tf.tensor2d(data, [T, T]));
+    maskCache.set(T, m);
+  }
+  return m;
+}
+
+/**
+ * Training forward pass. idx: int32 [B, T] token ids (T <= contextLength).
+ * Returns logits [B*T, V] (row b*T + t predicts token t+1 of sequence b).
+ * Call inside tf.tidy / variableGrads.
+ */
+export function forward(params: Params, cfg: ModelConfig, idx: tf.Tensor2D): tf.Tensor2D {
+  const [B, T] = idx.shape;
+  if (T > cfg.contextLength) throw new Error(`forward: sequence length ${T} exceeds context ${cfg.contextLength}`);
+  const C = cfg.width;
+  const nh = cfg.heads;
+  const hd = C / nh;
+  const N = B * T;
+  const onehot = tf.oneHot(idx.reshape([N]) as tf.Tensor1D, cfg.vocabSize).toFloat() as tf.Tensor2D;
+  const pos = params.wpe.slice([0, 0], [T, C]);
+  let x = linear(onehot, params.wte).reshape([B, T, C]).add(pos).reshape([N, C]) as tf.Tensor2D; // [N, C]
+  const mask = causalMask(T);
+  const scale = 1 / Math.sqrt(hd);
+  for (let l = 0; l < cfg.layers; l++) {
+    const p = (s: string) => params[`h.${l}.${s}`];
+    const h1 = layerNorm(x, p("ln_1.g"), p("ln_1.b"));
+    const qkv = linear(h1, p("attn.c_attn.w"), p("attn.c_attn.b")).reshape([B, T, 3 * C]); // [B, T, 3C]
+    const heads: tf.Tensor[] = [];
+    for (let h = 0; h < nh; h++) {
+      const q = qkv.slice([0, 0, h * hd], [B, T, hd]) as tf.Tensor3D;
+      const k = qkv.slice([0, 0, C + h * hd], [B, T, hd]) as tf.Tensor3D;
+      const v = qkv.slice([0, 0, 2 * C + h * hd], [B, T, hd]) as tf.Tensor3D;
+      const att = tf.softmax(tf.matMul(q, k.transpose([0, 2, 1])).mul(scale).add(mask)); // [B, T, T]
+      heads.push(tf.matMul(att as tf.Tensor3D, v)); // [B, T, hd]
+    }
+    const y = tf.concat(heads, 2).reshape([N, C]) as tf.Tensor2D;
+    x = x.add(linear(y, p("attn.c_proj.w"), p("attn.c_proj.b")));
+    const h2 = layerNorm(x, p("ln_2.g"), p("ln_2.b"));
+    const m = gelu(linear(h2, p("mlp.c_fc.w"), p("mlp.c_fc.b"))) as tf.Tensor2D;
+    x = x.add(linear(m, p("mlp.c_proj.w"), p("mlp.c_proj.b")));
+  }
+  const xf = layerNorm(x, params["ln_f.g"], params["ln_f.b"]);
+  return linear(xf, params["lm_head.w"]); // [N, V]
+}
+
+/**
+ * Log-probabilities of the next tokens and the entropy of each predictive distribution.
+ * inputs: [B, T] ids; targets: [B, T] ids (inputs shifted by one). Returns [B, T] each.
+ */
+export function tokenLogProbs(
+  params: Params,
+  cfg: ModelConfig,
+  inputs: tf.Tensor2D,
+  targets: tf.Tensor2D,
+  withEntropy = false,
+): { logp: tf.Tensor2D; entropy?: tf.Tensor2D } {
+  const [B, T] = inputs.shape;
+  const logits = forward(params, cfg, inputs);
+  const logprobs = tf.logSoftmax(logits); // [N, V]
+  const onehot = tf.oneHot(targets.reshape([B * T]) as tf.Tensor1D, cfg.vocabSize).toFloat();
+  const logp = logprobs.mul(onehot).sum(-1).reshape([B, T]) as tf.Tensor2D;
+  if (!withEntropy) return { logp };
+  const entropy = tf.exp(logprobs).mul(logprobs).sum(-1).neg().reshape([B, T]) as tf.Tensor2D;
+  return { logp, entropy };
+}
+
+/** Mean next-token cross-entropy over positions where mask = 1. */
+export function lmLoss(params: Params, cfg: ModelConfig, inputs: tf.Tensor2D, targets: tf.Tensor2D, mask: tf.Tensor2D): tf.Scalar {
+  const { logp } = tokenLogProbs(params, cfg, inputs, targets);
+  return logp.mul(mask).sum().neg().div(mask.sum().maximum(1)) as tf.Scalar;
+}
