@@ -36,7 +36,7 @@ function wrap(prng: seedrandom.PRNG): Rng {
       }
       return weights.length - 1;
     },
-    state: () => prng.state(),
+    state: () => (prng as unknown as { state(): object }).state(),
   };
 }
 
@@ -47,5 +47,5 @@ export function makeRng(seed: number | string, stream: string): Rng {
 
 /** Restores a stream from a state saved with rng.state(). */
 export function restoreRng(state: object): Rng {
-  return wrap(seedrandom("", { state: state as seedrandom.State }));
+  return wrap(seedrandom("", { state: state as unknown as boolean }));
 }

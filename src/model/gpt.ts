@@ -93,7 +93,7 @@ export function disposeParams(params: Params): void {
 }
 
 /** y = x @ w (+ b), with a gradient that uses explicit transposes. x: [N, I], w: [I, O], b: [O]. */
-const linearNoBias = tf.customGrad((x: tf.Tensor, w: tf.Tensor, save: tf.GradSaveFunc) => {
+const linearNoBias = tf.customGrad(((x: tf.Tensor, w: tf.Tensor, save: tf.GradSaveFunc) => {
   save([x, w]);
   return {
     value: tf.matMul(x as tf.Tensor2D, w as tf.Tensor2D),
@@ -103,7 +103,7 @@ const linearNoBias = tf.customGrad((x: tf.Tensor, w: tf.Tensor, save: tf.GradSav
       return [tf.matMul(g, ws.transpose()), tf.matMul(xs.transpose(), g)];
     },
   };
-}) as (x: tf.Tensor, w: tf.Tensor) => tf.Tensor;
+}) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (x: tf.Tensor, w: tf.Tensor) => tf.Tensor;
 
 export function linear(x: tf.Tensor2D, w: tf.Tensor, b?: tf.Tensor): tf.Tensor2D {
   const y = linearNoBias(x, w) as tf.Tensor2D;

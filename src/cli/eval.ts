@@ -1,0 +1,54 @@
+// `npm run eval -- --checkpoint DIR [--n N] [--k 1,8,64] [--limit P] [--temperature T] [--top-p P]
+//                  [--benchmarks a,b] [--seed S] [--backend B] [--json]`
+// Evaluates any checkpoint on the held-out benchmarks. With --json (and `npm run -s`) stdout is one
+// JSON object {"benchmarks": {"<family>": {"greedy", "sampled", "pass@k", "formatRate", ...}}, ...}.
+import fs from "node:fs";
+import path from "node:path";
+import { describeBackend, selectBackend, type BackendName } from "../engine/backend.js";
+import { loadCheckpoint } from "../model/checkpoint.js";
+import { hostWeights } from "../model/decode.js";
+import { loadTokenizer } from "../text/tokenizer.js";
+import { loadBenchmarks } from "../eval/benchmarks.js";
+import { evaluateAll, formatReport } from "../eval/report.js";
+import { numberFlag, parseArgs, runMain } from "./args.js";
+
+runMain(async () => {
+  const { flags } = parseArgs(
+    process.argv.slice(2),
+    { checkpoint: "string", n: "string", k: "string", limit: "string", temperature: "string", "top-p": "string", benchmarks: "string", seed: "string", backend: "string", json: "boolean" },
+    "eval",
+  );
+  const ckpt = flags.checkpoint as string | undefined;
+  if (!ckpt) throw new Error("eval: --checkpoint DIR is required (for example --checkpoint data/models/base)");
+  const n = numberFlag(flags, "n", 64, { integer: true, min: 0 });
+  const ks = String(flags.k ?? "1,8,64")
+    .split(",")
+    .map((s) => {
+      const k = Number(s);
+      if (!Number.isInteger(k) || k < 1) throw new Error(`--k: expected a comma-separated list of positive integers, got ${JSON.stringify(flags.k)}`);
+      return k;
+    });
+  if (n > 0 && ks.some((k) => k > n)) throw new Error(`--k: pass@${Math.max(...ks)} needs at least that many samples per problem; --n is ${n} (raise --n or lower --k)`);
+  const limit = numberFlag(flags, "limit", 0, { integer: true, min: 0 });
+  const temperature = numberFlag(flags, "temperature", 1, { min: 0 });
+  const topP = numberFlag(flags, "top-p", 1, { min: 1e-9, max: 1 });
+  const seed = numberFlag(flags, "seed", 12345, { integer: true });
+  const names = flags.benchmarks ? String(flags.benchmarks).split(",") : null;
+  const benches = loadBenchmarks(names, limit > 0 ? limit : null);
+  const log = (s: string) => (flags.json ? process.stderr : process.stdout).write(s + "\n");
+  const backend = await selectBackend(((flags.backend as string) ?? "auto") as BackendName);
+  log(describeBackend(backend));
+  const ck = loadCheckpoint(ckpt);
+  const tok = loadTokenizer(fs.existsSync(path.join(ckpt, "tokenizer.json")) ? ckpt : "data/tokenizer");
+  const t0 = performance.now();
+  const { report } = evaluateAll(hostWeights(ck.params, ck.cfg), tok, benches, { n, ks: n > 0 ? ks : [], temperature, topP, maxNewTokens: ck.cfg.contextLength, keepExamples: 0 }, seed, (name) =>
+    log(`  ${name} done (${((performance.now() - t0) / 1000).toFixed(0)}s)`),
+  );
+  const seconds = (performance.now() - t0) / 1000;
+  if (flags.json) {
+    process.stdout.write(JSON.stringify({ checkpoint: ckpt, backend: backend.name, seconds, ...report }) + "\n");
+  } else {
+    console.log(formatReport(report));
+    console.log(`checkpoint ${ckpt}, T=${temperature}, n=${n}, ${seconds.toFixed(0)}s, backend ${backend.name}`);
+  }
+});

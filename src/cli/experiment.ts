@@ -1,0 +1,124 @@
+// `npm run experiment -- [FILE] [--seed S] [--steps N] [--example FILE] [--prompt TEXT --answer TEXT]
+//                        [--out DIR] [--backend B] [--dry-run] [--force]`
+// Validates everything before any work (exit 1 with file, field, value and fix), then runs GRPO on
+// the single example for each seed and prints the summary.
+import fs from "node:fs";
+import path from "node:path";
+import { describeBackend, selectBackend, type BackendName } from "../engine/backend.js";
+import { ConfigError, parseExperiment, validateExperiment, type Experiment } from "../experiment/schema.js";
+import { runDir, runSeed, type ResolvedExample } from "../experiment/runner.js";
+import { readCheckpointConfig } from "../model/checkpoint.js";
+import { loadTokenizer } from "../text/tokenizer.js";
+import { loadBenchmarks } from "../eval/benchmarks.js";
+import { isValidLabel } from "../reward/verifier.js";
+import { numberFlag, parseArgs, runMain } from "./args.js";
+import { packageVersions } from "./versions.js";
+
+const DEFAULT_FILE = "experiments/default.json";
+
+export function resolveExample(exp: Experiment, file: string): ResolvedExample {
+  if (typeof exp.example !== "string") return { ...exp.example, source: "inline" };
+  const f = exp.example;
+  if (!fs.existsSync(f)) throw new ConfigError(`${file}: field \`example\`: file ${JSON.stringify(f)} not found; give a JSON file like data/examples/<name>.json or an inline {"prompt", "answer"}`);
+  let raw: any;
+  try {
+    raw = JSON.parse(fs.readFileSync(f, "utf8"));
+  } catch (e) {
+    throw new ConfigError(`${f}: malformed JSON (${(e as Error).message}); an example file is {"prompt": "...", "answer": "..."}`);
+  }
+  if (typeof raw?.prompt !== "string" || typeof raw?.answer !== "string") {
+    throw new ConfigError(`${f}: an example file needs string fields "prompt" and "answer"; got ${JSON.stringify(raw).slice(0, 120)}`);
+  }
+  return { prompt: raw.prompt, answer: raw.answer, source: f };
+}
+
+/** Every check that can fail before training starts. Returns the example and the loaded benchmarks. */
+export function preflight(exp: Experiment, file: string) {
+  const example = resolveExample(exp, file);
+  const { cfg: model } = readCheckpointConfig(exp.checkpoint);
+  const tok = loadTokenizer(fs.existsSync(path.join(exp.checkpoint, "tokenizer.json")) ? exp.checkpoint : "data/tokenizer");
+  const bad = tok.unknownChars(example.prompt);
+  if (bad.length) {
+    throw new ConfigError(`${file}: field \`example.prompt\`: ${JSON.stringify(example.prompt)} has characters outside the tokenizer's vocabulary: ${bad.map((c) => JSON.stringify(c)).join(", ")}; rewrite the prompt with the world's alphabet (digits, + - * / = ( ) x, lowercase words)`);
+  }
+  if (tok.encode(example.prompt).length + 2 >= model.contextLength) {
+    throw new ConfigError(`${file}: field \`example.prompt\`: ${example.prompt.length} characters leave no room for a response in the model's context of ${model.contextLength}`);
+  }
+  if (!isValidLabel(example.answer)) {
+    throw new ConfigError(`${file}: field \`example.answer\`: the verifier cannot parse ${JSON.stringify(example.answer)}; use a number, fraction or simple expression (check with \`npm run -s verify\`)`);
+  }
+  if (exp.eval.n > 0) {
+    const big = exp.eval.ks.filter((k) => k > exp.eval.n);
+    if (big.length) throw new ConfigError(`${file}: field \`eval.ks\`: ${JSON.stringify(big)} larger than eval.n = ${exp.eval.n}; pass@k needs k <= n samples — lower k or raise eval.n`);
+  }
+  const benchmarks = loadBenchmarks(exp.benchmarks, exp.eval.limit > 0 ? exp.eval.limit : null);
+  return { example, benchmarks, model };
+}
+
+const USAGE = `usage: npm run experiment -- [FILE] [--seed S] [--steps N] [--example FILE] [--prompt TEXT --answer TEXT]
+                            [--out DIR] [--backend auto|tensorflow|wasm|cpu] [--dry-run] [--force]
+With no FILE it runs ${DEFAULT_FILE}.`;
+
+runMain(async () => {
+  const { positional, flags } = parseArgs(
+    process.argv.slice(2),
+    { seed: "string", steps: "string", example: "string", prompt: "string", answer: "string", out: "string", backend: "string", "dry-run": "boolean", force: "boolean", help: "boolean" },
+    "experiment",
+  );
+  if (flags.help) {
+    console.log(USAGE);
+    return;
+  }
+  if (positional.length > 1) throw new Error(`experiment: one experiment file at a time, got ${positional.join(" ")}\n${USAGE}`);
+  const file = positional[0] ?? DEFAULT_FILE;
+  if (!fs.existsSync(file)) throw new Error(`${file}: experiment file not found (files are in experiments/)`);
+  const raw = parseExperiment(fs.readFileSync(file, "utf8"), file);
+  // command-line overrides go through the same schema as the file
+  const over: Record<string, unknown> = { ...raw };
+  if (flags.seed !== undefined) over.seeds = [numberFlag(flags, "seed", 0, { integer: true, min: 0 })];
+  if (flags.steps !== undefined) over.steps = numberFlag(flags, "steps", 0, { integer: true, min: 0 });
+  if (flags.example !== undefined) over.example = flags.example;
+  if ((flags.prompt === undefined) !== (flags.answer === undefined)) throw new Error("experiment: --prompt and --answer go together");
+  if (flags.prompt !== undefined) over.example = { prompt: flags.prompt, answer: flags.answer };
+  const exp = validateExperiment(over, `${file} (with command-line overrides)`);
+  const { example, benchmarks, model } = preflight(exp, file);
+  const outDir = (flags.out as string) ?? "results";
+  for (const seed of exp.seeds) {
+    const d = runDir(outDir, exp.name, seed);
+    if (!flags["dry-run"] && !flags.force && fs.existsSync(path.join(d, "metrics.csv"))) {
+      throw new Error(`${d} already holds a run; pass --force to overwrite it, or --out another directory`);
+    }
+  }
+  if (flags["dry-run"]) {
+    console.log(JSON.stringify({ file, ...exp, example, model, benchmarks: benchmarks.map((b) => ({ name: b.name, problems: b.items.length })), out: outDir }, null, 2));
+    console.log(`${file}: valid (dry run, nothing trained)`);
+    return;
+  }
+  const backend = await selectBackend(((flags.backend as string) ?? "auto") as BackendName);
+  console.log(describeBackend(backend));
+  console.log(`experiment ${exp.name}: example ${JSON.stringify(example.prompt)} -> ${JSON.stringify(example.answer)} (${example.source}); ${exp.steps} steps of ${exp.grpo.copies}x${exp.grpo.rollouts} rollouts; held-out ${benchmarks.map((b) => `${b.name}:${b.items.length}`).join(" ")}; seeds ${exp.seeds.join(",")}`);
+  let stop = false;
+  const onSignal = (sig: string) => {
+    if (stop) process.exit(130);
+    stop = true;
+    console.log(`\n${sig}: finishing the current step, then writing results (press again to abort)`);
+  };
+  process.on("SIGINT", () => onSignal("SIGINT"));
+  process.on("SIGTERM", () => onSignal("SIGTERM"));
+  const versions = packageVersions();
+  for (const seed of exp.seeds) {
+    const r = await runSeed({ exp, example, benchmarks, backend, versions, outDir, provenance: { file, overrides: process.argv.slice(3) }, log: (l) => console.log(l), shouldStop: () => stop }, seed);
+    const s = r.summary;
+    const f = (x: number | null) => (x === null ? "n/a" : x.toFixed(3));
+    console.log(
+      `[seed ${seed}] summary: saturationStep ${s.saturationStep ?? "never"}  heldoutAtStart ${f(s.heldoutAtStart)}  heldoutAtSaturation ${f(s.heldoutAtSaturation)}` +
+        `  heldoutFinal ${f(s.heldoutFinal)}  heldoutMax ${f(s.heldoutMax)} (@${s.heldoutMaxStep})  postSaturationGain ${f(s.postSaturationGain)} (±${f(s.heldoutStandardError)} s.e.)`,
+    );
+    console.log(`[seed ${seed}]   graded-form share start/sat/final ${f(s.formatAtStart)}/${f(s.formatAtSaturation)}/${f(s.formatFinal)}; accuracy among graded ${f(s.accGivenFormatAtStart)}/${f(s.accGivenFormatAtSaturation)}/${f(s.accGivenFormatFinal)}`);
+    console.log(`[seed ${seed}]   wrote ${r.dir}/{metrics.csv,summary.json,samples.jsonl,config.resolved.json,timing.json,checkpoint/} in ${r.seconds.toFixed(0)}s`);
+    if (r.stopped) {
+      console.log("stopped early by signal; the files above cover the steps done");
+      process.exit(130);
+    }
+  }
+});

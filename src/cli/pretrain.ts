@@ -1,0 +1,140 @@
+// `npm run pretrain -- [--preset gpt-nano] [--steps N] [--seed S] [--out DIR] [--backend B] ...`
+// Pretrains the base model on the procedure corpus, shows progress, then measures the latent
+// capability (greedy, sampled, pass@k at T = 1) and writes the checkpoint with its model card.
+import fs from "node:fs";
+import path from "node:path";
+import { describeBackend, selectBackend, type BackendName } from "../engine/backend.js";
+import { DEFAULT_CORPUS } from "../world/corpus.js";
+import { loadTokenizer } from "../text/tokenizer.js";
+import { countParams, initParams, resolveModelConfig } from "../model/gpt.js";
+import { pretrain, type PretrainConfig } from "../model/pretrain.js";
+import { saveCheckpoint } from "../model/checkpoint.js";
+import { hostWeights } from "../model/decode.js";
+import { loadBenchmarks } from "../eval/benchmarks.js";
+import { evaluateAll, formatReport, type EvalReport } from "../eval/report.js";
+import { readItems } from "../world/datasets.js";
+import { numberFlag, parseArgs, runMain } from "./args.js";
+import { packageVersions } from "./versions.js";
+
+const USAGE = `usage: npm run pretrain -- [--preset gpt-nano] [--steps 1500] [--batch 32] [--lr 0.003] [--seed 1]
+       [--out data/models/base] [--eval-every 250] [--card-n 64] [--card-limit 100] [--backend auto|tensorflow|wasm|cpu]`;
+
+runMain(async () => {
+  const { flags } = parseArgs(
+    process.argv.slice(2),
+    { preset: "string", steps: "string", batch: "string", lr: "string", warmup: "string", seed: "string", out: "string", "eval-every": "string", "card-n": "string", "card-limit": "string", backend: "string", help: "boolean" },
+    "pretrain",
+  );
+  if (flags.help) {
+    console.log(USAGE);
+    return;
+  }
+  const cfg: PretrainConfig = {
+    seed: numberFlag(flags, "seed", 1, { integer: true }),
+    steps: numberFlag(flags, "steps", 1500, { integer: true, min: 1 }),
+    batchSize: numberFlag(flags, "batch", 32, { integer: true, min: 1 }),
+    lr: numberFlag(flags, "lr", 3e-3, { min: 0 }),
+    warmup: numberFlag(flags, "warmup", 50, { integer: true, min: 0 }),
+    bucket: 8,
+    weightDecay: 0,
+  };
+  const out = (flags.out as string) ?? "data/models/base";
+  const evalEvery = numberFlag(flags, "eval-every", 250, { integer: true, min: 0 });
+  const cardN = numberFlag(flags, "card-n", 64, { integer: true, min: 1 });
+  const cardLimit = numberFlag(flags, "card-limit", 100, { integer: true, min: 1 });
+  const backend = await selectBackend(((flags.backend as string) ?? "auto") as BackendName);
+  console.log(describeBackend(backend));
+
+  const tok = loadTokenizer("data/tokenizer");
+  const model = resolveModelConfig((flags.preset as string) ?? "gpt-nano", tok.vocabSize);
+  const corpus = { ...DEFAULT_CORPUS, seed: DEFAULT_CORPUS.seed + cfg.seed - 1 };
+  const benches = loadBenchmarks(null, null);
+  const exclude = new Set([...benches.flatMap((b) => b.items.map((i) => i.prompt))]);
+  const pool = readItems("data/pool/pool.jsonl");
+  for (const p of pool) exclude.add(p.prompt);
+  const params = initParams(model, cfg.seed);
+  console.log(`model ${JSON.stringify(model)}: ${countParams(model)} parameters; corpus mixture ${JSON.stringify(corpus.mixture)}`);
+
+  const quick = loadBenchmarks(null, 32);
+  const t0 = performance.now();
+  let tokens = 0;
+  const history: { step: number; loss: number; greedy: number; sampled: number | null }[] = [];
+  let lossEma = NaN;
+  await pretrain(params, model, tok, corpus, cfg, exclude, (r) => {
+    tokens += r.tokens;
+    lossEma = Number.isNaN(lossEma) ? r.loss : 0.95 * lossEma + 0.05 * r.loss;
+    const elapsed = (performance.now() - t0) / 1000;
+    if (r.step % 25 === 0 || r.step === cfg.steps) {
+      const eta = (elapsed / r.step) * (cfg.steps - r.step);
+      console.log(
+        `step ${r.step}/${cfg.steps}  loss ${lossEma.toFixed(4)}  lr ${r.lr.toExponential(2)}  ${(tokens / elapsed).toFixed(0)} tok/s  ` +
+          `elapsed ${elapsed.toFixed(0)}s  ETA ${eta.toFixed(0)}s`,
+      );
+    }
+    if (evalEvery > 0 && (r.step % evalEvery === 0 || r.step === cfg.steps)) {
+      const { report } = evaluateAll(hostWeights(params, model), tok, quick, { n: 4, ks: [1], temperature: 1, topP: 1, maxNewTokens: model.contextLength, keepExamples: 0 }, cfg.seed);
+      history.push({ step: r.step, loss: lossEma, greedy: report.mean.greedy, sampled: report.mean.sampled });
+      console.log(`  held-out (32/benchmark): greedy ${report.mean.greedy.toFixed(3)}  sampled ${report.mean.sampled?.toFixed(3)}  greedy format ${report.mean.greedyFormat.toFixed(3)}`);
+    }
+  });
+  const trainSeconds = (performance.now() - t0) / 1000;
+  const trainTokensPerSecond = tokens / trainSeconds;
+  saveCheckpoint(out, params, model, { kind: "base", seed: cfg.seed, backend: backend.name });
+  for (const f of ["tokenizer.json", "tokenizer_config.json"]) fs.copyFileSync(path.join("data/tokenizer", f), path.join(out, f));
+  console.log(`saved ${out} after ${trainSeconds.toFixed(0)}s; measuring latent capability (n=${cardN}, ${cardLimit} problems per benchmark, T=1)`);
+
+  const t1 = performance.now();
+  const evalBenches = loadBenchmarks(null, cardLimit);
+  const { report } = evaluateAll(hostWeights(params, model), tok, evalBenches, { n: cardN, ks: [1, 8, 64].filter((k) => k <= cardN), temperature: 1, topP: 1, maxNewTokens: model.contextLength, keepExamples: 0 }, 12345, (name) =>
+    process.stdout.write(`  evaluated ${name} (${((performance.now() - t1) / 1000).toFixed(0)}s)\n`),
+  );
+  const evalSeconds = (performance.now() - t1) / 1000;
+  const sampledTokens = Object.values(report.benchmarks).reduce((a, m) => a + m.meanLength * m.problems * (cardN + 1), 0);
+  console.log(formatReport(report));
+  const card = {
+    name: path.basename(out),
+    command: `npm run pretrain -- ${process.argv.slice(2).join(" ")}`.trim(),
+    seed: cfg.seed,
+    backend: backend.name,
+    versions: packageVersions(),
+    model,
+    parameters: countParams(model),
+    pretrain: cfg,
+    corpus,
+    trainSeconds: Math.round(trainSeconds),
+    trainTokensPerSecond: Math.round(trainTokensPerSecond),
+    evalSeconds: Math.round(evalSeconds),
+    sampledTokensPerSecond: Math.round(sampledTokens / evalSeconds),
+    history,
+    latent: report,
+  };
+  fs.writeFileSync(path.join(out, "card.json"), JSON.stringify(card, null, 2) + "\n");
+  fs.writeFileSync(path.join(out, "README.md"), modelCard(card, report));
+  console.log(`wrote ${out}/card.json and ${out}/README.md`);
+});
+
+function modelCard(card: Record<string, any>, report: EvalReport): string {
+  return `# ${card.name}: base checkpoint of the oneshot-rlvr model organism
+
+Made by \`${card.command}\` (seed ${card.seed}, backend ${card.backend}, tfjs ${card.versions["@tensorflow/tfjs"]}).
+${card.parameters} parameters: ${JSON.stringify(card.model)}.
+
+- Pretraining: ${card.pretrain.steps} steps of ${card.pretrain.batchSize} sequences, AdamW lr ${card.pretrain.lr} (warmup ${card.pretrain.warmup}, cosine to 10 %), loss on solution tokens only.
+  ${card.trainSeconds} s, ${card.trainTokensPerSecond} padded tokens/s.
+- Corpus: procedure mixture ${JSON.stringify(card.corpus.mixture)}, slip rates ${JSON.stringify(card.corpus.slips)}, corpus seed ${card.corpus.seed}; benchmark and pool problems excluded.
+- Sampling speed during the measurement below: ${card.sampledTokensPerSecond} tokens/s (host KV-cache decoder, prompt positions included).
+
+## Latent capability (held-out, T = 1.0, n = ${report.options.n} samples per problem, unbiased pass@k)
+
+\`\`\`
+${formatReport(report)}
+\`\`\`
+
+Columns: greedy accuracy; fmt(g) share of greedy answers in the graded form \`####N\`; acc|fmt(g) accuracy among those;
+sampled = mean accuracy of the samples (pass@1); fmt(s) graded-form share of samples; len = mean completion tokens;
+recheck = share of samples with the self-check word; the last four = share of samples per procedure.
+
+The gap between pass@1 and pass@64 is the latent capability that RL is meant to elicit.
+Figures are also in \`card.json\` (\`latent\`).
+`;
+}

@@ -1,0 +1,6 @@
+// `npm run schema`: writes experiments/experiment.schema.json from the zod schema (editor completion).
+import fs from "node:fs";
+import { experimentJsonSchema } from "../experiment/schema.js";
+
+fs.writeFileSync("experiments/experiment.schema.json", JSON.stringify(experimentJsonSchema(), null, 2) + "\n");
+console.log("wrote experiments/experiment.schema.json");

@@ -1,0 +1,152 @@
+// Held-out evaluation of a model on benchmarks: greedy accuracy, sampled accuracy, unbiased
+// pass@k, the rate of answers in the graded form and the accuracy among them (so that format
+// correction and real improvement can be told apart), response length, self-check word rate
+// and the share of each solution procedure in the samples.
+import type { Rng } from "../engine/rng.js";
+import { generate, type HostWeights } from "../model/decode.js";
+import type { CharTokenizer } from "../text/tokenizer.js";
+import { promptText } from "../world/corpus.js";
+import type { Item } from "../world/datasets.js";
+import { classifyProcedure, PROCEDURES, type Procedure } from "../world/procedures.js";
+import { reward } from "../reward/verifier.js";
+import { meanPassAtK } from "./passk.js";
+
+export interface Benchmark {
+  name: string;
+  items: Item[];
+}
+
+export interface EvalOptions {
+  /** samples per problem for sampled accuracy and pass@k (0 = greedy only) */
+  n: number;
+  ks: number[];
+  temperature: number;
+  topP: number;
+  maxNewTokens: number;
+  /** how many example completions per benchmark to return */
+  keepExamples: number;
+}
+
+export interface BenchmarkMetrics {
+  problems: number;
+  greedy: number;
+  /** share of greedy answers in the graded form */
+  greedyFormat: number;
+  /** accuracy among greedy answers in the graded form (null if none) */
+  greedyAccGivenFormat: number | null;
+  sampled: number | null;
+  formatRate: number | null;
+  sampledAccGivenFormat: number | null;
+  passAtK: Record<string, number>;
+  /** mean completion length in tokens (samples if n > 0, else greedy) */
+  meanLength: number;
+  /** share of completions with the self-check word "recheck" (samples if n > 0, else greedy) */
+  selfCheckRate: number;
+  /** share of completions following each procedure (samples if n > 0, else greedy) */
+  procedures: Record<Procedure, number>;
+}
+
+export interface EvalExample {
+  benchmark: string;
+  id: string;
+  prompt: string;
+  answer: string;
+  mode: "greedy" | "sampled";
+  completion: string;
+  extracted: string | null;
+  reward: number;
+}
+
+export interface Scored {
+  completion: string;
+  reward: 0 | 1;
+  format: 0 | 1;
+  extracted: string | null;
+  length: number;
+  /** completion token ids (without EOS) and whether the model ended it with EOS */
+  ids: number[];
+  finished: boolean;
+}
+
+/** Generates and scores completions for (prompt, label) pairs, in chunks to bound memory. */
+export function rollout(
+  hw: HostWeights,
+  tok: CharTokenizer,
+  pairs: { prompt: string; answer: string }[],
+  opts: { temperature: number; topP: number; maxNewTokens: number },
+  rng: Rng | null,
+  chunk = 512,
+): Scored[] {
+  const out: Scored[] = [];
+  for (let s = 0; s < pairs.length; s += chunk) {
+    const part = pairs.slice(s, s + chunk);
+    const prompts = part.map((p) => tok.encode(promptText(p.prompt)));
+    const { completions, finished } = generate(hw, prompts, opts, rng);
+    completions.forEach((ids, i) => {
+      const completion = tok.decode(ids);
+      const r = reward(completion, part[i].answer);
+      out.push({ completion, reward: r.reward, format: r.parts.format, extracted: r.extracted, length: ids.length, ids, finished: finished[i] });
+    });
+  }
+  return out;
+}
+
+const ratio = (a: number, b: number) => (b > 0 ? a / b : null);
+
+export function summarise(scored: Scored[]): { acc: number; format: number; accGivenFormat: number | null; meanLength: number; selfCheckRate: number; procedures: Record<Procedure, number> } {
+  const n = scored.length;
+  const correct = scored.filter((s) => s.reward === 1).length;
+  const formatted = scored.filter((s) => s.format === 1).length;
+  const procedures = Object.fromEntries(PROCEDURES.map((p) => [p, 0])) as Record<Procedure, number>;
+  for (const s of scored) procedures[classifyProcedure(s.completion)] += 1 / n;
+  return {
+    acc: correct / n,
+    format: formatted / n,
+    accGivenFormat: ratio(correct, formatted),
+    meanLength: scored.reduce((a, s) => a + s.length, 0) / n,
+    selfCheckRate: scored.filter((s) => s.completion.includes("recheck")).length / n,
+    procedures,
+  };
+}
+
+export function evaluateBenchmark(hw: HostWeights, tok: CharTokenizer, bench: Benchmark, opts: EvalOptions, rng: Rng): { metrics: BenchmarkMetrics; examples: EvalExample[] } {
+  const items = bench.items;
+  for (const k of opts.ks) {
+    if (opts.n > 0 && k > opts.n) throw new Error(`pass@${k} needs at least ${k} samples per problem; n is ${opts.n}`);
+  }
+  const gen = { temperature: 0, topP: 1, maxNewTokens: opts.maxNewTokens };
+  const greedy = rollout(hw, tok, items, gen, null);
+  const g = summarise(greedy);
+  const examples: EvalExample[] = [];
+  const ex = (mode: "greedy" | "sampled", item: Item, s: Scored) =>
+    examples.push({ benchmark: bench.name, id: item.id, prompt: item.prompt, answer: item.answer, mode, completion: s.completion, extracted: s.extracted, reward: s.reward });
+  for (let i = 0; i < Math.min(opts.keepExamples, items.length); i++) ex("greedy", items[i], greedy[i]);
+  const metrics: BenchmarkMetrics = {
+    problems: items.length,
+    greedy: g.acc,
+    greedyFormat: g.format,
+    greedyAccGivenFormat: g.accGivenFormat,
+    sampled: null,
+    formatRate: null,
+    sampledAccGivenFormat: null,
+    passAtK: {},
+    meanLength: g.meanLength,
+    selfCheckRate: g.selfCheckRate,
+    procedures: g.procedures,
+  };
+  if (opts.n > 0) {
+    const pairs = items.flatMap((it) => Array.from({ length: opts.n }, () => it));
+    const sampled = rollout(hw, tok, pairs, { temperature: opts.temperature, topP: opts.topP, maxNewTokens: opts.maxNewTokens }, rng);
+    const s = summarise(sampled);
+    const corrects = items.map((_, i) => sampled.slice(i * opts.n, (i + 1) * opts.n).filter((x) => x.reward === 1).length);
+    metrics.sampled = s.acc;
+    metrics.formatRate = s.format;
+    metrics.sampledAccGivenFormat = s.accGivenFormat;
+    for (const k of opts.ks) metrics.passAtK[`pass@${k}`] = meanPassAtK(opts.n, corrects, k);
+    metrics.meanLength = s.meanLength;
+    metrics.selfCheckRate = s.selfCheckRate;
+    metrics.procedures = s.procedures;
+    for (let i = 0; i < Math.min(opts.keepExamples, items.length); i++) ex("sampled", items[i], sampled[i * opts.n]);
+  }
+  return { metrics, examples };
+}

@@ -1,0 +1,159 @@
+// The experiment file format: one zod schema is the single definition; the user-facing type
+// (optional fields) and the resolved type (all fields) are inferred from it, and the JSON Schema
+// for editors (experiments/experiment.schema.json) is generated from it.
+// Validation errors name the file, the field, the value received and the fix.
+import { z } from "zod";
+import { nearest } from "../cli/args.js";
+import { STD_MODES } from "../rl/advantages.js";
+import { AGGREGATIONS } from "../rl/loss.js";
+
+const pos = () => z.number().positive();
+const posInt = () => z.number().int().positive();
+const prob = () => z.number().min(0).max(1);
+
+export const ExampleSchema = z
+  .object({
+    prompt: z.string().min(1).max(80).describe("the problem text, as the model sees it before the `?` separator"),
+    answer: z.string().min(1).max(80).describe("the label the verifier compares the final answer with"),
+  })
+  .strict();
+
+export const GrpoSchema = z
+  .object({
+    copies: posInt().default(8).describe("B: copies of the single example per step (one group each)"),
+    rollouts: posInt().default(8).describe("G: rollouts per copy (group size)"),
+    temperature: z.number().positive().max(10).default(1).describe("rollout sampling temperature"),
+    topP: z.number().gt(0).max(1).default(1).describe("rollout nucleus sampling mass (1 = off)"),
+    maxNewTokens: posInt().max(512).default(80).describe("longest response, in tokens"),
+    learningRate: pos().max(1).default(1e-4).describe("AdamW learning rate (constant)"),
+    weightDecay: z.number().min(0).max(1).default(0.01).describe("AdamW decoupled weight decay"),
+    beta1: z.number().min(0).lt(1).default(0.9),
+    beta2: z.number().min(0).lt(1).default(0.99),
+    gradClip: z.number().min(0).default(1).describe("clip the global gradient norm to this (0 = off)"),
+    updatesPerBatch: posInt().max(16).default(1).describe("optimizer steps per rollout batch"),
+    advantage: z
+      .object({
+        std: z.enum(STD_MODES).default("population").describe("population, sample, or none (Dr. GRPO: no std division)"),
+        eps: z.number().min(0).default(1e-6).describe("ε in (r − mean)/(std + ε)"),
+      })
+      .strict()
+      .prefault({}),
+    loss: z
+      .object({
+        clipEps: z.number().min(0).max(1).default(0.2).describe("PPO clip ε"),
+        klCoef: z.number().min(0).default(0.001).describe("β, coefficient of the k3 KL to the reference"),
+        entropyCoef: z.number().default(0.001).describe("α, coefficient of the entropy bonus (negative = penalty)"),
+        aggregation: z.enum(AGGREGATIONS).default("token-mean").describe("token-mean, seq-mean-token-mean or constant (Dr. GRPO)"),
+        constantLength: posInt().default(80).describe("L of the constant aggregation"),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+
+export const EvalSchema = z
+  .object({
+    every: posInt().default(10).describe("evaluate held-out benchmarks at step 0 and every this many steps"),
+    n: z.number().int().min(0).default(4).describe("samples per problem for sampled accuracy and pass@k (0 = greedy only)"),
+    ks: z.array(posInt()).default([1, 4]).describe("k values for pass@k (each <= n)"),
+    temperature: z.number().positive().max(10).default(1).describe("sampling temperature of the held-out samples"),
+    topP: z.number().gt(0).max(1).default(1),
+    limit: z.number().int().min(0).default(0).describe("problems per benchmark (0 = all)"),
+    samples: z.number().int().min(0).default(2).describe("completions per benchmark written to samples.jsonl at each eval"),
+  })
+  .strict();
+
+export const SaturationSchema = z
+  .object({
+    threshold: prob().default(0.95).describe("training accuracy that counts as saturated"),
+    window: posInt().default(5).describe("trailing window (steps) over which training accuracy is averaged"),
+  })
+  .strict();
+
+export const ExperimentSchema = z
+  .object({
+    $schema: z.string().optional(),
+    name: z.string().regex(/^[A-Za-z0-9._-]+$/, "use letters, digits, '.', '_' or '-'").describe("results go to <out>/<name>/seed-<seed>/"),
+    description: z.string().optional(),
+    seeds: z.array(z.number().int().min(0)).min(1).default([1]).describe("one run per seed"),
+    steps: z.number().int().min(0).default(150).describe("GRPO steps"),
+    checkpoint: z.string().default("data/models/base").describe("base checkpoint directory"),
+    example: z.union([ExampleSchema, z.string()]).describe("the single training example: {prompt, answer} or a JSON file under data/examples/"),
+    benchmarks: z.array(z.string()).min(1).default(["add", "lin", "mul", "word"]).describe("held-out benchmark names under data/benchmarks/ (or .jsonl paths)"),
+    checkpointEvery: z.number().int().min(0).default(0).describe("save a resumable checkpoint every this many steps (0 = only at the end)"),
+    grpo: GrpoSchema.prefault({}),
+    eval: EvalSchema.prefault({}),
+    saturation: SaturationSchema.prefault({}),
+  })
+  .strict();
+
+export type ExperimentInput = z.input<typeof ExperimentSchema>;
+export type Experiment = z.output<typeof ExperimentSchema>;
+
+function valueAt(obj: unknown, p: PropertyKey[]): unknown {
+  let cur: any = obj;
+  for (const k of p) {
+    if (cur === null || typeof cur !== "object") return undefined;
+    cur = cur[k as any];
+  }
+  return cur;
+}
+
+function shapeAt(schema: z.ZodType, p: PropertyKey[]): string[] {
+  let cur: any = schema;
+  for (const k of p) {
+    while (cur?._zod?.def?.innerType) cur = cur._zod.def.innerType;
+    if (cur?._zod?.def?.type === "union") cur = cur._zod.def.options.find((o: any) => o._zod.def.type === "object");
+    cur = cur?._zod?.def?.shape?.[k as string];
+  }
+  while (cur?._zod?.def?.innerType) cur = cur._zod.def.innerType;
+  if (cur?._zod?.def?.type === "union") cur = cur._zod.def.options.find((o: any) => o._zod.def.type === "object");
+  return cur?._zod?.def?.shape ? Object.keys(cur._zod.def.shape) : [];
+}
+
+/** Parses raw JSON text of an experiment file; every problem is reported with file, field, value and fix. */
+export function parseExperiment(text: string, file: string): Experiment {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    const msg = (e as Error).message;
+    const m = /position (\d+)/.exec(msg);
+    let where = "";
+    if (m) {
+      const posn = Number(m[1]);
+      const before = text.slice(0, posn).split("\n");
+      where = ` at line ${before.length}, column ${before[before.length - 1].length + 1}`;
+    }
+    throw new ConfigError(`${file}: malformed JSON${where}: ${msg}`);
+  }
+  return validateExperiment(raw, file);
+}
+
+export class ConfigError extends Error {}
+
+export function validateExperiment(raw: unknown, file: string): Experiment {
+  const r = ExperimentSchema.safeParse(raw);
+  if (r.success) return r.data;
+  const lines = r.error.issues.map((iss) => {
+    const field = iss.path.map(String).join(".") || "(top level)";
+    if (iss.code === "unrecognized_keys") {
+      return iss.keys
+        .map((k) => {
+          const fullPath = [...iss.path, k].map(String).join(".");
+          const near = nearest(k, shapeAt(ExperimentSchema, iss.path));
+          return `unknown key \`${fullPath}\`${near ? ` — did you mean \`${[...iss.path.map(String), near].join(".")}\`?` : ""}`;
+        })
+        .join("\n  ");
+    }
+    const value = valueAt(raw, iss.path);
+    const shown = value === undefined ? "nothing (the field is missing)" : JSON.stringify(value);
+    return `field \`${field}\`: ${iss.message}; got ${shown}`;
+  });
+  throw new ConfigError(`${file}: invalid experiment:\n  ${lines.join("\n  ")}`);
+}
+
+/** The JSON Schema of experiment files, for editor completion. */
+export function experimentJsonSchema(): object {
+  return z.toJSONSchema(ExperimentSchema, { io: "input", unrepresentable: "any" });
+}

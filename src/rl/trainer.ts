@@ -1,0 +1,171 @@
+// One GRPO step on a single example, as in 1-shot RLVR: the example is duplicated into `copies`
+// groups of `rollouts` samples; each sample is scored by the verifier; advantages are computed
+// within each group; the policy takes `updatesPerBatch` AdamW steps on the clipped surrogate with
+// a k3 KL to the frozen reference and an entropy bonus. Rollouts run on the host decoder.
+import * as tf from "@tensorflow/tfjs";
+import type { Rng } from "../engine/rng.js";
+import { hostWeights } from "../model/decode.js";
+import { tokenLogProbs, type ModelConfig, type Params } from "../model/gpt.js";
+import { AdamW } from "../model/optim.js";
+import { BOS_ID, EOS_ID, PAD_ID, type CharTokenizer } from "../text/tokenizer.js";
+import { rollout } from "../eval/evaluate.js";
+import { classifyProcedure } from "../world/procedures.js";
+import { groupAdvantages, groupsWithSignal, type StdMode } from "./advantages.js";
+import { grpoLossTf, type LossConfig } from "./loss.js";
+
+export interface GrpoConfig {
+  copies: number;
+  rollouts: number;
+  temperature: number;
+  topP: number;
+  maxNewTokens: number;
+  learningRate: number;
+  weightDecay: number;
+  beta1: number;
+  beta2: number;
+  gradClip: number;
+  updatesPerBatch: number;
+  advantage: { std: StdMode; eps: number };
+  loss: LossConfig;
+}
+
+export interface StepStats {
+  trainAccuracy: number;
+  meanReward: number;
+  trainFormatRate: number;
+  loss: number;
+  pgLoss: number;
+  kl: number;
+  entropy: number;
+  clipFrac: number;
+  gradNorm: number;
+  responseLength: number;
+  groupsWithSignal: number;
+  /** share of rollouts per procedure */
+  procCareful: number;
+  procCheck: number;
+  procHasty: number;
+  procNomarker: number;
+  rolloutSeconds: number;
+  updateSeconds: number;
+  /** a few rollouts of this step, for logs */
+  examples: { completion: string; reward: number }[];
+}
+
+export interface Example {
+  prompt: string;
+  answer: string;
+}
+
+/** Pads sequences into inputs/targets with a mask over the response tokens (and the EOS, if any). */
+export function responseBatch(prompt: number[], completions: number[][], finished: boolean[]): { inputs: number[][]; targets: number[][]; mask: number[][] } {
+  const seqs = completions.map((c, i) => [BOS_ID, ...prompt, ...c, ...(finished[i] ? [EOS_ID] : [])]);
+  const T = Math.max(...seqs.map((s) => s.length)) - 1;
+  const start = prompt.length + 1;
+  const inputs: number[][] = [];
+  const targets: number[][] = [];
+  const mask: number[][] = [];
+  for (const s of seqs) {
+    const inp = new Array(T).fill(PAD_ID);
+    const tgt = new Array(T).fill(PAD_ID);
+    const m = new Array(T).fill(0);
+    for (let t = 0; t < s.length - 1; t++) {
+      inp[t] = s[t];
+      tgt[t] = s[t + 1];
+      if (t + 1 >= start) m[t] = 1;
+    }
+    inputs.push(inp);
+    targets.push(tgt);
+    mask.push(m);
+  }
+  return { inputs, targets, mask };
+}
+
+export class GrpoTrainer {
+  readonly optimizer: AdamW;
+  private readonly names: Map<string, string>;
+  private readonly promptIds: number[];
+
+  constructor(
+    readonly policy: Params,
+    readonly reference: Params,
+    readonly model: ModelConfig,
+    readonly tok: CharTokenizer,
+    readonly cfg: GrpoConfig,
+    readonly example: Example,
+  ) {
+    this.optimizer = new AdamW(policy, { beta1: cfg.beta1, beta2: cfg.beta2, eps: 1e-8, weightDecay: cfg.weightDecay, gradClip: cfg.gradClip });
+    this.names = new Map(Object.entries(policy).map(([k, v]) => [v.name, k]));
+    this.promptIds = tok.encode(`${example.prompt}?`);
+  }
+
+  step(rng: Rng): StepStats {
+    const { cfg, model, tok } = this;
+    const t0 = performance.now();
+    const n = cfg.copies * cfg.rollouts;
+    const pairs = Array.from({ length: n }, () => this.example);
+    const hw = hostWeights(this.policy, model);
+    const scored = rollout(hw, tok, pairs, { temperature: cfg.temperature, topP: cfg.topP, maxNewTokens: cfg.maxNewTokens }, rng, n);
+    const rewards = scored.map((s) => s.reward as number);
+    const adv = groupAdvantages(rewards, cfg.rollouts, cfg.advantage.std, cfg.advantage.eps);
+    const batch = responseBatch(this.promptIds, scored.map((s) => s.ids), scored.map((s) => s.finished));
+    const t1 = performance.now();
+
+    const inputs = tf.tensor2d(batch.inputs, undefined, "int32");
+    const targets = tf.tensor2d(batch.targets, undefined, "int32");
+    const mask = tf.tensor2d(batch.mask, undefined, "float32");
+    const advT = tf.tensor1d(adv, "float32");
+    const oldLogp = tf.tidy(() => tokenLogProbs(this.policy, model, inputs, targets).logp);
+    const refLogp = tf.tidy(() => tokenLogProbs(this.reference, model, inputs, targets).logp);
+    let last = { loss: 0, pg: 0, kl: 0, entropy: 0, clipFrac: 0, gradNorm: 0 };
+    for (let u = 0; u < cfg.updatesPerBatch; u++) {
+      let parts: tf.Scalar[] = [];
+      const { value, grads } = tf.variableGrads(() => {
+        const { logp, entropy } = tokenLogProbs(this.policy, model, inputs, targets, true);
+        const r = grpoLossTf({ logp, oldLogp, refLogp, entropy: entropy!, adv: advT, mask }, cfg.loss);
+        parts = [r.pg, r.kl, r.entropy, r.clipFrac].map((t) => tf.keep(t));
+        return r.loss;
+      });
+      const named: Record<string, tf.Tensor> = {};
+      for (const [vn, g] of Object.entries(grads)) named[this.names.get(vn)!] = g;
+      const lossValue = value.dataSync()[0];
+      const [pg, kl, ent, clipFrac] = parts.map((t) => t.dataSync()[0]);
+      if (!Number.isFinite(lossValue)) {
+        tf.dispose([value, ...parts, ...Object.values(grads), inputs, targets, mask, advT, oldLogp, refLogp]);
+        throw new NumericalFault(`loss is ${lossValue}`);
+      }
+      const gradNorm = this.optimizer.apply(named, cfg.learningRate);
+      tf.dispose([value, ...parts, ...Object.values(grads)]);
+      if (!Number.isFinite(gradNorm)) {
+        tf.dispose([inputs, targets, mask, advT, oldLogp, refLogp]);
+        throw new NumericalFault(`gradient norm is ${gradNorm}`);
+      }
+      last = { loss: lossValue, pg, kl, entropy: ent, clipFrac, gradNorm };
+    }
+    tf.dispose([inputs, targets, mask, advT, oldLogp, refLogp]);
+    const t2 = performance.now();
+    const proc = (p: string) => scored.filter((s) => classifyProcedure(s.completion) === p).length / n;
+    return {
+      trainAccuracy: rewards.reduce((a, b) => a + b, 0) / n,
+      meanReward: rewards.reduce((a, b) => a + b, 0) / n,
+      trainFormatRate: scored.filter((s) => s.format === 1).length / n,
+      loss: last.loss,
+      pgLoss: last.pg,
+      kl: last.kl,
+      entropy: last.entropy,
+      clipFrac: last.clipFrac,
+      gradNorm: last.gradNorm,
+      responseLength: scored.reduce((a, s) => a + s.length, 0) / n,
+      groupsWithSignal: groupsWithSignal(rewards, cfg.rollouts),
+      procCareful: proc("careful"),
+      procCheck: proc("check"),
+      procHasty: proc("hasty"),
+      procNomarker: proc("nomarker"),
+      rolloutSeconds: (t1 - t0) / 1000,
+      updateSeconds: (t2 - t1) / 1000,
+      examples: scored.slice(0, 4).map((s) => ({ completion: s.completion, reward: s.reward })),
+    };
+  }
+}
+
+export class NumericalFault extends Error {}

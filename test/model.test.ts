@@ -1,0 +1,127 @@
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import * as tf from "@tensorflow/tfjs";
+import { beforeAll, describe, expect, it } from "vitest";
+import { selectBackend } from "../src/engine/backend.js";
+import { makeRng } from "../src/engine/rng.js";
+import { forward, initParams, lmLoss, resolveModelConfig, countParams, disposeParams } from "../src/model/gpt.js";
+import { generate, hostWeights, KVDecoder, sampleToken } from "../src/model/decode.js";
+import { AdamW, DEFAULT_ADAMW } from "../src/model/optim.js";
+import { loadCheckpoint, saveCheckpoint, decodeSafetensors, encodeSafetensors } from "../src/model/checkpoint.js";
+
+const cfg = resolveModelConfig("gpt-nano", 58, { contextLength: 32 });
+
+beforeAll(async () => {
+  await selectBackend("wasm");
+});
+
+describe("GPT model", () => {
+  it("forward gives logits [B*T, V]", () => {
+    const params = initParams(cfg, 1);
+    const logits = tf.tidy(() => forward(params, cfg, tf.tensor2d([[1, 5, 6], [1, 7, 8]], [2, 3], "int32")));
+    expect(logits.shape).toEqual([6, 58]);
+    logits.dispose();
+    disposeParams(params);
+  });
+
+  it("init is seeded: same seed same weights, other seed other weights", () => {
+    const a = initParams(cfg, 3);
+    const b = initParams(cfg, 3);
+    const c = initParams(cfg, 4);
+    expect(Array.from(a.wte.dataSync())).toEqual(Array.from(b.wte.dataSync()));
+    expect(Array.from(a.wte.dataSync())).not.toEqual(Array.from(c.wte.dataSync()));
+    [a, b, c].forEach(disposeParams);
+  });
+
+  it("KV-cache incremental decoding gives the full forward pass's logits within 1e-4", () => {
+    const params = initParams(cfg, 2);
+    // make the weights less trivial than the init: a few training steps
+    const opt = new AdamW(params, DEFAULT_ADAMW);
+    const names = new Map(Object.entries(params).map(([k, v]) => [v.name, k]));
+    for (let i = 0; i < 3; i++) {
+      const inp = tf.tensor2d([[1, 5, 6, 7, 8, 9, 10, 11]], undefined, "int32");
+      const tgt = tf.tensor2d([[5, 6, 7, 8, 9, 10, 11, 2]], undefined, "int32");
+      const mask = tf.ones([1, 8]) as tf.Tensor2D;
+      const { value, grads } = tf.variableGrads(() => lmLoss(params, cfg, inp, tgt, mask));
+      opt.apply(Object.fromEntries(Object.entries(grads).map(([k, g]) => [names.get(k)!, g])), 1e-2);
+      tf.dispose([value, inp, tgt, mask, ...Object.values(grads)]);
+    }
+    const ids = Array.from({ length: 30 }, (_, i) => (i * 11 + 3) % 58);
+    const full = tf.tidy(() => forward(params, cfg, tf.tensor2d([ids], undefined, "int32")));
+    const ref = full.arraySync() as number[][];
+    full.dispose();
+    const dec = new KVDecoder(hostWeights(params, cfg), 1);
+    const logits = new Float64Array(58);
+    let maxDiff = 0;
+    ids.forEach((id, t) => {
+      dec.step(0, id, t, logits);
+      for (let v = 0; v < 58; v++) maxDiff = Math.max(maxDiff, Math.abs(logits[v] - ref[t][v]));
+    });
+    expect(maxDiff).toBeLessThan(1e-4);
+    opt.dispose();
+    disposeParams(params);
+  });
+
+  it("seeded sampling is reproducible and greedy is deterministic", () => {
+    const params = initParams(cfg, 5);
+    const hw = hostWeights(params, cfg);
+    const prompts = [[5, 6, 7], [8, 9], [10]];
+    const opts = { temperature: 1, topP: 0.9, maxNewTokens: 12 };
+    const a = generate(hw, prompts, opts, makeRng(9, "s"));
+    const b = generate(hw, prompts, opts, makeRng(9, "s"));
+    const c = generate(hw, prompts, opts, makeRng(10, "s"));
+    expect(a).toEqual(b);
+    expect(a.completions).not.toEqual(c.completions);
+    const g1 = generate(hw, prompts, { ...opts, temperature: 0 }, null);
+    const g2 = generate(hw, prompts, { ...opts, temperature: 0 }, makeRng(1, "x"));
+    expect(g1).toEqual(g2);
+    disposeParams(params);
+  });
+
+  it("sampleToken respects top-p and greedy ties", () => {
+    const logits = Float64Array.from([0, Math.log(6), Math.log(3), Math.log(1)]); // probs 1/11, 6/11, 3/11, 1/11
+    const rng = makeRng(1, "p");
+    const seen = new Set<number>();
+    for (let i = 0; i < 300; i++) seen.add(sampleToken(logits, 4, { temperature: 1, topP: 0.6 }, rng));
+    // 6/11 = 0.545 < 0.6, so the nucleus is {1, 2}; ids 0 and 3 (1/11 each) are never drawn
+    expect([...seen].sort()).toEqual([1, 2]);
+  });
+
+  it("no tfjs tensor leaks across a training step or a generation", () => {
+    const params = initParams(cfg, 6);
+    const opt = new AdamW(params, DEFAULT_ADAMW);
+    const names = new Map(Object.entries(params).map(([k, v]) => [v.name, k]));
+    const trainStep = () => {
+      const inp = tf.tensor2d([[1, 5, 6, 7]], undefined, "int32");
+      const tgt = tf.tensor2d([[5, 6, 7, 2]], undefined, "int32");
+      const mask = tf.tensor2d([[0, 1, 1, 1]]);
+      const { value, grads } = tf.variableGrads(() => lmLoss(params, cfg, inp, tgt, mask));
+      opt.apply(Object.fromEntries(Object.entries(grads).map(([k, g]) => [names.get(k)!, g])), 1e-3);
+      tf.dispose([value, inp, tgt, mask, ...Object.values(grads)]);
+    };
+    trainStep(); // first call caches the causal mask
+    const before = tf.memory().numTensors;
+    trainStep();
+    generate(hostWeights(params, cfg), [[5, 6]], { temperature: 1, topP: 1, maxNewTokens: 8 }, makeRng(1, "g"));
+    expect(tf.memory().numTensors).toBe(before);
+    opt.dispose();
+    disposeParams(params);
+  });
+
+  it("checkpoints round-trip through config.json + safetensors", () => {
+    const params = initParams(cfg, 7);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ck-"));
+    saveCheckpoint(dir, params, cfg, { note: "test" });
+    const loaded = loadCheckpoint(dir);
+    expect(loaded.cfg).toEqual(cfg);
+    expect(loaded.meta).toEqual({ note: "test" });
+    for (const k of Object.keys(params)) expect(Array.from(loaded.params[k].dataSync())).toEqual(Array.from(params[k].dataSync()));
+    expect(Object.keys(loaded.params).length).toBe(Object.keys(params).length);
+    expect(countParams(cfg)).toBe(Object.values(params).reduce((a, v) => a + v.size, 0));
+    const buf = encodeSafetensors({ a: { shape: [2], data: Float32Array.from([1, 2]) } }, { step: "3" });
+    expect(decodeSafetensors(buf).metadata).toEqual({ step: "3" });
+    disposeParams(params);
+    disposeParams(loaded.params);
+  });
+});
