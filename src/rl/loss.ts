@@ -69,7 +69,7 @@ export interface LossInputs<T> {
 }
 
 /** Reference GRPO loss on arrays ([B][T] except adv [B]). Returns the loss and its parts. */
-export function grpoLossRef(x: LossInputs<number[][]> & { adv: number[] } & Record<string, any>, cfg: LossConfig): { loss: number; pg: number; kl: number; entropy: number; clipFrac: number } {
+export function grpoLossRef(x: Omit<LossInputs<number[][]>, "adv"> & { adv: number[] }, cfg: LossConfig): { loss: number; pg: number; kl: number; entropy: number; clipFrac: number } {
   const pgv = x.logp.map((row: number[], b: number) => row.map((lp, t) => clippedSurrogate(lp, x.oldLogp[b][t], x.adv[b], cfg.clipEps)));
   const klv = x.logp.map((row: number[], b: number) => row.map((lp, t) => k3(lp, x.refLogp[b][t])));
   const clipv = x.logp.map((row: number[], b: number) => row.map((lp, t) => (Math.abs(Math.exp(lp - x.oldLogp[b][t]) - 1) > cfg.clipEps ? 1 : 0)));

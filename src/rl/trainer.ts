@@ -10,6 +10,7 @@ import { AdamW } from "../model/optim.js";
 import { BOS_ID, EOS_ID, PAD_ID, type CharTokenizer } from "../text/tokenizer.js";
 import { rollout } from "../eval/evaluate.js";
 import { classifyProcedure } from "../world/procedures.js";
+import { promptText } from "../world/corpus.js";
 import { groupAdvantages, groupsWithSignal, type StdMode } from "./advantages.js";
 import { grpoLossTf, type LossConfig } from "./loss.js";
 
@@ -57,15 +58,16 @@ export interface Example {
   answer: string;
 }
 
-/** Pads sequences into inputs/targets with a mask over the response tokens (and the EOS, if any). */
-export function responseBatch(prompt: number[], completions: number[][], finished: boolean[]): { inputs: number[][]; targets: number[][]; mask: number[][] } {
-  const seqs = completions.map((c, i) => [BOS_ID, ...prompt, ...c, ...(finished[i] ? [EOS_ID] : [])]);
+/** Pads sequences into inputs/targets with a mask over the response tokens (and the EOS, if any).
+ * prompts[i] are the prompt ids of sequence i (without BOS). */
+export function responseBatch(prompts: number[][], completions: number[][], finished: boolean[]): { inputs: number[][]; targets: number[][]; mask: number[][] } {
+  const seqs = completions.map((c, i) => [BOS_ID, ...prompts[i], ...c, ...(finished[i] ? [EOS_ID] : [])]);
   const T = Math.max(...seqs.map((s) => s.length)) - 1;
-  const start = prompt.length + 1;
   const inputs: number[][] = [];
   const targets: number[][] = [];
   const mask: number[][] = [];
-  for (const s of seqs) {
+  seqs.forEach((s, i) => {
+    const start = prompts[i].length + 1;
     const inp = new Array(T).fill(PAD_ID);
     const tgt = new Array(T).fill(PAD_ID);
     const m = new Array(T).fill(0);
@@ -77,14 +79,13 @@ export function responseBatch(prompt: number[], completions: number[][], finishe
     inputs.push(inp);
     targets.push(tgt);
     mask.push(m);
-  }
+  });
   return { inputs, targets, mask };
 }
 
 export class GrpoTrainer {
   readonly optimizer: AdamW;
   private readonly names: Map<string, string>;
-  private readonly promptIds: number[];
 
   constructor(
     readonly policy: Params,
@@ -92,23 +93,30 @@ export class GrpoTrainer {
     readonly model: ModelConfig,
     readonly tok: CharTokenizer,
     readonly cfg: GrpoConfig,
-    readonly example: Example,
+    readonly example: Example | null,
   ) {
     this.optimizer = new AdamW(policy, { beta1: cfg.beta1, beta2: cfg.beta2, eps: 1e-8, weightDecay: cfg.weightDecay, gradClip: cfg.gradClip });
     this.names = new Map(Object.entries(policy).map(([k, v]) => [v.name, k]));
-    this.promptIds = tok.encode(`${example.prompt}?`);
   }
 
+  /** One step on the single example: `copies` groups of `rollouts` samples. */
   step(rng: Rng): StepStats {
+    if (!this.example) throw new Error("GrpoTrainer.step: no single example; use stepOn(groups)");
+    return this.stepOn(Array.from({ length: this.cfg.copies }, () => this.example!), rng);
+  }
+
+  /** One step on the given groups (one prompt each, `rollouts` samples per group). */
+  stepOn(groups: Example[], rng: Rng): StepStats & { groupRewards: number[] } {
     const { cfg, model, tok } = this;
     const t0 = performance.now();
-    const n = cfg.copies * cfg.rollouts;
-    const pairs = Array.from({ length: n }, () => this.example);
+    const n = groups.length * cfg.rollouts;
+    const pairs = groups.flatMap((g) => Array.from({ length: cfg.rollouts }, () => g));
     const hw = hostWeights(this.policy, model);
     const scored = rollout(hw, tok, pairs, { temperature: cfg.temperature, topP: cfg.topP, maxNewTokens: cfg.maxNewTokens }, rng, n);
     const rewards = scored.map((s) => s.reward as number);
     const adv = groupAdvantages(rewards, cfg.rollouts, cfg.advantage.std, cfg.advantage.eps);
-    const batch = responseBatch(this.promptIds, scored.map((s) => s.ids), scored.map((s) => s.finished));
+    const promptIds = groups.map((g) => tok.encode(promptText(g.prompt)));
+    const batch = responseBatch(pairs.map((_, i) => promptIds[Math.floor(i / cfg.rollouts)]), scored.map((s) => s.ids), scored.map((s) => s.finished));
     const t1 = performance.now();
 
     const inputs = tf.tensor2d(batch.inputs, undefined, "int32");
@@ -164,6 +172,7 @@ export class GrpoTrainer {
       rolloutSeconds: (t1 - t0) / 1000,
       updateSeconds: (t2 - t1) / 1000,
       examples: scored.slice(0, 4).map((s) => ({ completion: s.completion, reward: s.reward })),
+      groupRewards: groups.map((_, g) => rewards.slice(g * cfg.rollouts, (g + 1) * cfg.rollouts).reduce((a, b) => a + b, 0) / cfg.rollouts),
     };
   }
 }
