@@ -19,7 +19,7 @@ describe("world", () => {
 
   it("careful solutions without slips end in the right answer in the graded form", () => {
     const rng = makeRng(3, "t");
-    const noSlips = { easy: 0, hard: 0, catchRate: 1, hastyRight: 1 };
+    const noSlips = { easy: 0, hard: 0, catchRate: 1, hastyRight: 1, checkSlipBoost: 1 };
     for (const f of FAMILY_NAMES) {
       for (let i = 0; i < 50; i++) {
         const p = makeProblem(f, rng);
@@ -38,7 +38,7 @@ describe("world", () => {
   it("the check procedure corrects the slips it catches with the word recheck", () => {
     const rng = makeRng(4, "t");
     const p = makeProblem("mul", rng, { maxOperand: 99 });
-    const s = renderSolution(p, "check", rng, { easy: 1, hard: 1, catchRate: 1, hastyRight: 0 });
+    const s = renderSolution(p, "check", rng, { easy: 1, hard: 1, catchRate: 1, hastyRight: 0, checkSlipBoost: 1 });
     expect(s.text).toContain("recheck");
     expect(s.final).toBe(Number(p.answer));
   });

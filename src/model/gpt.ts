@@ -19,6 +19,7 @@ export interface ModelConfig {
 
 export const PRESETS: Record<string, Omit<ModelConfig, "vocabSize">> = {
   "gpt-nano": { contextLength: 96, layers: 2, width: 64, heads: 4, mlpRatio: 4 },
+  "gpt-nano-l3": { contextLength: 96, layers: 3, width: 64, heads: 4, mlpRatio: 4 },
   "gpt-micro": { contextLength: 96, layers: 3, width: 96, heads: 4, mlpRatio: 4 },
   "gpt-mini": { contextLength: 128, layers: 4, width: 128, heads: 4, mlpRatio: 4 },
 };

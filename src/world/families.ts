@@ -47,7 +47,7 @@ function chained(
 
 export function addProblem(rng: Rng, d: Difficulty = {}): Problem {
   const terms = d.terms ?? rng.int(3, 4);
-  const max = d.maxOperand ?? 60;
+  const max = d.maxOperand ?? 40;
   let total = rng.int(10, max);
   const parts: { op: "+" | "-"; n: number }[] = [];
   const first = total;

@@ -24,9 +24,12 @@ export interface SlipRates {
   catchRate: number;
   /** probability that a hasty answer is right */
   hastyRight: number;
+  /** slip rates in the check procedure are multiplied by this, so that catching a slip
+   * ("recheck") is common enough in the corpus to be learned */
+  checkSlipBoost: number;
 }
 
-export const DEFAULT_SLIPS: SlipRates = { easy: 0.03, hard: 0.12, catchRate: 0.9, hastyRight: 0.3 };
+export const DEFAULT_SLIPS: SlipRates = { easy: 0.03, hard: 0.12, catchRate: 0.9, hastyRight: 0.3, checkSlipBoost: 2 };
 
 function slip(rng: Rng, value: number): number {
   const delta = rng.pick([-10, -2, -1, 1, 2, 10]);
@@ -51,7 +54,8 @@ export function renderSolution(problem: Problem, procedure: Procedure, rng: Rng,
   const parts: string[] = [];
   for (const step of problem.steps) {
     const { lhs, value: right } = step.redo(values);
-    const slipped = rng.next() < (step.hard ? rates.hard : rates.easy);
+    const boost = procedure === "check" ? rates.checkSlipBoost : 1;
+    const slipped = rng.next() < (step.hard ? rates.hard : rates.easy) * boost;
     let value = slipped ? slip(rng, right) : right;
     let text = `${lhs}=${value}`;
     if (procedure === "check") {
