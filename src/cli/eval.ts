@@ -4,6 +4,7 @@
 // JSON object {"benchmarks": {"<family>": {"greedy", "sampled", "pass@k", "formatRate", ...}}, ...}.
 import fs from "node:fs";
 import path from "node:path";
+import { selectKernels } from "../model/sampler.js";
 import { describeBackend, selectBackend, type BackendName } from "../engine/backend.js";
 import { loadCheckpoint } from "../model/checkpoint.js";
 import { hostWeights } from "../model/decode.js";
@@ -15,7 +16,7 @@ import { numberFlag, parseArgs, runMain } from "./args.js";
 runMain(async () => {
   const { flags } = parseArgs(
     process.argv.slice(2),
-    { checkpoint: "string", n: "string", k: "string", limit: "string", temperature: "string", "top-p": "string", benchmarks: "string", seed: "string", backend: "string", json: "boolean" },
+    { checkpoint: "string", n: "string", k: "string", limit: "string", temperature: "string", "top-p": "string", benchmarks: "string", seed: "string", backend: "string", kernels: "string", json: "boolean" },
     "eval",
   );
   const ckpt = flags.checkpoint as string | undefined;
@@ -38,6 +39,8 @@ runMain(async () => {
   const log = (s: string) => (flags.json ? process.stderr : process.stdout).write(s + "\n");
   const backend = await selectBackend(((flags.backend as string) ?? "auto") as BackendName);
   log(describeBackend(backend));
+  const kernels = selectKernels((flags.kernels as string) ?? "auto");
+  log(kernels.message);
   const ck = loadCheckpoint(ckpt);
   const tok = loadTokenizer(fs.existsSync(path.join(ckpt, "tokenizer.json")) ? ckpt : "data/tokenizer");
   const t0 = performance.now();

@@ -4,9 +4,10 @@
 // the single example for each seed and prints the summary.
 import fs from "node:fs";
 import path from "node:path";
+import { selectKernels } from "../model/sampler.js";
 import { describeBackend, selectBackend, type BackendName } from "../engine/backend.js";
 import { ConfigError, parseExperiment, validateExperiment, type Experiment } from "../experiment/schema.js";
-import { runDir, runSeed, type ResolvedExample } from "../experiment/runner.js";
+import { canResume, runDir, runSeed, type ResolvedExample, type RunMode } from "../experiment/runner.js";
 import { readCheckpointConfig } from "../model/checkpoint.js";
 import { loadTokenizer } from "../text/tokenizer.js";
 import { loadBenchmarks } from "../eval/benchmarks.js";
@@ -35,7 +36,15 @@ export function resolveExample(exp: Experiment, file: string): ResolvedExample {
 /** Every check that can fail before training starts. Returns the example and the loaded benchmarks. */
 export function preflight(exp: Experiment, file: string) {
   const example = resolveExample(exp, file);
-  const { cfg: model } = readCheckpointConfig(exp.checkpoint);
+  const field = <T>(name: string, fix: string, f: () => T): T => {
+    try {
+      return f();
+    } catch (e) {
+      if (e instanceof ConfigError) throw e;
+      throw new ConfigError(`${file}: field \`${name}\`: ${(e as Error).message}; ${fix}`);
+    }
+  };
+  const { cfg: model } = field("checkpoint", "point it at a directory written by `npm run pretrain` (e.g. data/models/base)", () => readCheckpointConfig(exp.checkpoint));
   const tok = loadTokenizer(fs.existsSync(path.join(exp.checkpoint, "tokenizer.json")) ? exp.checkpoint : "data/tokenizer");
   const bad = tok.unknownChars(example.prompt);
   if (bad.length) {
@@ -51,18 +60,18 @@ export function preflight(exp: Experiment, file: string) {
     const big = exp.eval.ks.filter((k) => k > exp.eval.n);
     if (big.length) throw new ConfigError(`${file}: field \`eval.ks\`: ${JSON.stringify(big)} larger than eval.n = ${exp.eval.n}; pass@k needs k <= n samples — lower k or raise eval.n`);
   }
-  const benchmarks = loadBenchmarks(exp.benchmarks, exp.eval.limit > 0 ? exp.eval.limit : null);
+  const benchmarks = field("benchmarks", "use names of files in data/benchmarks/ (add, lin, mul, word) or paths to JSONL files", () => loadBenchmarks(exp.benchmarks, exp.eval.limit > 0 ? exp.eval.limit : null));
   return { example, benchmarks, model };
 }
 
 const USAGE = `usage: npm run experiment -- [FILE] [--seed S] [--steps N] [--example FILE] [--prompt TEXT --answer TEXT]
-                            [--out DIR] [--backend auto|tensorflow|wasm|cpu] [--dry-run] [--force]
+                            [--out DIR] [--backend auto|tensorflow|wasm|cpu] [--dry-run] [--force | --resume]
 With no FILE it runs ${DEFAULT_FILE}.`;
 
 runMain(async () => {
   const { positional, flags } = parseArgs(
     process.argv.slice(2),
-    { seed: "string", steps: "string", example: "string", prompt: "string", answer: "string", out: "string", backend: "string", "dry-run": "boolean", force: "boolean", help: "boolean" },
+    { seed: "string", steps: "string", example: "string", prompt: "string", answer: "string", out: "string", backend: "string", kernels: "string", "dry-run": "boolean", force: "boolean", resume: "boolean", help: "boolean" },
     "experiment",
   );
   if (flags.help) {
@@ -83,11 +92,21 @@ runMain(async () => {
   const exp = validateExperiment(over, `${file} (with command-line overrides)`);
   const { example, benchmarks, model } = preflight(exp, file);
   const outDir = (flags.out as string) ?? "results";
+  if (flags.force && flags.resume) throw new Error("experiment: --force starts over and --resume continues; pass one of them");
+  const modes = new Map<number, RunMode | "complete">();
   for (const seed of exp.seeds) {
     const d = runDir(outDir, exp.name, seed);
-    if (!flags["dry-run"] && !flags.force && fs.existsSync(path.join(d, "metrics.csv"))) {
-      throw new Error(`${d} already holds a run; pass --force to overwrite it, or --out another directory`);
-    }
+    const exists = fs.existsSync(path.join(d, "metrics.csv"));
+    if (!exists || flags.force) modes.set(seed, "fresh");
+    else if (!flags.resume) {
+      throw new Error(`${d} already holds a run; pass --resume to continue it, --force to start it over (its files are deleted), or --out another directory`);
+    } else if (canResume(d)) {
+      const old = JSON.parse(fs.readFileSync(path.join(d, "config.resolved.json"), "utf8"));
+      const same = (a: any) => JSON.stringify({ ...a, seeds: undefined, example: { prompt: a.example.prompt, answer: a.example.answer }, backend: undefined, versions: undefined, model: undefined, file: undefined, overrides: undefined, description: undefined });
+      if (same(old) !== same({ ...exp, example })) throw new Error(`${d}: the run was started with a different configuration (see its config.resolved.json); resume it with the same file and options, or pass --force to start over`);
+      modes.set(seed, "resume");
+    } else if (fs.existsSync(path.join(d, "summary.json"))) modes.set(seed, "complete");
+    else modes.set(seed, "fresh");
   }
   if (flags["dry-run"]) {
     console.log(JSON.stringify({ file, ...exp, example, model, benchmarks: benchmarks.map((b) => ({ name: b.name, problems: b.items.length })), out: outDir }, null, 2));
@@ -96,18 +115,32 @@ runMain(async () => {
   }
   const backend = await selectBackend(((flags.backend as string) ?? "auto") as BackendName);
   console.log(describeBackend(backend));
+  const kernels = selectKernels((flags.kernels as string) ?? "auto");
+  console.log(kernels.message);
   console.log(`experiment ${exp.name}: example ${JSON.stringify(example.prompt)} -> ${JSON.stringify(example.answer)} (${example.source}); ${exp.steps} steps of ${exp.grpo.copies}x${exp.grpo.rollouts} rollouts; held-out ${benchmarks.map((b) => `${b.name}:${b.items.length}`).join(" ")}; seeds ${exp.seeds.join(",")}`);
   let stop = false;
   const onSignal = (sig: string) => {
     if (stop) process.exit(130);
     stop = true;
-    console.log(`\n${sig}: finishing the current step, then writing results (press again to abort)`);
+    console.log(`\n${sig}: finishing the current step, then saving a resumable state (press again to abort at once)`);
   };
   process.on("SIGINT", () => onSignal("SIGINT"));
   process.on("SIGTERM", () => onSignal("SIGTERM"));
   const versions = packageVersions();
   for (const seed of exp.seeds) {
-    const r = await runSeed({ exp, example, benchmarks, backend, versions, outDir, provenance: { file, overrides: process.argv.slice(3) }, log: (l) => console.log(l), shouldStop: () => stop }, seed);
+    const mode = modes.get(seed)!;
+    const d = runDir(outDir, exp.name, seed);
+    if (mode === "complete") {
+      console.log(`[seed ${seed}] ${d} is already complete (summary.json); nothing to resume`);
+      continue;
+    }
+    if (mode === "fresh" && flags.force) fs.rmSync(d, { recursive: true, force: true });
+    const r = await runSeed({ exp, example, benchmarks, backend, versions, outDir, provenance: { file, overrides: process.argv.slice(3), kernels: kernels.name }, log: (l) => console.log(l), shouldStop: () => stop }, seed, mode);
+    if (r.stopped || !r.summary) {
+      const cmd = ["npm run experiment --", ...process.argv.slice(2).filter((a) => a !== "--force" && a !== "--resume"), "--resume"].join(" ");
+      console.log(`stopped: state saved in ${r.dir}; continue with: ${cmd}`);
+      process.exit(130);
+    }
     const s = r.summary;
     const f = (x: number | null) => (x === null ? "n/a" : x.toFixed(3));
     console.log(
@@ -116,9 +149,5 @@ runMain(async () => {
     );
     console.log(`[seed ${seed}]   graded-form share start/sat/final ${f(s.formatAtStart)}/${f(s.formatAtSaturation)}/${f(s.formatFinal)}; accuracy among graded ${f(s.accGivenFormatAtStart)}/${f(s.accGivenFormatAtSaturation)}/${f(s.accGivenFormatFinal)}`);
     console.log(`[seed ${seed}]   wrote ${r.dir}/{metrics.csv,summary.json,samples.jsonl,config.resolved.json,timing.json,checkpoint/} in ${r.seconds.toFixed(0)}s`);
-    if (r.stopped) {
-      console.log("stopped early by signal; the files above cover the steps done");
-      process.exit(130);
-    }
   }
 });

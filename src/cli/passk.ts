@@ -11,6 +11,7 @@
 // `npm run eval` draws. Only the I/O edge; curves and CSV are in src/analysis/passk-curve.ts.
 import fs from "node:fs";
 import path from "node:path";
+import { selectKernels } from "../model/sampler.js";
 import { describeBackend, selectBackend, type BackendName } from "../engine/backend.js";
 import { makeRng } from "../engine/rng.js";
 import { loadCheckpoint } from "../model/checkpoint.js";
@@ -42,7 +43,7 @@ const csvCell = (s: string) => (/[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"
 runMain(async () => {
   const { flags } = parseArgs(
     process.argv.slice(2),
-    { checkpoint: "multi", n: "string", limit: "string", benchmarks: "string", temperature: "string", "top-p": "string", seed: "string", backend: "string", out: "string", png: "boolean" },
+    { checkpoint: "multi", n: "string", limit: "string", benchmarks: "string", temperature: "string", "top-p": "string", seed: "string", backend: "string", kernels: "string", out: "string", png: "boolean" },
     "passk",
   );
   const ckpts = (flags.checkpoint as string[] | undefined) ?? [];
@@ -60,6 +61,8 @@ runMain(async () => {
   const benches = loadBenchmarks(names, limit > 0 ? limit : null);
   const backend = await selectBackend(((flags.backend as string) ?? "auto") as BackendName);
   console.log(describeBackend(backend));
+  const kernels = selectKernels((flags.kernels as string) ?? "auto");
+  console.log(kernels.message);
   console.log(`n=${n} samples per problem, T=${temperature}, top-p=${topP}, seed ${seed}, benchmarks ${benches.map((b) => `${b.name}(${b.items.length})`).join(" ")}`);
 
   const rows: PasskRow[] = [];

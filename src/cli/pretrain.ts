@@ -3,6 +3,7 @@
 // capability (greedy, sampled, pass@k at T = 1) and writes the checkpoint with its model card.
 import fs from "node:fs";
 import path from "node:path";
+import { selectKernels } from "../model/sampler.js";
 import { describeBackend, selectBackend, type BackendName } from "../engine/backend.js";
 import { DEFAULT_CORPUS } from "../world/corpus.js";
 import { loadTokenizer } from "../text/tokenizer.js";
@@ -22,7 +23,7 @@ const USAGE = `usage: npm run pretrain -- [--preset gpt-nano] [--steps 1500] [--
 runMain(async () => {
   const { flags } = parseArgs(
     process.argv.slice(2),
-    { preset: "string", steps: "string", batch: "string", lr: "string", warmup: "string", seed: "string", out: "string", "eval-every": "string", "card-n": "string", "card-limit": "string", backend: "string", help: "boolean" },
+    { preset: "string", steps: "string", batch: "string", lr: "string", warmup: "string", seed: "string", out: "string", "eval-every": "string", "card-n": "string", "card-limit": "string", backend: "string", kernels: "string", help: "boolean" },
     "pretrain",
   );
   if (flags.help) {
@@ -44,6 +45,8 @@ runMain(async () => {
   const cardLimit = numberFlag(flags, "card-limit", 100, { integer: true, min: 1 });
   const backend = await selectBackend(((flags.backend as string) ?? "auto") as BackendName);
   console.log(describeBackend(backend));
+  const kernels = selectKernels((flags.kernels as string) ?? "auto");
+  console.log(kernels.message);
 
   const tok = loadTokenizer("data/tokenizer");
   const model = resolveModelConfig((flags.preset as string) ?? "gpt-nano", tok.vocabSize);

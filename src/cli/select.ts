@@ -5,6 +5,7 @@
 // Writes the ranking as JSON and Markdown; the default experiment's example is chosen from it.
 import fs from "node:fs";
 import path from "node:path";
+import { selectKernels } from "../model/sampler.js";
 import { describeBackend, selectBackend, type BackendName } from "../engine/backend.js";
 import { makeRng } from "../engine/rng.js";
 import { loadCheckpoint } from "../model/checkpoint.js";
@@ -19,7 +20,7 @@ import { numberFlag, parseArgs, runMain } from "./args.js";
 runMain(async () => {
   const { flags } = parseArgs(
     process.argv.slice(2),
-    { pool: "string", checkpoint: "string", epochs: "string", "per-step": "string", rollouts: "string", lr: "string", seed: "string", out: "string", backend: "string" },
+    { pool: "string", checkpoint: "string", epochs: "string", "per-step": "string", rollouts: "string", lr: "string", seed: "string", out: "string", backend: "string", kernels: "string" },
     "select",
   );
   const poolFile = (flags.pool as string) ?? "data/pool/pool.jsonl";
@@ -33,6 +34,8 @@ runMain(async () => {
   const pool = readItems(poolFile);
   const backend = await selectBackend(((flags.backend as string) ?? "auto") as BackendName);
   console.log(describeBackend(backend));
+  const kernels = selectKernels((flags.kernels as string) ?? "auto");
+  console.log(kernels.message);
   const policy = loadCheckpoint(ckpt);
   const ref = loadCheckpoint(ckpt);
   const tok = loadTokenizer(fs.existsSync(path.join(ckpt, "tokenizer.json")) ? ckpt : "data/tokenizer");

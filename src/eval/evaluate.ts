@@ -3,7 +3,8 @@
 // correction and real improvement can be told apart), response length, self-check word rate
 // and the share of each solution procedure in the samples.
 import type { Rng } from "../engine/rng.js";
-import { generate, type HostWeights } from "../model/decode.js";
+import type { HostWeights } from "../model/decode.js";
+import { sample } from "../model/sampler.js";
 import type { CharTokenizer } from "../text/tokenizer.js";
 import { promptText } from "../world/corpus.js";
 import type { Item } from "../world/datasets.js";
@@ -81,7 +82,7 @@ export function rollout(
   for (let s = 0; s < pairs.length; s += chunk) {
     const part = pairs.slice(s, s + chunk);
     const prompts = part.map((p) => tok.encode(promptText(p.prompt)));
-    const { completions, finished } = generate(hw, prompts, opts, rng);
+    const { completions, finished } = sample(hw, prompts, opts, rng);
     completions.forEach((ids, i) => {
       const completion = tok.decode(ids);
       const r = reward(completion, part[i].answer);

@@ -161,34 +161,38 @@ export function sampleToken(logits: Float64Array, V: number, opts: SampleOptions
   }
   let max = -Infinity;
   for (let i = 0; i < V; i++) if (logits[i] > max) max = logits[i];
-  const probs = new Float64Array(V);
+  if (probsScratch.length < V) probsScratch = new Float64Array(V);
+  const probs = probsScratch;
   let sum = 0;
   for (let i = 0; i < V; i++) {
     probs[i] = Math.exp((logits[i] - max) / opts.temperature);
     sum += probs[i];
   }
-  let order: number[] | null = null;
-  let total = sum;
-  if (opts.topP < 1) {
-    order = Array.from({ length: V }, (_, i) => i).sort((a, b) => probs[b] - probs[a] || a - b);
-    let cum = 0;
-    let keep = 0;
-    while (keep < V) {
-      cum += probs[order[keep]];
-      keep++;
-      if (cum >= opts.topP * sum) break;
+  if (opts.topP >= 1) {
+    let u = rng.next() * sum;
+    for (let i = 0; i < V; i++) {
+      u -= probs[i];
+      if (u < 0) return i;
     }
-    order = order.slice(0, keep);
-    total = cum;
+    return V - 1;
   }
-  let u = rng.next() * total;
-  const ids = order ?? Array.from({ length: V }, (_, i) => i);
-  for (const i of ids) {
-    u -= probs[i];
-    if (u < 0) return i;
+  const order = Array.from({ length: V }, (_, i) => i).sort((a, b) => probs[b] - probs[a] || a - b);
+  let cum = 0;
+  let keep = 0;
+  while (keep < V) {
+    cum += probs[order[keep]];
+    keep++;
+    if (cum >= opts.topP * sum) break;
   }
-  return ids[ids.length - 1];
+  let u = rng.next() * cum;
+  for (let r = 0; r < keep; r++) {
+    u -= probs[order[r]];
+    if (u < 0) return order[r];
+  }
+  return order[keep - 1];
 }
+
+let probsScratch = new Float64Array(0);
 
 export interface GenerateOptions extends SampleOptions {
   maxNewTokens: number;

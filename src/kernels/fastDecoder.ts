@@ -1,0 +1,355 @@
+// KV-cache decoding in WebAssembly (SIMD): the same function as KVDecoder / generate in
+// src/model/decode.ts, with each lockstep token step of the whole batch done by one call into
+// decode.wasm (built from decode.c by scripts/build-kernels.sh; the binary is committed).
+// Weights are copied into the wasm memory (float32, tfjs [in, out] layouts with output columns
+// zero-padded to a multiple of 8); the KV cache and all scratch live there too. Instances (and
+// their memory, grown once to the largest batch seen) are pooled and reused across decoders.
+// Arithmetic is float32 (LayerNorm statistics float64): logits agree with the float64 host
+// decoder to ~1e-5, and are bit-identical from run to run.
+import fs from "node:fs";
+import { fileURLToPath } from "node:url";
+import type { Rng } from "../engine/rng.js";
+import { BOS_ID, EOS_ID } from "../text/tokenizer.js";
+import { paramShapes } from "../model/gpt.js";
+import { sampleToken, type GenerateOptions, type HostWeights } from "../model/decode.js";
+
+const WASM_URL = new URL("./decode.wasm", import.meta.url);
+
+// Field order of Desc and Layer in decode.c (all 4-byte ints or pointers).
+const DESC = [
+  "V", "T", "L", "C", "nh", "H", "B", "Cp", "C3p", "Hp", "Vp",
+  "wte", "wpe", "lnf_g", "lnf_b", "lm_head", "kc", "vc",
+  "x", "h", "qkv", "y", "mlp", "att", "logits", "rows_b", "rows_tok", "rows_want", "layers",
+] as const;
+type DescField = (typeof DESC)[number];
+// Layer fields and the parameter (suffix of `h.${l}.`) each points at; "pad" marks the matrices and
+// biases whose output dimension is padded.
+const LAYER: [string, string, boolean][] = [
+  ["ln1_g", "ln_1.g", false], ["ln1_b", "ln_1.b", false],
+  ["attn_w", "attn.c_attn.w", true], ["attn_b", "attn.c_attn.b", true],
+  ["proj_w", "attn.c_proj.w", true], ["proj_b", "attn.c_proj.b", true],
+  ["ln2_g", "ln_2.g", false], ["ln2_b", "ln_2.b", false],
+  ["fc_w", "mlp.c_fc.w", true], ["fc_b", "mlp.c_fc.b", true],
+  ["mproj_w", "mlp.c_proj.w", true], ["mproj_b", "mlp.c_proj.b", true],
+];
+
+interface Exports {
+  memory: WebAssembly.Memory;
+  __heap_base: WebAssembly.Global;
+  desc_size(): number;
+  layer_size(): number;
+  vec_math(f: number, inPtr: number, outPtr: number, n: number): void;
+  decode_step(desc: number, nb: number, pos: number): number;
+}
+
+let compiled: WebAssembly.Module | null | undefined;
+let loadError = "";
+/** idle instances kept for reuse (more than this many decoders alive at once allocate afresh) */
+const POOL_MAX = 4;
+const pool: Exports[] = [];
+
+function wasmModule(): WebAssembly.Module | null {
+  if (compiled !== undefined) return compiled;
+  try {
+    const bytes = fs.readFileSync(fileURLToPath(WASM_URL));
+    compiled = new WebAssembly.Module(bytes);
+  } catch (e) {
+    loadError = String((e as Error).message ?? e);
+    compiled = null;
+  }
+  return compiled;
+}
+
+function acquire(): Exports {
+  const pooled = pool.pop();
+  if (pooled) return pooled;
+  const mod = wasmModule();
+  if (!mod) throw new Error(`FastKVDecoder: cannot load ${fileURLToPath(WASM_URL)} (${loadError}); run npm run build:kernels`);
+  const ex = new WebAssembly.Instance(mod, {}).exports as unknown as Exports;
+  if (ex.desc_size() !== DESC.length * 4 || ex.layer_size() !== LAYER.length * 4) {
+    throw new Error("FastKVDecoder: decode.wasm does not match fastDecoder.ts (struct layout); rebuild the kernels");
+  }
+  return ex;
+}
+
+const pad8 = (n: number) => (n + 7) & ~7;
+
+/** Bump allocator over the wasm memory, from __heap_base, 16-byte aligned. */
+class Layout {
+  end: number;
+  constructor(base: number) {
+    this.end = (base + 15) & ~15;
+  }
+  alloc(floats: number): number {
+    const p = this.end;
+    this.end = (p + floats * 4 + 15) & ~15;
+    return p;
+  }
+}
+
+/**
+ * KV cache and weights for a batch of `batch` sequences decoded in lockstep, in WebAssembly.
+ * Same semantics as KVDecoder (decode.ts); call dispose() when done so the instance is reused.
+ */
+export class FastKVDecoder {
+  private ex: Exports | null;
+  private readonly f32: Float32Array;
+  private readonly i32: Int32Array;
+  private readonly desc: number;
+  private readonly rowsB: number;
+  private readonly rowsTok: number;
+  private readonly rowsWant: number;
+  private readonly logits: number;
+  private readonly V: number;
+  private readonly Vp: number;
+  private readonly T: number;
+  private readonly row64: Float64Array;
+
+  /** Whether decode.wasm is present and this runtime can compile it (WebAssembly SIMD). */
+  static available(): boolean {
+    return typeof WebAssembly === "object" && wasmModule() !== null;
+  }
+
+  /** Why available() is false ("" when it is true). */
+  static unavailableReason(): string {
+    return FastKVDecoder.available() ? "" : loadError || "WebAssembly is not supported";
+  }
+
+  constructor(hw: HostWeights, readonly batch: number) {
+    const { cfg, w } = hw;
+    if (!Number.isInteger(batch) || batch < 0) throw new Error(`FastKVDecoder: batch must be a non-negative integer, got ${batch}`);
+    for (const [name, shape] of paramShapes(cfg)) {
+      const n = shape.reduce((a, b) => a * b, 1);
+      if (!w[name] || w[name].length !== n) throw new Error(`FastKVDecoder: weight ${name} missing or not of size ${n}`);
+    }
+    const C = cfg.width, T = cfg.contextLength, L = cfg.layers, V = cfg.vocabSize, H = cfg.mlpRatio * C;
+    const Cp = pad8(C), C3p = pad8(3 * C), Hp = pad8(H), Vp = pad8(V);
+    this.V = V;
+    this.Vp = Vp;
+    this.T = T;
+    this.row64 = new Float64Array(V);
+    const ex = acquire();
+    this.ex = ex;
+
+    const lay = new Layout(ex.__heap_base.value as number);
+    const desc = lay.alloc(DESC.length);
+    const layers = lay.alloc(LAYER.length * L);
+    // weights: [name, pointer, rows, cols, padded cols]
+    const copies: [Float32Array, number, number, number, number][] = [];
+    const weight = (name: string, rows: number, cols: number, padded: boolean): number => {
+      const ld = padded ? pad8(cols) : cols;
+      const p = lay.alloc(rows * ld);
+      copies.push([w[name], p, rows, cols, ld]);
+      return p;
+    };
+    const d: Record<DescField, number> = {
+      V, T, L, C, nh: cfg.heads, H, B: batch, Cp, C3p, Hp, Vp,
+      wte: weight("wte", V, C, false),
+      wpe: weight("wpe", T, C, false),
+      lnf_g: weight("ln_f.g", 1, C, false),
+      lnf_b: weight("ln_f.b", 1, C, false),
+      lm_head: weight("lm_head.w", C, V, true),
+      kc: 0, vc: 0, x: 0, h: 0, qkv: 0, y: 0, mlp: 0, att: 0, logits: 0, rows_b: 0, rows_tok: 0, rows_want: 0,
+      layers,
+    };
+    const layerPtrs: number[] = [];
+    for (let l = 0; l < L; l++) {
+      for (const [, suffix, padded] of LAYER) {
+        const name = `h.${l}.${suffix}`;
+        const shape = paramShapes(cfg).find(([n]) => n === name)![1];
+        const [rows, cols] = shape.length === 2 ? shape : [1, shape[0]];
+        layerPtrs.push(weight(name, rows, cols, padded));
+      }
+    }
+    d.kc = lay.alloc(L * batch * T * C);
+    d.vc = lay.alloc(L * batch * T * C);
+    d.x = lay.alloc(batch * Cp);
+    d.h = lay.alloc(batch * Cp);
+    d.qkv = lay.alloc(batch * C3p);
+    d.y = lay.alloc(batch * Cp);
+    d.mlp = lay.alloc(batch * Hp);
+    d.att = lay.alloc((T + 3) & ~3);
+    d.logits = lay.alloc(batch * Vp);
+    d.rows_b = lay.alloc(batch);
+    d.rows_tok = lay.alloc(batch);
+    d.rows_want = lay.alloc(batch);
+
+    const mem = ex.memory;
+    if (mem.buffer.byteLength < lay.end) mem.grow(Math.ceil((lay.end - mem.buffer.byteLength) / 65536));
+    this.f32 = new Float32Array(mem.buffer);
+    this.i32 = new Int32Array(mem.buffer);
+    // zero everything we own (padding of weights and biases must be 0; the cache starts clean)
+    this.f32.fill(0, desc / 4, lay.end / 4);
+    for (const [src, p, rows, cols, ld] of copies) {
+      if (ld === cols) this.f32.set(src, p / 4);
+      else for (let r = 0; r < rows; r++) this.f32.set(src.subarray(r * cols, (r + 1) * cols), p / 4 + r * ld);
+    }
+    DESC.forEach((k, i) => (this.i32[desc / 4 + i] = d[k]));
+    layerPtrs.forEach((p, i) => (this.i32[layers / 4 + i] = p));
+    this.desc = desc;
+    this.rowsB = d.rows_b / 4;
+    this.rowsTok = d.rows_tok / 4;
+    this.rowsWant = d.rows_want / 4;
+    this.logits = d.logits / 4;
+  }
+
+  /** Returns the wasm instance to the pool; the decoder cannot be used afterwards. */
+  dispose(): void {
+    if (this.ex && pool.length < POOL_MAX) pool.push(this.ex);
+    this.ex = null;
+  }
+
+  private live(): Exports {
+    if (!this.ex) throw new Error("FastKVDecoder: used after dispose()");
+    return this.ex;
+  }
+
+  private checkPos(pos: number): void {
+    if (!Number.isInteger(pos) || pos < 0 || pos >= this.T) throw new Error(`FastKVDecoder: position ${pos} outside the context [0, ${this.T})`);
+  }
+
+  private checkToken(token: number): void {
+    if (!Number.isInteger(token) || token < 0 || token >= this.V) throw new Error(`FastKVDecoder: token ${token} outside the vocabulary [0, ${this.V})`);
+  }
+
+  /**
+   * Low level: runs the rows set with setRow(0..nb-1) at position pos. Returns the number of rows
+   * that wanted logits; read them (in row order) with logitsRow(i).
+   */
+  run(nb: number, pos: number): number {
+    const ex = this.live();
+    this.checkPos(pos);
+    if (nb > this.batch) throw new Error(`FastKVDecoder: ${nb} rows for a batch of ${this.batch}`);
+    return nb > 0 ? ex.decode_step(this.desc, nb, pos) : 0;
+  }
+
+  /** Row r of the next run feeds `token` for sequence b; want: compute its logits. */
+  setRow(r: number, b: number, token: number, want: boolean): void {
+    if (!(b >= 0 && b < this.batch)) throw new Error(`FastKVDecoder: sequence ${b} outside the batch of ${this.batch}`);
+    this.checkToken(token);
+    this.i32[this.rowsB + r] = b;
+    this.i32[this.rowsTok + r] = token;
+    this.i32[this.rowsWant + r] = want ? 1 : 0;
+  }
+
+  /** View of the i-th logits row of the last run (valid until the next run). */
+  logitsRow(i: number): Float32Array {
+    const o = this.logits + i * this.Vp;
+    return this.f32.subarray(o, o + this.V);
+  }
+
+  /**
+   * One lockstep step: every sequence b with active[b] feeds tokens[b] at position pos; those with
+   * wantLogits[b] get their next-token logits in logitsOut[b*V .. (b+1)*V).
+   */
+  stepBatch(tokens: Int32Array, active: Uint8Array, pos: number, wantLogits: Uint8Array, logitsOut: Float32Array): void {
+    const B = this.batch, V = this.V;
+    let nb = 0;
+    for (let b = 0; b < B; b++) if (active[b]) this.setRow(nb++, b, tokens[b], wantLogits[b] !== 0);
+    this.run(nb, pos);
+    let i = 0;
+    for (let r = 0; r < nb; r++) {
+      if (!this.i32[this.rowsWant + r]) continue;
+      logitsOut.set(this.logitsRow(i++), this.i32[this.rowsB + r] * V);
+    }
+  }
+
+  /** KVDecoder-compatible single-sequence step: feeds `token` at `pos` for sequence b. */
+  step(b: number, token: number, pos: number, logits?: Float64Array | Float32Array): void {
+    this.setRow(0, b, token, logits !== undefined);
+    this.run(1, pos);
+    if (logits) logits.set(this.logitsRow(0));
+  }
+
+  /** Float64 copy of logits row i (reused buffer), for sampleToken. */
+  logitsRow64(i: number): Float64Array {
+    this.row64.set(this.logitsRow(i));
+    return this.row64;
+  }
+}
+
+/**
+ * Same as generate() in src/model/decode.ts (same prompt feeding, stopping rules, and rng draws:
+ * one sampleToken call per sampling sequence per step, in sequence order), with the decode steps
+ * in WebAssembly. Tokens agree with generate() wherever the float32 logits pick the same token.
+ */
+export function generateFast(
+  hw: HostWeights,
+  prompts: number[][],
+  opts: GenerateOptions,
+  rng: Rng | null,
+): { completions: number[][]; finished: boolean[] } {
+  const B = prompts.length;
+  const { cfg } = hw;
+  const V = cfg.vocabSize;
+  const T = cfg.contextLength;
+  if (opts.temperature < 0) throw new Error(`temperature must be >= 0, got ${opts.temperature}`);
+  if (!(opts.topP > 0 && opts.topP <= 1)) throw new Error(`topP must be in (0, 1], got ${opts.topP}`);
+  const seqs = prompts.map((p) => [BOS_ID, ...p]);
+  for (const [i, s] of seqs.entries()) {
+    if (s.length >= T) throw new Error(`prompt ${i} has ${s.length} tokens with BOS; the context is ${T}`);
+  }
+  const completions: number[][] = prompts.map(() => []);
+  const finished = new Array<boolean>(B).fill(false);
+  const done = new Array<boolean>(B).fill(false);
+  const dec = new FastKVDecoder(hw, B);
+  try {
+    const rowB = new Int32Array(B);
+    const rowWant = new Uint8Array(B);
+    for (let pos = 0; pos < T - 1; pos++) {
+      let nb = 0;
+      for (let b = 0; b < B; b++) {
+        if (done[b]) continue;
+        const s = seqs[b];
+        const inPrompt = pos + 1 < s.length;
+        dec.setRow(nb, b, s[pos], !inPrompt);
+        rowB[nb] = b;
+        rowWant[nb] = inPrompt ? 0 : 1;
+        nb++;
+      }
+      dec.run(nb, pos);
+      let anyActive = false;
+      let i = 0;
+      for (let r = 0; r < nb; r++) {
+        const b = rowB[r];
+        if (!rowWant[r]) {
+          anyActive = true;
+          continue;
+        }
+        const next = sampleToken(dec.logitsRow64(i++), V, opts, rng);
+        const s = seqs[b];
+        if (next === EOS_ID) {
+          finished[b] = true;
+          done[b] = true;
+          continue;
+        }
+        s.push(next);
+        completions[b].push(next);
+        if (completions[b].length >= opts.maxNewTokens || s.length >= T) done[b] = true;
+        else anyActive = true;
+      }
+      if (!anyActive) break;
+    }
+  } finally {
+    dec.dispose();
+  }
+  return { completions, finished };
+}
+
+/** Test hook: applies the kernel's float32 exp (f=0), tanh (1) or GELU (2) to xs. */
+export function kernelMath(f: 0 | 1 | 2, xs: Float32Array): Float32Array {
+  const ex = acquire();
+  try {
+    const n = (xs.length + 3) & ~3;
+    const base = ((ex.__heap_base.value as number) + 15) & ~15;
+    const need = base + 8 * n;
+    if (ex.memory.buffer.byteLength < need) ex.memory.grow(Math.ceil((need - ex.memory.buffer.byteLength) / 65536));
+    const f32 = new Float32Array(ex.memory.buffer);
+    f32.fill(0, base / 4, base / 4 + n);
+    f32.set(xs, base / 4);
+    ex.vec_math(f, base, base + 4 * n, n);
+    return f32.slice(base / 4 + n, base / 4 + n + xs.length);
+  } finally {
+    if (pool.length < POOL_MAX) pool.push(ex);
+  }
+}
