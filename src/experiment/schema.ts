@@ -80,7 +80,7 @@ export const ExperimentSchema = z
     checkpoint: z.string().default("data/models/base").describe("base checkpoint directory"),
     example: z.union([ExampleSchema, z.string()]).describe("the single training example: {prompt, answer} or a JSON file under data/examples/"),
     benchmarks: z.array(z.string()).min(1).default(["add", "lin", "mul", "word"]).describe("held-out benchmark names under data/benchmarks/ (or .jsonl paths)"),
-    checkpointEvery: z.number().int().min(0).default(0).describe("save a resumable checkpoint every this many steps (0 = only at the end)"),
+    checkpointEvery: z.number().int().min(0).default(25).describe("save a resumable state every this many steps (0 = only at step 0 and on Ctrl-C/SIGTERM)"),
     grpo: GrpoSchema.prefault({}),
     eval: EvalSchema.prefault({}),
     saturation: SaturationSchema.prefault({}),

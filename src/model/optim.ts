@@ -15,6 +15,9 @@ export interface AdamWConfig {
 
 export const DEFAULT_ADAMW: AdamWConfig = { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, gradClip: 1 };
 
+/** NaN or Inf in a loss or a gradient: the step is not applied. */
+export class NumericalFault extends Error {}
+
 export class AdamW {
   step = 0;
   private readonly m: Record<string, tf.Variable> = {};
@@ -29,7 +32,8 @@ export class AdamW {
 
   /**
    * Applies one update with learning rate lr. Gradients are not disposed here.
-   * Returns the global gradient norm before clipping. Weight decay skips biases and norm gains.
+   * Returns the global gradient norm before clipping; throws NumericalFault (without updating)
+   * when it is NaN or Inf. Weight decay skips biases and norm gains.
    */
   apply(grads: Record<string, tf.Tensor>, lr: number): number {
     const { beta1, beta2, eps, weightDecay, gradClip } = this.cfg;
@@ -39,6 +43,7 @@ export class AdamW {
     });
     const gradNorm = norm.dataSync()[0];
     norm.dispose();
+    if (!Number.isFinite(gradNorm)) throw new NumericalFault(`gradient norm is ${gradNorm}; the update was not applied`);
     const clipScale = gradClip > 0 && gradNorm > gradClip ? gradClip / (gradNorm + 1e-6) : 1;
     this.step++;
     const bc1 = 1 - Math.pow(beta1, this.step);

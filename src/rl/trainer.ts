@@ -6,7 +6,7 @@ import * as tf from "@tensorflow/tfjs";
 import type { Rng } from "../engine/rng.js";
 import { hostWeights } from "../model/decode.js";
 import { tokenLogProbs, type ModelConfig, type Params } from "../model/gpt.js";
-import { AdamW } from "../model/optim.js";
+import { AdamW, NumericalFault } from "../model/optim.js";
 import { BOS_ID, EOS_ID, PAD_ID, type CharTokenizer } from "../text/tokenizer.js";
 import { rollout } from "../eval/evaluate.js";
 import { classifyProcedure } from "../world/procedures.js";
@@ -140,13 +140,13 @@ export class GrpoTrainer {
       const [pg, kl, ent, clipFrac] = parts.map((t) => t.dataSync()[0]);
       if (!Number.isFinite(lossValue)) {
         tf.dispose([value, ...parts, ...Object.values(grads), inputs, targets, mask, advT, oldLogp, refLogp]);
-        throw new NumericalFault(`loss is ${lossValue}`);
+        throw new NumericalFault(`loss is ${lossValue}; the update was not applied`);
       }
-      const gradNorm = this.optimizer.apply(named, cfg.learningRate);
-      tf.dispose([value, ...parts, ...Object.values(grads)]);
-      if (!Number.isFinite(gradNorm)) {
-        tf.dispose([inputs, targets, mask, advT, oldLogp, refLogp]);
-        throw new NumericalFault(`gradient norm is ${gradNorm}`);
+      let gradNorm: number;
+      try {
+        gradNorm = this.optimizer.apply(named, cfg.learningRate);
+      } finally {
+        tf.dispose([value, ...parts, ...Object.values(grads)]);
       }
       last = { loss: lossValue, pg, kl, entropy: ent, clipFrac, gradNorm };
     }
@@ -177,4 +177,4 @@ export class GrpoTrainer {
   }
 }
 
-export class NumericalFault extends Error {}
+export { NumericalFault };

@@ -1,0 +1,153 @@
+// End-to-end tests of `npm run experiment`: the smoke run, determinism, kill-and-resume,
+// SIGTERM, refusal to overwrite, numerical faults, and bad input rejected before any work.
+import { spawn, spawnSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+
+const TSX = path.resolve("node_modules/.bin/tsx");
+const CLI = "src/cli/experiment.ts";
+const tmp = (p: string) => fs.mkdtempSync(path.join(os.tmpdir(), p));
+
+function run(args: string[]): { code: number | null; out: string } {
+  const r = spawnSync(TSX, [CLI, ...args], { encoding: "utf8", env: { ...process.env, CI: "true" } });
+  return { code: r.status, out: `${r.stdout}${r.stderr}` };
+}
+
+function writeExperiment(dir: string, patch: Record<string, unknown> = {}, raw?: string): string {
+  const base = JSON.parse(fs.readFileSync("experiments/smoke.json", "utf8"));
+  const file = path.join(dir, "exp.json");
+  fs.writeFileSync(file, raw ?? JSON.stringify({ ...base, ...patch }, null, 2));
+  return file;
+}
+
+const files = (d: string) => ["metrics.csv", "summary.json"].map((f) => fs.readFileSync(path.join(d, "smoke", "seed-1", f), "utf8"));
+
+describe("experiment runner (smoke)", () => {
+  it("runs experiments/smoke.json and writes every output file, byte-identical across two runs", () => {
+    const a = tmp("exp-a-");
+    const b = tmp("exp-b-");
+    const ra = run(["experiments/smoke.json", "--out", a, "--backend", "wasm"]);
+    expect(ra.out).toMatch(/summary: saturationStep/);
+    expect(ra.code).toBe(0);
+    const d = path.join(a, "smoke", "seed-1");
+    for (const f of ["metrics.csv", "summary.json", "samples.jsonl", "config.resolved.json", "timing.json", "checkpoint/model.safetensors", "checkpoint/optimizer.safetensors", "checkpoint/config.json"]) {
+      expect(fs.existsSync(path.join(d, f)), f).toBe(true);
+    }
+    const csv = fs.readFileSync(path.join(d, "metrics.csv"), "utf8").trim().split("\n");
+    expect(csv[0].split(",").slice(0, 3)).toEqual(["step", "train_accuracy", "mean_reward"]);
+    expect(csv).toHaveLength(1 + 5); // header + steps 0..4
+    const summary = JSON.parse(fs.readFileSync(path.join(d, "summary.json"), "utf8"));
+    for (const k of ["saturationStep", "heldoutAtStart", "heldoutAtSaturation", "heldoutFinal", "heldoutMax", "postSaturationGain"]) expect(summary).toHaveProperty(k);
+    const resolved = JSON.parse(fs.readFileSync(path.join(d, "config.resolved.json"), "utf8"));
+    expect(resolved.backend.name).toBe("wasm");
+    expect(resolved.versions["@tensorflow/tfjs"]).toMatch(/^4\./);
+    expect(run(["experiments/smoke.json", "--out", b, "--backend", "wasm"]).code).toBe(0);
+    expect(files(b)).toEqual(files(a));
+  });
+
+  it("refuses to overwrite an existing run and suggests --resume or --force", () => {
+    const a = tmp("exp-ow-");
+    const file = writeExperiment(a, { steps: 1, eval: { every: 1, n: 0, ks: [1], limit: 2 } });
+    expect(run([file, "--out", a]).code).toBe(0);
+    const again = run([file, "--out", a]);
+    expect(again.code).not.toBe(0);
+    expect(again.out).toMatch(/--resume/);
+    expect(again.out).toMatch(/--force/);
+    expect(run([file, "--out", a, "--force"]).code).toBe(0);
+  });
+
+  it("a SIGKILLed run resumes from its last checkpoint to byte-identical metrics.csv and summary.json", async () => {
+    const dir = tmp("exp-kill-");
+    const file = writeExperiment(dir, { steps: 6, checkpointEvery: 2 });
+    const full = path.join(dir, "full");
+    const cut = path.join(dir, "cut");
+    expect(run([file, "--out", full]).code).toBe(0);
+    // start, wait until a checkpoint after step 2 exists and step 3 is logged, then SIGKILL
+    const child = spawn(TSX, [CLI, file, "--out", cut], { stdio: ["ignore", "pipe", "pipe"] });
+    let log = "";
+    await new Promise<void>((resolve) => {
+      child.stdout.on("data", (d) => {
+        log += d;
+        if (/step 3\/6/.test(log) && !child.killed) child.kill("SIGKILL");
+      });
+      child.on("exit", () => resolve());
+    });
+    expect(fs.readFileSync(path.join(cut, "smoke", "seed-1", "resume.json"), "utf8")).toMatch(/"step":2/);
+    const resumed = run([file, "--out", cut, "--resume"]);
+    expect(resumed.out).toMatch(/resuming .* after step 2/);
+    expect(resumed.code).toBe(0);
+    expect(files(cut)).toEqual(files(full));
+    expect(fs.existsSync(path.join(cut, "smoke", "seed-1", "resume.json"))).toBe(false);
+  });
+
+  it("SIGTERM saves a resumable state, exits non-zero with the resume command, and the resumed run matches", async () => {
+    const dir = tmp("exp-term-");
+    const file = writeExperiment(dir, { steps: 5, checkpointEvery: 0 });
+    const full = path.join(dir, "full");
+    const cut = path.join(dir, "cut");
+    expect(run([file, "--out", full]).code).toBe(0);
+    const child = spawn(TSX, [CLI, file, "--out", cut], { stdio: ["ignore", "pipe", "pipe"] });
+    let log = "";
+    const code = await new Promise<number | null>((resolve) => {
+      child.stdout.on("data", (d) => {
+        log += d;
+        if (/step 1\/5/.test(log) && !log.includes("SIGTERM")) child.kill("SIGTERM");
+      });
+      child.on("exit", (c) => resolve(c));
+    });
+    expect(code).toBe(130);
+    expect(log).toMatch(/continue with: npm run experiment -- .* --resume/);
+    expect(run([file, "--out", cut, "--resume"]).code).toBe(0);
+    expect(files(cut)).toEqual(files(full));
+  });
+});
+
+describe("bad input exits non-zero before any work and creates nothing", () => {
+  const cases: { name: string; patch?: Record<string, unknown>; raw?: string; args?: string[]; setup?: (dir: string) => Record<string, unknown>; expect: RegExp[] }[] = [
+    { name: "malformed JSON (line and column)", raw: '{\n  "name": "smoke",\n  "steps": 3,,\n}', expect: [/malformed JSON at line 3, column/] },
+    { name: "unknown key with the nearest valid key", patch: { grpo: { lerning_rate: 0.1 } }, expect: [/unknown key `grpo.lerning_rate` — did you mean `grpo.learningRate`\?/] },
+    { name: "wrong type names field and value", patch: { steps: "ten" }, expect: [/field `steps`/, /"ten"/] },
+    { name: "negative learning rate", patch: { grpo: { learningRate: -0.001 } }, expect: [/grpo.learningRate/, /-0.001/] },
+    { name: "zero rollouts", patch: { grpo: { rollouts: 0 } }, expect: [/grpo.rollouts/, /got 0/] },
+    { name: "k larger than the number of samples", patch: { eval: { n: 2, ks: [1, 8] } }, expect: [/eval.ks/, /\[8\]/, /eval.n = 2/] },
+    { name: "missing checkpoint", patch: { checkpoint: "data/models/nope" }, expect: [/data\/models\/nope/, /not a checkpoint directory/] },
+    { name: "missing benchmark file", patch: { benchmarks: ["add", "geometry"] }, expect: [/geometry\.jsonl: file not found/] },
+    {
+      name: "benchmark JSONL with a bad line (line number)",
+      setup: (dir) => {
+        const f = path.join(dir, "bad.jsonl");
+        fs.writeFileSync(f, '{"prompt":"1+1","answer":"2"}\n{"prompt": 3}\n');
+        return { benchmarks: [f] };
+      },
+      expect: [/bad\.jsonl:2/],
+    },
+    { name: "prompt outside the vocabulary", patch: { example: { prompt: "12×2", answer: "24" } }, expect: [/example.prompt/, /"×"/] },
+    { name: "label the verifier cannot parse", patch: { example: { prompt: "12*2", answer: "twenty four" } }, expect: [/example.answer/, /twenty four/] },
+    { name: "--prompt without --answer", args: ["--prompt", "12*2"], expect: [/--prompt and --answer go together/] },
+    { name: "unknown command-line option", args: ["--sed", "3"], expect: [/unknown option --sed — did you mean --seed\?/] },
+  ];
+  for (const c of cases) {
+    it(c.name, () => {
+      const dir = tmp("exp-bad-");
+      const out = path.join(dir, "out");
+      const patch = c.setup ? c.setup(dir) : c.patch;
+      const file = writeExperiment(dir, patch, c.raw);
+      const r = run([file, "--out", out, ...(c.args ?? [])]);
+      expect(r.code).not.toBe(0);
+      for (const re of c.expect) expect(r.out).toMatch(re);
+      if (!c.args) expect(r.out).toContain(file);
+      expect(fs.existsSync(out)).toBe(false);
+    });
+  }
+
+  it("--dry-run validates and prints the resolved config without training", () => {
+    const dir = tmp("exp-dry-");
+    const r = run(["experiments/default.json", "--dry-run", "--out", path.join(dir, "out")]);
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/"learningRate"/);
+    expect(r.out).toMatch(/valid \(dry run, nothing trained\)/);
+    expect(fs.existsSync(path.join(dir, "out"))).toBe(false);
+  });
+});
