@@ -9,7 +9,7 @@ import { DEFAULT_CORPUS } from "../world/corpus.js";
 import { loadTokenizer } from "../text/tokenizer.js";
 import { countParams, initParams, resolveModelConfig } from "../model/gpt.js";
 import { pretrain, type PretrainConfig } from "../model/pretrain.js";
-import { saveCheckpoint } from "../model/checkpoint.js";
+import { loadCheckpoint, saveCheckpoint } from "../model/checkpoint.js";
 import { hostWeights } from "../model/decode.js";
 import { loadBenchmarks } from "../eval/benchmarks.js";
 import { evaluateAll, formatReport, type EvalReport } from "../eval/report.js";
@@ -17,13 +17,13 @@ import { readItems } from "../world/datasets.js";
 import { numberFlag, parseArgs, runMain } from "./args.js";
 import { packageVersions } from "./versions.js";
 
-const USAGE = `usage: npm run pretrain -- [--preset gpt-nano] [--steps 1500] [--batch 32] [--lr 0.003] [--seed 1]
+const USAGE = `usage: npm run pretrain -- [--preset gpt-nano | --init DIR] [--token-weighting uniform|batch-mean] [--steps 1500] [--batch 32] [--lr 0.003] [--seed 1]
        [--out data/models/base] [--eval-every 250] [--card-n 64] [--card-limit 100] [--backend auto|tensorflow|wasm|cpu]`;
 
 runMain(async () => {
   const { flags } = parseArgs(
     process.argv.slice(2),
-    { preset: "string", steps: "string", batch: "string", lr: "string", warmup: "string", seed: "string", out: "string", "eval-every": "string", "card-n": "string", "card-limit": "string", backend: "string", kernels: "string", help: "boolean" },
+    { preset: "string", init: "string", "token-weighting": "string", steps: "string", batch: "string", lr: "string", warmup: "string", seed: "string", out: "string", "eval-every": "string", "card-n": "string", "card-limit": "string", backend: "string", kernels: "string", help: "boolean" },
     "pretrain",
   );
   if (flags.help) {
@@ -38,7 +38,9 @@ runMain(async () => {
     warmup: numberFlag(flags, "warmup", 50, { integer: true, min: 0 }),
     bucket: 8,
     weightDecay: 0,
+    tokenWeighting: ((flags["token-weighting"] as string) ?? "uniform") as PretrainConfig["tokenWeighting"],
   };
+  if (!["uniform", "batch-mean"].includes(cfg.tokenWeighting)) throw new Error(`--token-weighting: use uniform or batch-mean, got ${JSON.stringify(cfg.tokenWeighting)}`);
   const out = (flags.out as string) ?? "data/models/base";
   const evalEvery = numberFlag(flags, "eval-every", 250, { integer: true, min: 0 });
   const cardN = numberFlag(flags, "card-n", 64, { integer: true, min: 1 });
@@ -49,13 +51,20 @@ runMain(async () => {
   console.log(kernels.message);
 
   const tok = loadTokenizer("data/tokenizer");
-  const model = resolveModelConfig((flags.preset as string) ?? "gpt-nano", tok.vocabSize);
+  const init = flags.init as string | undefined;
+  const initCk = init ? loadCheckpoint(init) : null;
+  if (initCk && flags.preset) throw new Error("pretrain: --init continues an existing checkpoint with its own architecture; drop --preset");
+  const model = initCk ? initCk.cfg : resolveModelConfig((flags.preset as string) ?? "gpt-nano", tok.vocabSize);
   const corpus = { ...DEFAULT_CORPUS, seed: DEFAULT_CORPUS.seed + cfg.seed - 1 };
   const benches = loadBenchmarks(null, null);
   const exclude = new Set([...benches.flatMap((b) => b.items.map((i) => i.prompt))]);
   const pool = readItems("data/pool/pool.jsonl");
   for (const p of pool) exclude.add(p.prompt);
-  const params = initParams(model, cfg.seed);
+  // --init continues from a checkpoint (its card's history is carried over); the corpus stream is
+  // offset by the steps already done so the continuation sees new problems
+  const prior = initCk ? (JSON.parse(fs.readFileSync(path.join(init!, "card.json"), "utf8")) as { command: string; pretrain: { steps: number }; trainSeconds: number; stages?: unknown[] }) : null;
+  const params = initCk ? initCk.params : initParams(model, cfg.seed);
+  if (prior) corpus.seed += prior.pretrain.steps;
   console.log(`model ${JSON.stringify(model)}: ${countParams(model)} parameters; corpus mixture ${JSON.stringify(corpus.mixture)}`);
 
   const quick = loadBenchmarks(null, 32);
@@ -94,9 +103,12 @@ runMain(async () => {
   const evalSeconds = (performance.now() - t1) / 1000;
   const sampledTokens = Object.values(report.benchmarks).reduce((a, m) => a + m.meanLength * m.problems * (cardN + 1), 0);
   console.log(formatReport(report));
+  const command = `npm run pretrain -- ${process.argv.slice(2).join(" ")}`.trim();
+  const stages = [...((prior?.stages as Record<string, unknown>[] | undefined) ?? (prior ? [{ command: prior.command, steps: prior.pretrain.steps, trainSeconds: prior.trainSeconds, lr: (prior.pretrain as { lr?: number }).lr, tokenWeighting: (prior.pretrain as { tokenWeighting?: string }).tokenWeighting ?? "batch-mean" }] : [])), { command, steps: cfg.steps, trainSeconds: Math.round(trainSeconds), corpusSeed: corpus.seed, lr: cfg.lr }];
   const card = {
     name: path.basename(out),
-    command: `npm run pretrain -- ${process.argv.slice(2).join(" ")}`.trim(),
+    command: stages.map((s) => s.command).join(" && "),
+    stages,
     seed: cfg.seed,
     backend: backend.name,
     versions: packageVersions(),
@@ -122,8 +134,8 @@ function modelCard(card: Record<string, any>, report: EvalReport): string {
 Made by \`${card.command}\` (seed ${card.seed}, backend ${card.backend}, tfjs ${card.versions["@tensorflow/tfjs"]}).
 ${card.parameters} parameters: ${JSON.stringify(card.model)}.
 
-- Pretraining: ${card.pretrain.steps} steps of ${card.pretrain.batchSize} sequences, AdamW lr ${card.pretrain.lr} (warmup ${card.pretrain.warmup}, cosine to 10 %), loss on solution tokens only.
-  ${card.trainSeconds} s, ${card.trainTokensPerSecond} padded tokens/s.
+- Pretraining: ${card.stages.map((s: any) => `${s.steps} steps at lr ${s.lr} (${s.trainSeconds} s)`).join(", then ")}; batches of ${card.pretrain.batchSize} sequences, AdamW (warmup ${card.pretrain.warmup}, cosine to 10 %), loss on solution tokens only.
+  Last stage: ${card.trainTokensPerSecond} padded tokens/s.
 - Corpus: procedure mixture ${JSON.stringify(card.corpus.mixture)}, slip rates ${JSON.stringify(card.corpus.slips)}, corpus seed ${card.corpus.seed}; benchmark and pool problems excluded.
 - Sampling speed during the measurement below: ${card.sampledTokensPerSecond} tokens/s (host KV-cache decoder, prompt positions included).
 

@@ -194,8 +194,10 @@ export function tokenLogProbs(
   return { logp, entropy };
 }
 
-/** Mean next-token cross-entropy over positions where mask = 1. */
-export function lmLoss(params: Params, cfg: ModelConfig, inputs: tf.Tensor2D, targets: tf.Tensor2D, mask: tf.Tensor2D): tf.Scalar {
+/** Next-token cross-entropy summed over positions where mask = 1, divided by `normaliser`
+ * (default: the number of such positions, i.e. the token mean of this batch). */
+export function lmLoss(params: Params, cfg: ModelConfig, inputs: tf.Tensor2D, targets: tf.Tensor2D, mask: tf.Tensor2D, normaliser?: number): tf.Scalar {
   const { logp } = tokenLogProbs(params, cfg, inputs, targets);
-  return logp.mul(mask).sum().neg().div(mask.sum().maximum(1)) as tf.Scalar;
+  const total = logp.mul(mask).sum().neg();
+  return (normaliser ? total.div(normaliser) : total.div(mask.sum().maximum(1))) as tf.Scalar;
 }

@@ -17,6 +17,10 @@ export interface PretrainConfig {
   /** batches drawn together and bucketed by length */
   bucket: number;
   weightDecay: number;
+  /** `uniform`: every solution token weighs the same across batches (loss = sum / (batch × 32));
+   * `batch-mean`: token mean within each batch — with length-bucketed batches this overweights
+   * short (hasty) solutions; kept to reproduce checkpoints made with it */
+  tokenWeighting: "uniform" | "batch-mean";
 }
 
 export interface StepReport {
@@ -93,11 +97,12 @@ export async function pretrain(
     const inputs = tf.tensor2d(batch.inputs, undefined, "int32");
     const targets = tf.tensor2d(batch.targets, undefined, "int32");
     const mask = tf.tensor2d(batch.mask, undefined, "float32");
-    const { value, grads } = tf.variableGrads(() => lmLoss(params, model, inputs, targets, mask));
+    const normaliser = cfg.tokenWeighting === "uniform" ? cfg.batchSize * 32 : undefined;
+    const { value, grads } = tf.variableGrads(() => lmLoss(params, model, inputs, targets, mask, normaliser));
     const named: Record<string, tf.Tensor> = {};
     for (const [vn, g] of Object.entries(grads)) named[names.get(vn)!] = g;
     opt.apply(named, lr);
-    const loss = value.dataSync()[0];
+    const loss = normaliser ? (value.dataSync()[0] * normaliser) / Math.max(1, batch.mask.flat().reduce((a, b) => a + b, 0)) : value.dataSync()[0];
     tf.dispose([value, inputs, targets, mask, ...Object.values(grads)]);
     if (!Number.isFinite(loss)) throw new Error(`pretraining diverged at step ${step}: loss ${loss}`);
     await onStep({ step: step + 1, loss, lr, tokens: batch.inputs.length * batch.T, ms: performance.now() - t0 });
