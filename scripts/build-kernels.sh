@@ -3,6 +3,8 @@
 # need no compiler). Needs clang and wasm-ld with the WebAssembly target, e.g. on Debian/Ubuntu:
 #   apt-get install -y clang lld
 # CLANG=/path/to/clang overrides the compiler. Output is deterministic for a given clang version.
+# matmul.wasm imports a shared memory (threads: every worker runs its own instance over it), so it
+# is built with atomics; decode.wasm owns its memory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CLANG="${CLANG:-clang}"
@@ -11,9 +13,12 @@ FLAGS=(
   -ffp-contract=off -fno-fast-math -Wall -Wextra -Werror
   -Wl,--no-entry -Wl,--export=__heap_base -Wl,-z,stack-size=65536 -Wl,--strip-debug
 )
+SHARED=(-matomics -Wl,--import-memory -Wl,--shared-memory -Wl,--max-memory=2147483648)
 for name in decode matmul; do
   src="src/kernels/$name.c"
   [ -f "$src" ] || continue
-  "$CLANG" "${FLAGS[@]}" -o "src/kernels/$name.wasm" "$src"
+  extra=()
+  [ "$name" = matmul ] && extra=("${SHARED[@]}")
+  "$CLANG" "${FLAGS[@]}" ${extra[@]+"${extra[@]}"} -o "src/kernels/$name.wasm" "$src"
   echo "built src/kernels/$name.wasm ($(wc -c < "src/kernels/$name.wasm") bytes) with $("$CLANG" --version | head -1)"
 done

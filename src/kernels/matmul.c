@@ -1,10 +1,18 @@
 // Single-precision matrix multiply for WebAssembly with SIMD (128-bit): C = op(A) op(B), op = identity
-// or transpose, batched. Both operands are packed first (A into 4-row panels [K][4], B into
-// 8-column panels [K][8], zero-padded), so the micro-kernel (4 x 8 register tile, 8 accumulators)
-// reads both contiguously whatever the transposes; K is blocked by KC so a B panel block stays in
-// L1. Every C element is summed over k = 0..K-1 in order (acc = acc + a*b, no FMA, no
-// reassociation): results are bit-identical from run to run and across transpose combinations.
-// Build: scripts/build-kernels.sh (clang --target=wasm32 -O3 -msimd128). Host side: matmul.ts.
+// or transpose, batched (each batch item has its own A and B offsets, so any tfjs broadcast works).
+// Both operands are packed first (A into 4-row panels [K][4], B into 8-column panels [K][8],
+// zero-padded), so the micro-kernel (4 x 8 register tile, 8 accumulators) reads both contiguously
+// whatever the transposes; K is blocked by KC so a B panel block stays in L1.
+// Every C element is summed over k = 0..K-1 in order (acc = acc + a*b, no FMA, no reassociation),
+// and depends only on its row of op(A) and its column of op(B): results are bit-identical from run
+// to run, across transpose combinations, and whatever the split of the work.
+//
+// Threads: the work of one call (a Job in the shared memory) is cut into chunks of up to
+// `chunk_rows` output rows of one batch item; every thread (the main thread and the workers, each
+// with its own instance of this module over one shared memory) calls run_job, which takes chunks
+// from an atomic counter until none are left. Each thread packs into its own Scratch.
+// Build: scripts/build-kernels.sh (clang --target=wasm32 -O3 -msimd128 -matomics, imported shared
+// memory). Host side: matmul.ts (memory, jobs), threads.ts (workers), tfjsKernels.ts (tfjs kernels).
 #include <wasm_simd128.h>
 
 #define EXPORT(name) __attribute__((export_name(#name)))
@@ -12,17 +20,62 @@
 #define ST(p, v) wasm_v128_store(p, v)
 #define FMA(c, a, b) c = wasm_f32x4_add(c, wasm_f32x4_mul(a, b))
 #define KC 256
+#define MAXT 16
 
-// pa[(i / 4) * K * 4 + k * 4 + i % 4] = op(A)[i][k], rows M..Mp zero. A is [M][K], or [K][M] if ta.
-static void pack_a(const float *a, int M, int K, int ta, float *pa) {
-  for (int i0 = 0; i0 < M; i0 += 4) {
-    const int rows = M - i0 < 4 ? M - i0 : 4;
+/** One thread's packing buffers (float pointers into the shared memory). */
+typedef struct {
+  float *pa;  // >= pad4(chunk_rows) * K floats
+  float *pb;  // >= pad8(N) * K floats
+  float *cp;  // >= pad4(chunk_rows) * pad8(N) floats
+  int packed; // float offset (boff) of the B matrix now packed in pb; -1: none (reset per job)
+} Scratch;
+
+/** One matmul call: for bi < batch, C[bi] [M][N] = op(A + aoff[bi]) op(B + boff[bi]). */
+typedef struct {
+  const float *A;
+  const float *B;
+  float *C;
+  const int *aoff;
+  const int *boff;
+  int batch, M, K, N, ta, tb;
+  int chunk_rows; // a multiple of 4
+  int nchunks;    // batch * ceil(M / chunk_rows)
+  int next;       // next chunk to take (atomic)
+  int pad[2];
+  Scratch ts[MAXT];
+} Job;
+
+EXPORT(job_size) int job_size(void) { return sizeof(Job); }
+EXPORT(max_threads) int max_threads(void) { return MAXT; }
+
+// pa[(i / 4) * K * 4 + k * 4 + i % 4] = op(A)[r0 + i][k] for i < rows, padded with zero rows to a
+// multiple of 4. A is [M][K], or [K][M] if ta.
+static void pack_a(const float *a, int M, int K, int ta, int r0, int rows, float *pa) {
+  for (int i0 = 0; i0 < rows; i0 += 4) {
+    const int n = rows - i0 < 4 ? rows - i0 : 4;
+    const int g = r0 + i0;
     float *p = pa + i0 * K;
-    if (ta && rows == 4) {
-      for (int k = 0; k < K; k++) ST(p + 4 * k, LD(a + k * M + i0));
+    if (ta && n == 4) {
+      for (int k = 0; k < K; k++) ST(p + 4 * k, LD(a + k * M + g));
+    } else if (n == 4) {
+      const float *a0 = a + g * K, *a1 = a0 + K, *a2 = a1 + K, *a3 = a2 + K;
+      int k = 0;
+      for (; k + 4 <= K; k += 4) {
+        // 4x4 transpose of rows g..g+3, columns k..k+3
+        const v128_t r0v = LD(a0 + k), r1v = LD(a1 + k), r2v = LD(a2 + k), r3v = LD(a3 + k);
+        const v128_t t0 = wasm_i32x4_shuffle(r0v, r1v, 0, 4, 1, 5), t1 = wasm_i32x4_shuffle(r2v, r3v, 0, 4, 1, 5);
+        const v128_t t2 = wasm_i32x4_shuffle(r0v, r1v, 2, 6, 3, 7), t3 = wasm_i32x4_shuffle(r2v, r3v, 2, 6, 3, 7);
+        ST(p + 4 * k, wasm_i32x4_shuffle(t0, t1, 0, 1, 4, 5));
+        ST(p + 4 * k + 4, wasm_i32x4_shuffle(t0, t1, 2, 3, 6, 7));
+        ST(p + 4 * k + 8, wasm_i32x4_shuffle(t2, t3, 0, 1, 4, 5));
+        ST(p + 4 * k + 12, wasm_i32x4_shuffle(t2, t3, 2, 3, 6, 7));
+      }
+      for (; k < K; k++) {
+        p[4 * k] = a0[k]; p[4 * k + 1] = a1[k]; p[4 * k + 2] = a2[k]; p[4 * k + 3] = a3[k];
+      }
     } else {
       for (int k = 0; k < K; k++)
-        for (int r = 0; r < 4; r++) p[4 * k + r] = r < rows ? (ta ? a[k * M + i0 + r] : a[(i0 + r) * K + k]) : 0.0f;
+        for (int r = 0; r < 4; r++) p[4 * k + r] = r < n ? (ta ? a[k * M + g + r] : a[(g + r) * K + k]) : 0.0f;
     }
   }
 }
@@ -73,29 +126,40 @@ static inline void micro(const float *pa, const float *pb, int kl, float *c, int
   ST(c + 3 * ldc, c30); ST(c + 3 * ldc + 4, c31);
 }
 
-/**
- * For each of `batch` items: C[M][N] = op(A) op(B), op(A) [M][K], op(B) [K][N]; A is [M][K] ([K][M]
- * if ta), B is [K][N] ([N][K] if tb). Items are strideA / strideB / M*N floats apart (strideB 0:
- * one B for every item, packed once). Scratch: pa >= pad4(M)*K, pb >= pad8(N)*K,
- * cp >= pad4(M)*pad8(N) floats.
- */
-EXPORT(matmul) void matmul(const float *A, const float *B, float *C, int batch, int M, int K, int N, int ta, int tb,
-                           int strideA, int strideB, float *pa, float *pb, float *cp) {
-  const int Mp = (M + 3) & ~3, Np = (N + 7) & ~7;
-  for (int bi = 0; bi < batch; bi++) {
-    float *c = C + bi * M * N;
-    if (K == 0) {
-      for (int i = 0; i < M * N; i++) c[i] = 0.0f;
-      continue;
-    }
-    pack_a(A + bi * strideA, M, K, ta, pa);
-    if (bi == 0 || strideB != 0) pack_b(B + bi * strideB, K, N, tb, pb);
-    for (int kb = 0; kb < K; kb += KC) {
-      const int kl = K - kb < KC ? K - kb : KC;
-      for (int j = 0; j < Np; j += 8)
-        for (int i = 0; i < Mp; i += 4) micro(pa + i * K + kb * 4, pb + j * K + kb * 8, kl, cp + i * Np + j, Np, kb > 0);
-    }
-    for (int i = 0; i < M; i++)
-      for (int j = 0; j < N; j++) c[i * N + j] = cp[i * Np + j];
+// Rows [r0, r0 + rows) of batch item bi.
+static void run_chunk(const Job *j, Scratch *s, int c) {
+  const int M = j->M, K = j->K, N = j->N;
+  const int nrb = (M + j->chunk_rows - 1) / j->chunk_rows;
+  const int bi = c / nrb, r0 = (c % nrb) * j->chunk_rows;
+  const int rows = M - r0 < j->chunk_rows ? M - r0 : j->chunk_rows;
+  float *out = j->C + bi * M * N + r0 * N;
+  if (K == 0) {
+    for (int i = 0; i < rows * N; i++) out[i] = 0.0f;
+    return;
+  }
+  const int Mp = (rows + 3) & ~3, Np = (N + 7) & ~7;
+  const int bo = j->boff[bi];
+  if (s->packed != bo) {
+    pack_b(j->B + bo, K, N, j->tb, s->pb);
+    s->packed = bo;
+  }
+  pack_a(j->A + j->aoff[bi], M, K, j->ta, r0, rows, s->pa);
+  float *pa = s->pa, *pb = s->pb, *cp = s->cp;
+  for (int kb = 0; kb < K; kb += KC) {
+    const int kl = K - kb < KC ? K - kb : KC;
+    for (int jj = 0; jj < Np; jj += 8)
+      for (int i = 0; i < Mp; i += 4) micro(pa + i * K + kb * 4, pb + jj * K + kb * 8, kl, cp + i * Np + jj, Np, kb > 0);
+  }
+  for (int i = 0; i < rows; i++)
+    for (int jj = 0; jj < N; jj++) out[i * N + jj] = cp[i * Np + jj];
+}
+
+/** Thread t (0 = the caller's own thread) takes chunks of the job until none are left. */
+EXPORT(run_job) void run_job(Job *j, int t) {
+  Scratch *s = &j->ts[t];
+  for (;;) {
+    const int c = __atomic_fetch_add(&j->next, 1, __ATOMIC_SEQ_CST);
+    if (c >= j->nchunks) break;
+    run_chunk(j, s, c);
   }
 }

@@ -1,40 +1,274 @@
 // Float32 matrix multiply in WebAssembly SIMD (matmul.wasm, built from matmul.c by
-// scripts/build-kernels.sh) on plain Float32Arrays: C = op(A) op(B), batched, with the same
-// transpose conventions as tf.matMul. Not wired into tfjs; used by bench/matmul.ts.
-// Inputs are copied into the wasm memory and the result copied out (one module instance, its
-// memory grown to the largest call and reused). Results are bit-identical from run to run.
+// scripts/build-kernels.sh), batched, with the same transpose conventions as tf.matMul, on one or
+// more threads (threads.ts). Registered as the tfjs BatchMatMul kernel by tfjsKernels.ts; matMul()
+// below works on plain Float32Arrays (bench/matmul.ts, tests).
+// One module instance per thread over one shared WebAssembly.Memory, grown to the largest call
+// and reused: inputs are copied in and the result read out (runMatMul returns a view of it).
+// Results are bit-identical from run to run and for any number of threads (work is split by
+// output rows / batch items only; see matmul.c).
 import fs from "node:fs";
+import os from "node:os";
 import { fileURLToPath } from "node:url";
+import { CTRL_INTS, WorkerPool } from "./threads.js";
 
 const WASM_URL = new URL("./matmul.wasm", import.meta.url);
+const PAGE = 65536;
+/** --max-memory of the build (2 GiB) */
+const MAX_PAGES = 32768;
+/** below this many flops a call runs on the caller's thread only (waking a worker costs ~10-50 µs) */
+const MIN_THREADED_FLOPS = 400_000;
+/** env var with the default thread count */
+export const THREADS_ENV = "RLVR_THREADS";
 
 interface Exports {
-  memory: WebAssembly.Memory;
   __heap_base: WebAssembly.Global;
-  matmul(
-    A: number, B: number, C: number, batch: number, M: number, K: number, N: number, ta: number, tb: number,
-    strideA: number, strideB: number, pa: number, pb: number, cp: number,
-  ): void;
+  job_size(): number;
+  max_threads(): number;
+  run_job(job: number, thread: number): void;
 }
 
-let inst: Exports | null | undefined;
-let loadError = "";
+// Int32 fields of Job in matmul.c, then Scratch ts[MAXT] (pa, pb, cp, packed)
+const J = { A: 0, B: 1, C: 2, aoff: 3, boff: 4, batch: 5, M: 6, K: 7, N: 8, ta: 9, tb: 10, chunkRows: 11, nchunks: 12, next: 13, ts: 16 } as const;
 
-function instance(): Exports | null {
-  if (inst !== undefined) return inst;
+interface Engine {
+  module: WebAssembly.Module;
+  memory: WebAssembly.Memory;
+  ex: Exports;
+  maxThreads: number;
+  job: number;
+  ctrl: number;
+  dyn: number;
+  f32: Float32Array;
+  i32: Int32Array;
+  pool: WorkerPool | null;
+}
+
+let engine: Engine | null | undefined;
+let loadError = "";
+let threadCount: number | undefined;
+/** threaded calls to run alone before trying the workers again, and the current doubling (see runMatMul) */
+let backoff = 0;
+let strikes = 0;
+let stalls = 0;
+
+const align = (bytes: number) => (bytes + 63) & ~63;
+const pad4 = (n: number) => (n + 3) & ~3;
+const pad8 = (n: number) => (n + 7) & ~7;
+
+function load(): Engine | null {
+  if (engine !== undefined) return engine;
   try {
-    const mod = new WebAssembly.Module(fs.readFileSync(fileURLToPath(WASM_URL)));
-    inst = new WebAssembly.Instance(mod, {}).exports as unknown as Exports;
+    const module = new WebAssembly.Module(fs.readFileSync(fileURLToPath(WASM_URL)));
+    const memory = new WebAssembly.Memory({ initial: 64, maximum: MAX_PAGES, shared: true });
+    const ex = new WebAssembly.Instance(module, { env: { memory } }).exports as unknown as Exports;
+    if (ex.job_size() !== (J.ts + 4 * ex.max_threads()) * 4) throw new Error("matmul.wasm does not match matmul.ts (Job layout); rebuild the kernels");
+    const maxThreads = ex.max_threads();
+    const job = align(ex.__heap_base.value as number);
+    const ctrl = align(job + ex.job_size());
+    const dyn = align(ctrl + maxThreads * CTRL_INTS * 4);
+    engine = { module, memory, ex, maxThreads, job, ctrl, dyn, f32: new Float32Array(memory.buffer), i32: new Int32Array(memory.buffer), pool: null };
   } catch (e) {
     loadError = String((e as Error).message ?? e);
-    inst = null;
+    engine = null;
   }
-  return inst;
+  return engine;
 }
 
-/** Whether matmul.wasm is present and compiles here (WebAssembly SIMD). */
+/** Whether matmul.wasm is present and instantiates here (WebAssembly SIMD, threads, shared memory). */
 export function matmulAvailable(): boolean {
-  return instance() !== null;
+  return load() !== null;
+}
+
+export function matmulUnavailableReason(): string {
+  load();
+  return loadError;
+}
+
+/** Thread count from RLVR_THREADS, else min(2, available cores). */
+export function defaultThreads(): number {
+  const raw = process.env[THREADS_ENV];
+  if (raw !== undefined && raw !== "") {
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < 1 || n > 16) throw new Error(`${THREADS_ENV}=${JSON.stringify(raw)}: use an integer from 1 to 16`);
+    return n;
+  }
+  const cores = typeof os.availableParallelism === "function" ? os.availableParallelism() : os.cpus().length;
+  return Math.max(1, Math.min(2, cores));
+}
+
+/** Threads used by matmul calls (the caller's own thread included). */
+export function matmulThreads(): number {
+  if (threadCount === undefined) threadCount = defaultThreads();
+  return threadCount;
+}
+
+/** Sets the thread count (1 = the caller's thread only); workers start in the background. */
+export function setMatmulThreads(n: number): void {
+  const e = load();
+  const max = e ? e.maxThreads : 16;
+  if (!Number.isInteger(n) || n < 1 || n > max) throw new Error(`matmul threads: use an integer from 1 to ${max}, got ${n}`);
+  threadCount = n;
+  backoff = 0;
+  strikes = 0;
+  if (e && n > 1) pool(e).ensure(n - 1);
+}
+
+function pool(e: Engine): WorkerPool {
+  if (!e.pool) e.pool = new WorkerPool(e.module, e.memory, e.ctrl, e.maxThreads - 1);
+  return e.pool;
+}
+
+/** Starts the workers for `n` threads (default: matmulThreads()) and resolves with how many threads are ready. */
+export async function matmulThreadsReady(n = matmulThreads()): Promise<number> {
+  const e = load();
+  if (!e) return 0;
+  if (n <= 1) return 1;
+  return 1 + (await pool(e).whenReady(n - 1));
+}
+
+/** Stops the worker threads (they restart on the next threaded call). */
+export async function stopMatmulThreads(): Promise<void> {
+  const e = load();
+  if (e?.pool) {
+    const p = e.pool;
+    e.pool = null;
+    await p.terminate();
+  }
+}
+
+/** Worker posts so far, how many were cancelled (no worker woke before the caller finished), and
+ * stalls (calls where the caller waited on a descheduled worker; each one pauses threading). */
+export function matmulThreadStats(): { posted: number; cancelled: number; stalls: number } {
+  const p = load()?.pool;
+  return { ...(p ? p.stats : { posted: 0, cancelled: 0 }), stalls };
+}
+
+export interface MatMulJob {
+  /** output batch items */
+  batch: number;
+  M: number;
+  K: number;
+  N: number;
+  /** A is stored [K, M] per item instead of [M, K] */
+  transposeA: boolean;
+  /** B is stored [N, K] per item instead of [K, N] */
+  transposeB: boolean;
+  /** floats of A and of B that `load` copies in */
+  aLength: number;
+  bLength: number;
+  /** per batch item: float offset of its A / B (default i*M*K / i*K*N) */
+  aOffsets?: Int32Array;
+  bOffsets?: Int32Array;
+}
+
+/** Thrown when a call does not fit in the 2 GiB wasm memory. */
+export class MatMulTooLarge extends Error {}
+
+function ensureMemory(e: Engine, end: number): void {
+  const have = e.memory.buffer.byteLength;
+  if (end > have) {
+    const pages = Math.ceil((end - have) / PAGE);
+    if (have / PAGE + pages > MAX_PAGES) throw new MatMulTooLarge(`matmul: needs ${(end / 2 ** 20).toFixed(0)} MiB, over the 2 GiB of matmul.wasm`);
+    e.memory.grow(pages);
+  }
+  if (e.f32.buffer.byteLength !== e.memory.buffer.byteLength) {
+    e.f32 = new Float32Array(e.memory.buffer);
+    e.i32 = new Int32Array(e.memory.buffer);
+  }
+}
+
+/**
+ * Runs one batched product. `fill(heap, aIndex, bIndex)` must copy A into heap from float index
+ * aIndex and B from bIndex. Returns a view of C [batch, M, N] in the wasm memory, valid until the
+ * next call. `threads` defaults to matmulThreads().
+ */
+export function runMatMul(job: MatMulJob, fill: (heap: Float32Array, aIndex: number, bIndex: number) => void, threads = matmulThreads()): Float32Array {
+  const e = load();
+  if (!e) throw new Error(`matMul: cannot load ${fileURLToPath(WASM_URL)} (${loadError}); run npm run build:kernels`);
+  const { batch, M, K, N } = job;
+  const cLength = batch * M * N;
+  // threads: the caller plus the workers that are up
+  let workers: number[] = [];
+  if (threads > 1 && 2 * cLength * K >= MIN_THREADED_FLOPS) {
+    const p = pool(e);
+    p.ensure(threads - 1);
+    if (backoff > 0) backoff--;
+    else workers = p.ready(threads - 1);
+  }
+  const T = 1 + workers.length;
+  let chunkRows = Math.min(pad4(M), 128);
+  if (T > 1) chunkRows = Math.min(chunkRows, Math.max(16, pad4(Math.ceil((batch * M) / (4 * T)))));
+  const nchunks = batch * Math.ceil(M / Math.max(chunkRows, 1));
+
+  const pA = e.dyn;
+  const pB = align(pA + 4 * job.aLength);
+  const pC = align(pB + 4 * job.bLength);
+  const pAoff = align(pC + 4 * cLength);
+  const pBoff = align(pAoff + 4 * batch);
+  let end = align(pBoff + 4 * batch);
+  const scratch: [number, number, number][] = [];
+  for (let t = 0; t < T; t++) {
+    const pa = end;
+    const pb = align(pa + 4 * pad4(chunkRows) * K);
+    const cp = align(pb + 4 * pad8(N) * K);
+    end = align(cp + 4 * pad4(chunkRows) * pad8(N));
+    scratch.push([pa, pb, cp]);
+  }
+  ensureMemory(e, end);
+  const { f32, i32 } = e;
+  fill(f32, pA / 4, pB / 4);
+  const ao = i32.subarray(pAoff / 4, pAoff / 4 + batch);
+  const bo = i32.subarray(pBoff / 4, pBoff / 4 + batch);
+  if (job.aOffsets) ao.set(job.aOffsets);
+  else for (let i = 0; i < batch; i++) ao[i] = i * M * K;
+  if (job.bOffsets) bo.set(job.bOffsets);
+  else for (let i = 0; i < batch; i++) bo[i] = i * K * N;
+
+  const j = e.job / 4;
+  i32[j + J.A] = pA;
+  i32[j + J.B] = pB;
+  i32[j + J.C] = pC;
+  i32[j + J.aoff] = pAoff;
+  i32[j + J.boff] = pBoff;
+  i32[j + J.batch] = batch;
+  i32[j + J.M] = M;
+  i32[j + J.K] = K;
+  i32[j + J.N] = N;
+  i32[j + J.ta] = job.transposeA ? 1 : 0;
+  i32[j + J.tb] = job.transposeB ? 1 : 0;
+  i32[j + J.chunkRows] = chunkRows;
+  i32[j + J.nchunks] = M > 0 && N > 0 ? nchunks : 0;
+  Atomics.store(i32, j + J.next, 0);
+  const indices = [0, ...workers];
+  indices.forEach((t, s) => {
+    const [pa, pb, cp] = scratch[s];
+    i32[j + J.ts + 4 * t] = pa;
+    i32[j + J.ts + 4 * t + 1] = pb;
+    i32[j + J.ts + 4 * t + 2] = cp;
+    i32[j + J.ts + 4 * t + 3] = -1;
+  });
+  if (workers.length === 0) {
+    e.ex.run_job(e.job, 0);
+  } else {
+    e.pool!.post(e.job, workers);
+    const t0 = performance.now();
+    let t1 = t0;
+    try {
+      e.ex.run_job(e.job, 0);
+      t1 = performance.now();
+    } finally {
+      e.pool!.join();
+    }
+    // A worker that took a chunk and was then descheduled (the cores busy with other processes)
+    // makes the caller wait: after such a call, work alone for a while (doubling each time).
+    const waited = performance.now() - t1;
+    if (waited > 0.5 * (t1 - t0) + 0.05) {
+      strikes = Math.min(strikes + 1, 10);
+      backoff = 2 ** strikes;
+      stalls++;
+    } else if (strikes > 0) strikes--;
+  }
+  return f32.subarray(pC / 4, pC / 4 + cLength);
 }
 
 export interface MatMulOptions {
@@ -48,14 +282,13 @@ export interface MatMulOptions {
   broadcastB?: boolean;
   /** where to write C [batch, M, N] (allocated if absent) */
   out?: Float32Array;
+  /** threads (default matmulThreads()) */
+  threads?: number;
 }
-
-const align = (bytes: number) => (bytes + 15) & ~15;
 
 /** C [batch, M, N] = op(A) [M, K] x op(B) [K, N] for each batch item. */
 export function matMul(a: Float32Array, b: Float32Array, M: number, K: number, N: number, opts: MatMulOptions = {}): Float32Array {
-  const ex = instance();
-  if (!ex) throw new Error(`matMul: cannot load ${fileURLToPath(WASM_URL)} (${loadError}); run npm run build:kernels`);
+  if (!load()) throw new Error(`matMul: cannot load ${fileURLToPath(WASM_URL)} (${loadError}); run npm run build:kernels`);
   const batch = opts.batch ?? 1;
   for (const [k, v] of Object.entries({ M, K, N, batch })) {
     if (!Number.isInteger(v) || v < 0) throw new Error(`matMul: ${k} must be a non-negative integer, got ${v}`);
@@ -66,22 +299,21 @@ export function matMul(a: Float32Array, b: Float32Array, M: number, K: number, N
   const out = opts.out ?? new Float32Array(batch * M * N);
   if (out.length !== batch * M * N) throw new Error(`matMul: out has ${out.length} values, expected ${batch * M * N}`);
   if (batch * M * N === 0) return out;
-  const Mp = (M + 3) & ~3;
-  const Np = (N + 7) & ~7;
-  const base = align(ex.__heap_base.value as number);
-  const pA = base;
-  const pB = align(pA + 4 * a.length);
-  const pC = align(pB + 4 * b.length);
-  const pa = align(pC + 4 * out.length);
-  const pb = align(pa + 4 * Mp * K);
-  const cp = align(pb + 4 * Np * K);
-  const end = cp + 4 * Mp * Np;
-  const mem = ex.memory;
-  if (mem.buffer.byteLength < end) mem.grow(Math.ceil((end - mem.buffer.byteLength) / 65536));
-  const f32 = new Float32Array(mem.buffer);
-  f32.set(a, pA / 4);
-  f32.set(b, pB / 4);
-  ex.matmul(pA, pB, pC, batch, M, K, N, opts.transposeA ? 1 : 0, opts.transposeB ? 1 : 0, M * K, opts.broadcastB ? 0 : K * N, pa, pb, cp);
-  out.set(f32.subarray(pC / 4, pC / 4 + out.length));
+  const c = runMatMul(
+    {
+      batch, M, K, N,
+      transposeA: !!opts.transposeA,
+      transposeB: !!opts.transposeB,
+      aLength: a.length,
+      bLength: b.length,
+      bOffsets: opts.broadcastB ? new Int32Array(batch) : undefined,
+    },
+    (heap, ai, bi) => {
+      heap.set(a, ai);
+      heap.set(b, bi);
+    },
+    opts.threads ?? matmulThreads(),
+  );
+  out.set(c);
   return out;
 }

@@ -1,0 +1,344 @@
+// Fast kernels vs stock, measured back to back in one process (`npm run bench`):
+//  - matmul GFLOP/s through tf.matMul — the fast BatchMatMul kernel on the wasm backend with 1 and
+//    N threads, stock tfjs wasm, stock tfjs cpu — for the products of a gpt-nano training step
+//    (batch 32 x 50 tokens) and 256^3, each transpose combination; median of --rounds rounds, the
+//    implementations alternating within each round; timings include the copies in and out;
+//  - training tokens/s: pretraining steps (as in src/model/pretrain.ts: gpt-nano, batch 32,
+//    length-bucketed corpus batches), each batch run 3 times with each kernel, alternating; the
+//    median per batch counts (single steps swing by +-50% when other processes share the cores);
+//  - rollout tokens/s: 64 sequences of a 12-char prompt sampled at T=1, up to 60 new tokens
+//    (--checkpoint, default data/models/base, if present, else initParams weights), fast decoder vs stock;
+//  - seconds per GRPO step (GrpoTrainer on {"prompt":"12*2","answer":"24"}, 8 copies x 8 rollouts,
+//    default GrpoSchema values), one trainer per kernel, steps alternating between them;
+//  - with --experiments: wall time of `npm run experiment -- experiments/smoke.json --kernels fast|stock`
+//    (and experiments/default.json with --default).
+// "fast" / "stock" = selectKernels("fast" | "stock") (decoder and matmul kernel together).
+//   npm run bench -- [--json] [--rounds 3] [--ms 80] [--backend wasm|cpu] [--skip-matmul]
+//                    [--checkpoint data/models/base] [--experiments] [--default]
+// --json prints one JSON object on stdout (progress goes to stderr). Threads: RLVR_THREADS (default
+// min(2, cores)). On a machine busy with other work, the threaded numbers mostly measure the load.
+import * as tf from "@tensorflow/tfjs";
+import "@tensorflow/tfjs-backend-wasm";
+import { spawnSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { makeRng } from "../src/engine/rng.js";
+import { GrpoSchema } from "../src/experiment/schema.js";
+import { matmulAvailable, matmulThreads, matmulThreadStats, matmulThreadsReady, matmulUnavailableReason, setMatmulThreads } from "../src/kernels/matmul.js";
+import { installFastMatmul, uninstallFastMatmul } from "../src/kernels/tfjsKernels.js";
+import { loadCheckpoint } from "../src/model/checkpoint.js";
+import { hostWeights } from "../src/model/decode.js";
+import { disposeParams, initParams, lmLoss, resolveModelConfig, type ModelConfig, type Params } from "../src/model/gpt.js";
+import { AdamW } from "../src/model/optim.js";
+import { encodeBatch } from "../src/model/pretrain.js";
+import { sample, selectKernels } from "../src/model/sampler.js";
+import { GrpoTrainer } from "../src/rl/trainer.js";
+import { loadTokenizer } from "../src/text/tokenizer.js";
+import { corpusStream, DEFAULT_CORPUS, promptText, type CorpusItem } from "../src/world/corpus.js";
+
+const argv = process.argv.slice(2);
+const has = (name: string) => argv.includes(`--${name}`);
+function arg(name: string, dflt: string): string {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 && i + 1 < argv.length ? argv[i + 1] : dflt;
+}
+const asJson = has("json");
+const rounds = Math.max(1, Number(arg("rounds", "3")));
+const budgetMs = Math.max(10, Number(arg("ms", "80")));
+const backendName = arg("backend", "wasm");
+if (!["wasm", "cpu"].includes(backendName)) throw new Error(`--backend: use wasm or cpu, got ${backendName}`);
+const log = (s: string) => (asJson ? process.stderr : process.stdout).write(s + "\n");
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
+
+if (!matmulAvailable()) {
+  console.error(`matmul.wasm unavailable: ${matmulUnavailableReason()} (run npm run build:kernels)`);
+  process.exit(1);
+}
+
+async function useBackend(name: string): Promise<void> {
+  if (tf.getBackend() !== name) {
+    await tf.setBackend(name);
+    await tf.ready();
+  }
+}
+
+await useBackend(backendName);
+const N = matmulThreads();
+const readyThreads = await matmulThreadsReady(N);
+const tok = loadTokenizer("data/tokenizer");
+const V = tok.vocabSize;
+log(`backend ${backendName}; matmul threads N = ${N} (${readyThreads} ready; ${os.cpus().length} cores; load average ${os.loadavg().map((x) => x.toFixed(2)).join(" ")})`);
+
+// ---------------------------------------------------------------------------------------------
+// matmul
+interface Shape {
+  name: string;
+  batch: number;
+  M: number;
+  K: number;
+  N: number;
+}
+// a gpt-nano training step, batch 32 x 50 tokens: 1600 rows, width 64, MLP 256, 4 heads of 16
+const SHAPES: Shape[] = [
+  { name: "256x256x256", batch: 1, M: 256, K: 256, N: 256 },
+  { name: "qkv 1600x64x192", batch: 1, M: 1600, K: 64, N: 192 },
+  { name: "attn-proj 1600x64x64", batch: 1, M: 1600, K: 64, N: 64 },
+  { name: "mlp-fc 1600x64x256", batch: 1, M: 1600, K: 64, N: 256 },
+  { name: "mlp-proj 1600x256x64", batch: 1, M: 1600, K: 256, N: 64 },
+  { name: `lm-head 1600x64x${V}`, batch: 1, M: 1600, K: 64, N: V },
+  { name: "weight-grad 64x1600x256", batch: 1, M: 64, K: 1600, N: 256 },
+  { name: "attn-scores 32x(50x16x50)", batch: 32, M: 50, K: 16, N: 50 },
+  { name: "attn-values 32x(50x50x16)", batch: 32, M: 50, K: 50, N: 16 },
+];
+const COMBOS: [string, boolean, boolean][] = [
+  ["AB", false, false],
+  ["ABt", false, true],
+  ["AtB", true, false],
+  ["AtBt", true, true],
+];
+const IMPLS = ["fast1", "fastN", "wasm", "cpu"] as const;
+type Impl = (typeof IMPLS)[number];
+
+/** seconds per call: repeats fn for ~budgetMs (at least twice) after one warm-up call */
+function time(fn: () => void): number {
+  fn();
+  let reps = 0;
+  const t0 = performance.now();
+  let t = t0;
+  while (reps < 2 || t - t0 < budgetMs) {
+    fn();
+    reps++;
+    t = performance.now();
+  }
+  return (t - t0) / 1000 / reps;
+}
+
+async function matmulTimer(impl: Impl, s: Shape, ta: boolean, tb: boolean, data: [Float32Array, Float32Array]): Promise<number> {
+  uninstallFastMatmul();
+  await useBackend(impl === "cpu" ? "cpu" : "wasm");
+  if (impl === "fast1" || impl === "fastN") {
+    installFastMatmul("wasm");
+    setMatmulThreads(impl === "fast1" ? 1 : N);
+  }
+  const aShape = ta ? [s.K, s.M] : [s.M, s.K];
+  const bShape = tb ? [s.N, s.K] : [s.K, s.N];
+  const A = tf.tensor(data[0], s.batch > 1 ? [s.batch, ...aShape] : aShape);
+  const B = tf.tensor(data[1], s.batch > 1 ? [s.batch, ...bShape] : bShape);
+  const sec = time(() => tf.matMul(A, B, ta, tb).dispose());
+  tf.dispose([A, B]);
+  uninstallFastMatmul();
+  return (2 * s.batch * s.M * s.K * s.N) / sec / 1e9;
+}
+
+const byTranspose: Record<string, Record<string, Record<Impl, number>>> = {};
+if (!has("skip-matmul")) {
+  log(`\nmatmul GFLOP/s through tf.matMul (median of ${rounds} rounds; fastN = ${N} threads)`);
+  log(["shape".padEnd(27), "op".padEnd(5), ...IMPLS.map((i) => i.padStart(7))].join(" "));
+  const rng = makeRng(1, "bench-matmul");
+  for (const s of SHAPES) {
+    byTranspose[s.name] = {};
+    const data: [Float32Array, Float32Array] = [
+      Float32Array.from({ length: s.batch * s.M * s.K }, () => rng.next() - 0.5),
+      Float32Array.from({ length: s.batch * s.K * s.N }, () => rng.next() - 0.5),
+    ];
+    for (const [op, ta, tb] of COMBOS) {
+      const res: Record<Impl, number[]> = { fast1: [], fastN: [], wasm: [], cpu: [] };
+      for (let r = 0; r < rounds; r++) for (const impl of IMPLS) res[impl].push(await matmulTimer(impl, s, ta, tb, data));
+      const med = Object.fromEntries(IMPLS.map((i) => [i, round(median(res[i]))])) as Record<Impl, number>;
+      byTranspose[s.name][op] = med;
+      log([s.name.padEnd(27), op.padEnd(5), ...IMPLS.map((i) => med[i].toFixed(2).padStart(7))].join(" "));
+    }
+  }
+  setMatmulThreads(N);
+}
+await useBackend(backendName);
+
+// ---------------------------------------------------------------------------------------------
+// model: --checkpoint (default data/models/base) if present, else init weights
+const BASE = arg("checkpoint", "data/models/base");
+let baseParams: Params;
+let cfg: ModelConfig;
+let weights: string;
+if (fs.existsSync(path.join(BASE, "model.safetensors"))) {
+  const ck = loadCheckpoint(BASE);
+  baseParams = ck.params;
+  cfg = ck.cfg;
+  weights = BASE;
+} else {
+  cfg = resolveModelConfig("gpt-nano", V);
+  baseParams = initParams(cfg, 1);
+  weights = "initParams(gpt-nano, seed 1)";
+}
+const cloneParams = (p: Params): Params => Object.fromEntries(Object.entries(p).map(([k, v]) => [k, tf.variable(v.clone(), true)]));
+type Kernels = "fast" | "stock";
+const KERNELS: Kernels[] = ["fast", "stock"];
+
+// training: pretraining steps (as in src/model/pretrain.ts: lmLoss, AdamW) on gpt-nano, batch 32,
+// on length-bucketed corpus batches; every batch runs with both kernels, in alternating order, each
+// kernel with its own parameters and optimizer (so drift in the machine's load hits both alike)
+const TRAIN_BATCHES = 2 + 2 * Math.min(rounds, 2);
+const trainModel = resolveModelConfig("gpt-nano", V);
+function trainBatches(n: number): ReturnType<typeof encodeBatch>[] {
+  const stream = corpusStream(DEFAULT_CORPUS, new Set());
+  const pool: CorpusItem[] = [];
+  for (let i = 0; i < 32 * n; i++) pool.push(stream.next().value as CorpusItem);
+  const len = (it: CorpusItem) => it.prompt.length + it.completion.length;
+  pool.sort((a, b) => len(a) - len(b));
+  const out = Array.from({ length: n }, (_, i) => encodeBatch(pool.slice(i * 32, (i + 1) * 32), tok, trainModel.contextLength));
+  const r = makeRng(2, "bench-train-order");
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = r.int(0, i);
+    [out[i], out[j]] = [out[j], out[i]];
+  }
+  return out;
+}
+const trainState = Object.fromEntries(
+  KERNELS.map((k) => {
+    const params = initParams(trainModel, 1);
+    return [k, { params, opt: new AdamW(params, { beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0, gradClip: 1 }), names: new Map(Object.entries(params).map(([n, v]) => [v.name, n])) }];
+  }),
+) as Record<Kernels, { params: Params; opt: AdamW; names: Map<string, string> }>;
+function trainStep(k: Kernels, batch: ReturnType<typeof encodeBatch>): number {
+  selectKernels(k);
+  const { params, opt, names } = trainState[k];
+  const t0 = performance.now();
+  const inputs = tf.tensor2d(batch.inputs, undefined, "int32");
+  const targets = tf.tensor2d(batch.targets, undefined, "int32");
+  const mask = tf.tensor2d(batch.mask, undefined, "float32");
+  const { value, grads } = tf.variableGrads(() => lmLoss(params, trainModel, inputs, targets, mask));
+  const named: Record<string, tf.Tensor> = {};
+  for (const [vn, g] of Object.entries(grads)) named[names.get(vn)!] = g;
+  opt.apply(named, 1e-3);
+  value.dataSync();
+  tf.dispose([value, inputs, targets, mask, ...Object.values(grads)]);
+  return (performance.now() - t0) / 1000;
+}
+const train = { fast: { tokens: 0, seconds: 0 }, stock: { tokens: 0, seconds: 0 } };
+const TRAIN_REPS = 3;
+log(`\ntraining (pretraining steps, gpt-nano, batch 32; ${TRAIN_BATCHES} batches, each run ${TRAIN_REPS} times per kernel, alternating; median per batch), tokens/s`);
+const batches = trainBatches(TRAIN_BATCHES);
+for (const k of KERNELS) trainStep(k, batches[0]); // warm-up
+batches.forEach((b, i) => {
+  const secs: Record<Kernels, number[]> = { fast: [], stock: [] };
+  for (let r = 0; r < TRAIN_REPS; r++) for (const k of r % 2 === 0 ? KERNELS : [...KERNELS].reverse()) secs[k].push(trainStep(k, b));
+  for (const k of KERNELS) {
+    train[k].seconds += median(secs[k]);
+    train[k].tokens += b.inputs.length * b.T;
+  }
+  log(`  batch ${i + 1} (32 x ${b.T}): ${KERNELS.map((k) => `${k} ${(median(secs[k]) * 1000).toFixed(0)} ms`).join(", ")}`);
+});
+for (const k of KERNELS) {
+  trainState[k].opt.dispose();
+  disposeParams(trainState[k].params);
+}
+
+// rollouts: 64 sequences of a 12-char prompt, T = 1, up to 60 new tokens
+const PROMPT = promptText("12*2+35*4-1"); // 12 characters
+const prompts = Array.from({ length: 64 }, () => tok.encode(PROMPT));
+function rolloutRate(k: Kernels, reps: number): number {
+  selectKernels(k);
+  const hw = hostWeights(baseParams, cfg);
+  let tokens = 0;
+  const t0 = performance.now();
+  for (let i = 0; i < reps; i++) {
+    const out = sample(hw, prompts, { temperature: 1, topP: 1, maxNewTokens: 60 }, makeRng(5 + i, "bench-rollout"));
+    out.completions.forEach((c, b) => (tokens += c.length + (out.finished[b] ? 1 : 0)));
+  }
+  return tokens / ((performance.now() - t0) / 1000);
+}
+const rollout: Record<Kernels, number[]> = { fast: [], stock: [] };
+log(`\nrollouts (64 x "${PROMPT}", T=1, <= 60 new tokens, ${weights}), generated tokens/s`);
+rolloutRate("fast", 1);
+for (let r = 0; r < rounds; r++) {
+  rollout.fast.push(rolloutRate("fast", 5));
+  rollout.stock.push(rolloutRate("stock", 1));
+  log(`  round ${r + 1}: fast ${rollout.fast[r].toFixed(0)}, stock ${rollout.stock[r].toFixed(0)}`);
+}
+
+// GRPO steps: 8 copies x 8 rollouts on 12*2, default GrpoSchema values, fresh policy each time
+const grpoCfg = GrpoSchema.parse({ copies: 8, rollouts: 8 });
+const grpoCfgUsed = { ...grpoCfg, maxNewTokens: Math.min(grpoCfg.maxNewTokens, cfg.contextLength) };
+const GRPO_STEPS = 2 * Math.min(rounds, 2);
+const grpo = { fast: { total: 0, rollout: 0, update: 0 }, stock: { total: 0, rollout: 0, update: 0 } };
+log(`\nGRPO step (8 copies x 8 rollouts of 12*2, maxNewTokens ${grpoCfgUsed.maxNewTokens}; ${GRPO_STEPS} steps per kernel after 1 warm-up, alternating), seconds/step`);
+{
+  const trainers = Object.fromEntries(
+    KERNELS.map((k) => [k, { trainer: new GrpoTrainer(cloneParams(baseParams), cloneParams(baseParams), cfg, tok, grpoCfgUsed, { prompt: "12*2", answer: "24" }), rng: makeRng(3, "bench-grpo") }]),
+  ) as Record<Kernels, { trainer: GrpoTrainer; rng: ReturnType<typeof makeRng> }>;
+  const grpoStep = (k: Kernels) => {
+    selectKernels(k);
+    const { trainer, rng } = trainers[k];
+    const t0 = performance.now();
+    const st = trainer.step(rng);
+    return { total: (performance.now() - t0) / 1000, rollout: st.rolloutSeconds, update: st.updateSeconds };
+  };
+  for (const k of KERNELS) grpoStep(k); // warm-up
+  for (let i = 0; i < GRPO_STEPS; i++) {
+    const line: string[] = [];
+    for (const k of i % 2 === 0 ? KERNELS : [...KERNELS].reverse()) {
+      const r = grpoStep(k);
+      grpo[k].total += r.total / GRPO_STEPS;
+      grpo[k].rollout += r.rollout / GRPO_STEPS;
+      grpo[k].update += r.update / GRPO_STEPS;
+      line.push(`${k} ${r.total.toFixed(2)} s (rollout ${r.rollout.toFixed(2)}, update ${r.update.toFixed(2)})`);
+    }
+    log(`  step ${i + 1}: ${line.join("; ")}`);
+  }
+  for (const k of KERNELS) {
+    trainers[k].trainer.optimizer.dispose();
+    disposeParams(trainers[k].trainer.policy);
+    disposeParams(trainers[k].trainer.reference);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// experiments (wall time of the CLI, fast vs stock)
+const experiments: Record<string, Record<Kernels, { seconds: number; exitCode: number | null }>> = {};
+if (has("experiments")) {
+  const files = ["experiments/smoke.json", ...(has("default") ? ["experiments/default.json"] : [])];
+  for (const file of files) {
+    experiments[file] = {} as Record<Kernels, { seconds: number; exitCode: number | null }>;
+    for (const k of KERNELS) {
+      const out = fs.mkdtempSync(path.join(os.tmpdir(), "bench-exp-"));
+      const t0 = performance.now();
+      const r = spawnSync("npm", ["run", "experiment", "--", file, "--out", out, "--kernels", k], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+      const seconds = (performance.now() - t0) / 1000;
+      experiments[file][k] = { seconds: round(seconds, 1), exitCode: r.status };
+      log(`experiment ${file} --kernels ${k}: ${seconds.toFixed(1)} s, exit ${r.status}${r.status === 0 ? "" : `\n${(r.stderr || r.stdout).trim().split("\n").slice(-3).join("\n")}`}`);
+      fs.rmSync(out, { recursive: true, force: true });
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+const plain = byTranspose["256x256x256"]?.AB;
+const med = (xs: number[], d = 0) => round(median(xs), d);
+const result = {
+  backend: backendName,
+  threads: N,
+  cores: os.cpus().length,
+  loadAverage: os.loadavg().map((x) => round(x)),
+  weights,
+  matmulGflops: plain ? { fast1: plain.fast1, fastN: plain.fastN, wasm: plain.wasm, cpu: plain.cpu } : null,
+  matmulGflopsByTranspose: byTranspose,
+  trainTokensPerSecond: { fast: round(train.fast.tokens / train.fast.seconds, 0), stock: round(train.stock.tokens / train.stock.seconds, 0) },
+  rolloutTokensPerSecond: { fast: med(rollout.fast), stock: med(rollout.stock) },
+  grpoStepSeconds: { fast: round(grpo.fast.total), stock: round(grpo.stock.total) },
+  grpoStepDetail: Object.fromEntries(KERNELS.map((k) => [k, { rolloutSeconds: round(grpo[k].rollout), updateSeconds: round(grpo[k].update) }])),
+  experimentSeconds: has("experiments") ? experiments : undefined,
+  threadStats: matmulThreadStats(),
+};
+selectKernels("stock");
+if (asJson) {
+  process.stdout.write(JSON.stringify(result) + "\n");
+} else {
+  log("\nsummary");
+  if (plain) log(`  matmul 256^3 plain GFLOP/s: fast 1 thread ${plain.fast1}, fast ${N} threads ${plain.fastN}, stock wasm ${plain.wasm}, stock cpu ${plain.cpu}`);
+  log(`  training tokens/s: fast ${result.trainTokensPerSecond.fast}, stock ${result.trainTokensPerSecond.stock} (${(result.trainTokensPerSecond.fast / result.trainTokensPerSecond.stock).toFixed(2)}x)`);
+  log(`  rollout tokens/s: fast ${result.rolloutTokensPerSecond.fast}, stock ${result.rolloutTokensPerSecond.stock} (${(result.rolloutTokensPerSecond.fast / result.rolloutTokensPerSecond.stock).toFixed(1)}x)`);
+  log(`  GRPO step seconds: fast ${result.grpoStepSeconds.fast}, stock ${result.grpoStepSeconds.stock} (${(result.grpoStepSeconds.stock / result.grpoStepSeconds.fast).toFixed(2)}x)`);
+  const ts = result.threadStats;
+  log(`  worker posts ${ts.posted}, cancelled (worker not awake in time) ${ts.cancelled}, stalls ${ts.stalls}`);
+}

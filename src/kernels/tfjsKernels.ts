@@ -1,0 +1,175 @@
+// The WebAssembly SIMD matmul (matmul.ts) as the tfjs `BatchMatMul` kernel of the `wasm` and `cpu`
+// backends, so that tf.matMul — forward and backward, since BatchMatMul's gradient is itself
+// BatchMatMuls — runs on it. The stock kernel config is kept and restored by uninstallFastMatmul().
+// Our ops (src/model/gpt.ts) dispatch only BatchMatMul (checked with tf.profile); `_FusedMatMul`
+// (tf.fused.matMul, used by tfjs-layers) is left stock.
+// Inputs are read where the backend keeps them (cpu: backend.data values; wasm: the tfjs-wasm heap)
+// and copied into the matmul memory; the result is copied into a new output tensor. float32 only:
+// other dtypes, empty outputs and calls too large for the 2 GiB kernel memory go to the stock kernel.
+// Batch dimensions broadcast as in NumPy (tfjs's stock kernels agree where their own indexing,
+// bi % batch, is right: equal batch shapes or one side without batch).
+import * as tf from "@tensorflow/tfjs";
+import { matmulAvailable, matmulThreads, MatMulTooLarge, runMatMul } from "./matmul.js";
+
+const KERNEL = "BatchMatMul";
+export const FAST_MATMUL_BACKENDS = ["wasm", "cpu"] as const;
+
+interface TensorInfo {
+  dataId: object;
+  shape: number[];
+  dtype: string;
+}
+
+type KernelFunc = (args: { inputs: Record<string, TensorInfo>; backend: unknown; attrs?: Record<string, unknown> }) => TensorInfo | TensorInfo[];
+
+/** stock kernel configs of the backends we replaced */
+const stock = new Map<string, tf.KernelConfig>();
+
+/** Where a float32 tensor's values are: a view of them, valid until the backend allocates again. */
+type Reader = (t: TensorInfo) => Float32Array;
+type Writer = (shape: number[], c: Float32Array) => TensorInfo;
+
+function io(backendName: string, backend: any): { read: Reader; write: Writer } {
+  if (backendName === "cpu") {
+    return {
+      read: (t) => backend.data.get(t.dataId).values as Float32Array,
+      write: (shape, c) => backend.makeTensorInfo(shape, "float32", c.slice()),
+    };
+  }
+  // wasm: tensors live in the tfjs-wasm heap at dataIdMap(dataId).memoryOffset
+  return {
+    read: (t) => {
+      const { memoryOffset } = backend.dataIdMap.get(t.dataId);
+      return new Float32Array(backend.wasm.HEAPU8.buffer, memoryOffset, sizeOf(t.shape));
+    },
+    write: (shape, c) => {
+      const out = backend.makeOutput(shape, "float32");
+      const { memoryOffset } = backend.dataIdMap.get(out.dataId);
+      new Float32Array(backend.wasm.HEAPU8.buffer, memoryOffset, c.length).set(c);
+      return out;
+    },
+  };
+}
+
+const sizeOf = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
+
+/** Offsets (in floats) of each output batch item's A and B, with NumPy broadcasting of the batch dims. */
+export function batchOffsets(outer: number[], aOuter: number[], bOuter: number[], aItem: number, bItem: number): { aOffsets: Int32Array; bOffsets: Int32Array } {
+  const batch = sizeOf(outer);
+  const aBatch = sizeOf(aOuter);
+  const bBatch = sizeOf(bOuter);
+  const aOffsets = new Int32Array(batch);
+  const bOffsets = new Int32Array(batch);
+  if (aBatch === batch && bBatch === batch) {
+    for (let i = 0; i < batch; i++) {
+      aOffsets[i] = i * aItem;
+      bOffsets[i] = i * bItem;
+    }
+    return { aOffsets, bOffsets };
+  }
+  // strides (in items) of each operand over the output's batch dims; 0 where broadcast
+  const strides = (dims: number[]): number[] => {
+    const s = new Array(outer.length).fill(0);
+    let acc = 1;
+    for (let d = dims.length - 1; d >= 0; d--) {
+      const od = outer.length - dims.length + d;
+      s[od] = dims[d] === 1 ? 0 : acc;
+      acc *= dims[d];
+    }
+    return s;
+  };
+  const sa = strides(aOuter);
+  const sb = strides(bOuter);
+  const idx = new Array(outer.length).fill(0);
+  for (let i = 0; i < batch; i++) {
+    let ia = 0;
+    let ib = 0;
+    for (let d = 0; d < outer.length; d++) {
+      ia += idx[d] * sa[d];
+      ib += idx[d] * sb[d];
+    }
+    aOffsets[i] = ia * aItem;
+    bOffsets[i] = ib * bItem;
+    for (let d = outer.length - 1; d >= 0; d--) {
+      if (++idx[d] < outer[d]) break;
+      idx[d] = 0;
+    }
+  }
+  return { aOffsets, bOffsets };
+}
+
+function makeKernel(backendName: string, fallback: KernelFunc): KernelFunc {
+  return (args) => {
+    const { a, b } = args.inputs;
+    const ta = !!args.attrs?.transposeA;
+    const tb = !!args.attrs?.transposeB;
+    if (a.dtype !== "float32" || b.dtype !== "float32" || a.shape.length < 2 || b.shape.length < 2) return fallback(args);
+    const ra = a.shape.length;
+    const rb = b.shape.length;
+    const M = ta ? a.shape[ra - 1] : a.shape[ra - 2];
+    const K = ta ? a.shape[ra - 2] : a.shape[ra - 1];
+    const Kb = tb ? b.shape[rb - 1] : b.shape[rb - 2];
+    const N = tb ? b.shape[rb - 2] : b.shape[rb - 1];
+    if (K !== Kb) {
+      throw new Error(`Error in matMul: inner shapes (${K}) and (${Kb}) of Tensors with shapes ${a.shape} and ${b.shape} and transposeA=${ta} and transposeB=${tb} must match.`);
+    }
+    const aOuter = a.shape.slice(0, -2);
+    const bOuter = b.shape.slice(0, -2);
+    const outer = tf.broadcast_util.assertAndGetBroadcastShape(aOuter, bOuter);
+    const batch = sizeOf(outer);
+    if (batch * M * N === 0) return fallback(args); // (K = 0 is ours: zeros; stock wasm leaves garbage)
+    const { read, write } = io(backendName, args.backend);
+    const { aOffsets, bOffsets } = batchOffsets(outer, aOuter, bOuter, M * K, K * N);
+    let c: Float32Array;
+    try {
+      c = runMatMul(
+        { batch, M, K, N, transposeA: ta, transposeB: tb, aLength: sizeOf(a.shape), bLength: sizeOf(b.shape), aOffsets, bOffsets },
+        (heap, ai, bi) => {
+          heap.set(read(a), ai);
+          heap.set(read(b), bi);
+        },
+      );
+    } catch (e) {
+      if (e instanceof MatMulTooLarge) return fallback(args);
+      throw e;
+    }
+    return write([...outer, M, N], c);
+  };
+}
+
+/**
+ * Registers the fast BatchMatMul for `backendName` (default: the active backend), keeping the stock
+ * kernel. Returns false (changing nothing) for other backends (e.g. tensorflow, which has its own),
+ * when the backend's package is not loaded, or when matmul.wasm is unavailable.
+ */
+export function installFastMatmul(backendName: string = tf.getBackend()): boolean {
+  if (!(FAST_MATMUL_BACKENDS as readonly string[]).includes(backendName)) return false;
+  if (stock.has(backendName)) return true;
+  if (!matmulAvailable()) return false;
+  const config = tf.getKernel(KERNEL, backendName);
+  if (!config) return false;
+  stock.set(backendName, config);
+  tf.unregisterKernel(KERNEL, backendName);
+  tf.registerKernel({ kernelName: KERNEL, backendName, kernelFunc: makeKernel(backendName, config.kernelFunc as unknown as KernelFunc) as unknown as tf.KernelFunc });
+  return true;
+}
+
+/** Restores the stock BatchMatMul of every backend where the fast one is installed. */
+export function uninstallFastMatmul(): void {
+  for (const [backendName, config] of stock) {
+    tf.unregisterKernel(KERNEL, backendName);
+    tf.registerKernel(config);
+  }
+  stock.clear();
+}
+
+/** Backends where the fast BatchMatMul is installed now. */
+export function fastMatmulBackends(): string[] {
+  return [...stock.keys()];
+}
+
+/** One line for logs: where the fast matmul runs and on how many threads. */
+export function describeFastMatmul(): string {
+  const b = fastMatmulBackends();
+  return b.length === 0 ? "matmul: stock tfjs kernels" : `matmul: WebAssembly SIMD BatchMatMul (src/kernels/matmul.wasm) on the ${b.join(", ")} backend, ${matmulThreads()} thread${matmulThreads() === 1 ? "" : "s"}`;
+}

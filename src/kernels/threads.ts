@@ -1,0 +1,194 @@
+// Worker threads for the WebAssembly matmul (matmul.ts): each worker runs its own instance of
+// matmul.wasm over the one shared WebAssembly.Memory and sleeps in Atomics.wait until a job is
+// posted to its control block (16 int32 in the shared memory). The caller's thread always works
+// on the job too; chunks of output rows are handed out by an atomic counter inside the wasm, so a
+// worker that is slow to wake (or descheduled) just takes fewer chunks, and one that has not picked
+// the job up by the time the caller is done is cancelled instead of waited for. Every output
+// element is computed by exactly one thread in a fixed order: results do not depend on the split.
+// Workers are unref'd (they never keep the process alive) and start asynchronously: until one has
+// instantiated its module the caller simply works alone.
+import { Worker } from "node:worker_threads";
+
+/** int32 slots of a worker's control block */
+export const CTRL_INTS = 16;
+const SEQ = 0; // bumped by the caller for every post (the worker waits on it)
+const STATE = 1; // IDLE / POSTED / TAKEN / DONE / CANCELLED
+const JOB = 2; // byte offset of the Job struct
+const READY = 3; // 1 once the worker has instantiated the module
+const ERR = 4; // 1 when the last job threw in the worker
+const STOP = 5; // 1: the worker exits its loop
+
+const IDLE = 0;
+const POSTED = 1;
+const TAKEN = 2;
+const DONE = 3;
+const CANCELLED = 4;
+
+// CommonJS, evaluated in the worker (no loader, no TypeScript).
+const WORKER_SOURCE = `
+const { workerData, parentPort } = require("node:worker_threads");
+const { module, memory, ctrl, index } = workerData;
+const c = new Int32Array(memory.buffer, ctrl, ${CTRL_INTS});
+let run;
+try {
+  run = new WebAssembly.Instance(module, { env: { memory } }).exports.run_job;
+} catch (e) {
+  parentPort.postMessage({ error: String((e && e.message) || e) });
+  throw e;
+}
+Atomics.store(c, ${READY}, 1);
+let seen = Atomics.load(c, ${SEQ});
+for (;;) {
+  Atomics.wait(c, ${SEQ}, seen);
+  seen = Atomics.load(c, ${SEQ});
+  if (Atomics.load(c, ${STOP})) break;
+  if (Atomics.compareExchange(c, ${STATE}, ${POSTED}, ${TAKEN}) !== ${POSTED}) continue;
+  try {
+    run(Atomics.load(c, ${JOB}), index);
+    Atomics.store(c, ${ERR}, 0);
+  } catch (e) {
+    Atomics.store(c, ${ERR}, 1);
+    parentPort.postMessage({ error: String((e && e.message) || e) });
+  }
+  Atomics.store(c, ${STATE}, ${DONE});
+  Atomics.notify(c, ${STATE});
+}
+`;
+
+interface Slot {
+  worker: Worker;
+  ctrl: Int32Array;
+  /** thread index in the Job's scratch table (1-based; 0 is the caller) */
+  index: number;
+  posted: boolean;
+  dead: boolean;
+  error: string;
+}
+
+/** How long join() waits for a worker that took a job before giving up (ms). */
+const JOIN_TIMEOUT_MS = 120_000;
+
+export class WorkerPool {
+  private readonly slots: Slot[] = [];
+  /** posts made, and posts cancelled because no worker picked them up before the caller finished */
+  readonly stats = { posted: 0, cancelled: 0 };
+
+  /**
+   * @param ctrlBase byte offset of CTRL_INTS * 4 * maxWorkers bytes reserved for control blocks
+   */
+  constructor(
+    private readonly module: WebAssembly.Module,
+    private readonly memory: WebAssembly.Memory,
+    private readonly ctrlBase: number,
+    readonly maxWorkers: number,
+  ) {}
+
+  /** Starts workers until there are n (asynchronously; see ready()). */
+  ensure(n: number): void {
+    n = Math.min(n, this.maxWorkers);
+    for (let i = this.slots.length; i < n; i++) {
+      const ctrlOffset = this.ctrlBase + i * CTRL_INTS * 4;
+      const ctrl = new Int32Array(this.memory.buffer, ctrlOffset, CTRL_INTS);
+      ctrl.fill(0);
+      const worker = new Worker(WORKER_SOURCE, {
+        eval: true,
+        execArgv: [],
+        workerData: { module: this.module, memory: this.memory, ctrl: ctrlOffset, index: i + 1 },
+      });
+      const slot: Slot = { worker, ctrl, index: i + 1, posted: false, dead: false, error: "" };
+      worker.on("message", (m: { error?: string }) => {
+        if (m?.error) slot.error = m.error;
+      });
+      worker.on("error", (e) => {
+        slot.dead = true;
+        slot.error = String((e as Error).message ?? e);
+      });
+      worker.on("exit", () => {
+        slot.dead = true;
+      });
+      worker.unref();
+      this.slots.push(slot);
+    }
+  }
+
+  /** Thread indices (1-based) of the first n workers that are ready to take jobs now. */
+  ready(n: number): number[] {
+    const out: number[] = [];
+    for (let i = 0; i < Math.min(n, this.slots.length); i++) {
+      const s = this.slots[i];
+      if (!s.dead && Atomics.load(s.ctrl, READY) === 1) out.push(s.index);
+    }
+    return out;
+  }
+
+  /** Resolves once the first n workers are ready (or dead), or after timeoutMs. */
+  async whenReady(n: number, timeoutMs = 10_000): Promise<number> {
+    this.ensure(n);
+    const t0 = Date.now();
+    for (;;) {
+      const pending = this.slots.slice(0, n).filter((s) => !s.dead && Atomics.load(s.ctrl, READY) !== 1);
+      if (pending.length === 0 || Date.now() - t0 > timeoutMs) return this.ready(n).length;
+      await new Promise((r) => setTimeout(r, 2));
+    }
+  }
+
+  /** Posts the job at byte offset `job` to the workers with these thread indices. */
+  post(job: number, indices: number[]): void {
+    for (const idx of indices) {
+      const s = this.slots[idx - 1];
+      Atomics.store(s.ctrl, JOB, job);
+      Atomics.store(s.ctrl, STATE, POSTED);
+      Atomics.add(s.ctrl, SEQ, 1);
+      Atomics.notify(s.ctrl, SEQ);
+      s.posted = true;
+      this.stats.posted++;
+    }
+  }
+
+  /**
+   * After the caller's own run_job returned (so no chunks are left): cancels the posts no worker
+   * has picked up and waits for those that did. Throws if a worker failed.
+   */
+  join(): void {
+    let failure = "";
+    for (const s of this.slots) {
+      if (!s.posted) continue;
+      s.posted = false;
+      if (Atomics.compareExchange(s.ctrl, STATE, POSTED, CANCELLED) === POSTED) {
+        this.stats.cancelled++;
+        continue;
+      }
+      const t0 = Date.now();
+      while (Atomics.load(s.ctrl, STATE) === TAKEN) {
+        Atomics.wait(s.ctrl, STATE, TAKEN, 1000);
+        if (Date.now() - t0 > JOIN_TIMEOUT_MS) {
+          s.dead = true;
+          failure = `matmul worker ${s.index} did not finish within ${JOIN_TIMEOUT_MS / 1000} s`;
+          break;
+        }
+      }
+      if (Atomics.load(s.ctrl, ERR) === 1) {
+        s.dead = true;
+        failure = `matmul worker ${s.index} failed: ${s.error || "wasm trap"}`;
+      }
+      if (!s.dead) Atomics.store(s.ctrl, STATE, IDLE);
+    }
+    if (failure) throw new Error(failure);
+  }
+
+  /** Stops and terminates every worker. */
+  async terminate(): Promise<void> {
+    const slots = this.slots.splice(0);
+    for (const s of slots) {
+      Atomics.store(s.ctrl, STOP, 1);
+      Atomics.add(s.ctrl, SEQ, 1);
+      Atomics.notify(s.ctrl, SEQ);
+    }
+    await Promise.all(slots.map((s) => s.worker.terminate()));
+  }
+
+  get size(): number {
+    return this.slots.length;
+  }
+}
+

@@ -1,0 +1,290 @@
+// The WebAssembly SIMD matmul as tfjs's BatchMatMul (src/kernels/tfjsKernels.ts) on the wasm and
+// cpu backends: tf.matMul agrees with the stock kernel and with a float64 reference over odd
+// shapes, every transpose combination, batches and broadcast batches (max abs diff <= 1e-4 x
+// max(1, max |C|)); gradients of lmLoss through `forward` agree with stock; 1 and N threads give
+// bit-identical results; uninstalling restores the stock kernel bit for bit; selectKernels
+// installs / removes it.
+import * as tf from "@tensorflow/tfjs";
+import "@tensorflow/tfjs-backend-wasm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { makeRng } from "../src/engine/rng.js";
+import { disposeParams, initParams, lmLoss, resolveModelConfig, type Params } from "../src/model/gpt.js";
+import { matMul, matmulAvailable, matmulThreadStats, matmulThreadsReady, setMatmulThreads } from "../src/kernels/matmul.js";
+import { batchOffsets, fastMatmulBackends, installFastMatmul, uninstallFastMatmul } from "../src/kernels/tfjsKernels.js";
+import { selectKernels } from "../src/model/sampler.js";
+
+const available = matmulAvailable();
+if (!available) console.warn("test/tfjsKernels.test.ts skipped: src/kernels/matmul.wasm unavailable (npm run build:kernels)");
+
+const TOL = 1e-4;
+const rng = makeRng(7, "tfjs-kernels-test");
+const rand = (n: number) => Float32Array.from({ length: n }, () => rng.next() - 0.5);
+const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
+
+/** float64 reference of tf.matMul with NumPy broadcasting of batch dims */
+function reference(a: Float32Array, as: number[], b: Float32Array, bs: number[], ta: boolean, tb: boolean): { shape: number[]; values: Float64Array } {
+  const M = ta ? as[as.length - 1] : as[as.length - 2];
+  const K = ta ? as[as.length - 2] : as[as.length - 1];
+  const N = tb ? bs[bs.length - 2] : bs[bs.length - 1];
+  const aOuter = as.slice(0, -2);
+  const bOuter = bs.slice(0, -2);
+  const rank = Math.max(aOuter.length, bOuter.length);
+  const outer: number[] = [];
+  for (let d = 0; d < rank; d++) {
+    const x = aOuter[d - (rank - aOuter.length)] ?? 1;
+    const y = bOuter[d - (rank - bOuter.length)] ?? 1;
+    outer.push(Math.max(x, y));
+  }
+  const { aOffsets, bOffsets } = batchOffsets(outer, aOuter, bOuter, M * K, K * N);
+  const batch = size(outer);
+  const out = new Float64Array(batch * M * N);
+  for (let q = 0; q < batch; q++) {
+    for (let i = 0; i < M; i++) {
+      for (let j = 0; j < N; j++) {
+        let s = 0;
+        for (let k = 0; k < K; k++) s += a[aOffsets[q] + (ta ? k * M + i : i * K + k)] * b[bOffsets[q] + (tb ? j * K + k : k * N + j)];
+        out[(q * M + i) * N + j] = s;
+      }
+    }
+  }
+  return { shape: [...outer, M, N], values: out };
+}
+
+function maxAbsDiff(x: ArrayLike<number>, y: ArrayLike<number>): number {
+  expect(x.length).toBe(y.length);
+  let d = 0;
+  for (let i = 0; i < x.length; i++) d = Math.max(d, Math.abs(x[i] - y[i]));
+  return d;
+}
+const maxAbs = (x: ArrayLike<number>) => Array.from(x).reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+
+/** [a shape (untransposed [.., M, K]), b shape ([.., K, N])], stock tfjs right for this broadcast */
+const CASES: [number[], number[], boolean][] = [
+  [[1, 1], [1, 1], true],
+  [[5, 7], [7, 9], true],
+  [[4, 8], [8, 8], true],
+  [[33, 300], [300, 17], true],
+  [[3, 1], [1, 5], true],
+  [[13, 19], [19, 2], true],
+  [[2, 6, 600], [2, 600, 40], true],
+  [[32, 11, 5], [32, 5, 11], true],
+  [[3, 9, 10], [10, 6], true], // broadcast B
+  [[9, 10], [4, 10, 6], true], // broadcast A
+  [[2, 3, 5, 4], [3, 4, 7], true],
+  [[1, 5, 4], [3, 4, 7], true],
+  [[2, 1, 5, 4], [1, 3, 4, 7], false], // NumPy broadcast (tfjs's stock kernels index bi % batch)
+];
+
+const transposed = (s: number[], t: boolean) => (t ? [...s.slice(0, -2), s[s.length - 1], s[s.length - 2]] : s);
+
+function smallModel() {
+  return resolveModelConfig("gpt-nano", 30, { contextLength: 24, width: 32, heads: 4, layers: 2 });
+}
+
+function lossGrads(params: Params, cfg: ReturnType<typeof smallModel>): Record<string, Float32Array> {
+  const r = makeRng(11, "grad-batch");
+  const B = 5;
+  const T = 17;
+  const ids = Array.from({ length: B }, () => Array.from({ length: T + 1 }, () => r.int(0, cfg.vocabSize - 1)));
+  const inputs = tf.tensor2d(ids.map((s) => s.slice(0, T)), undefined, "int32");
+  const targets = tf.tensor2d(ids.map((s) => s.slice(1)), undefined, "int32");
+  const mask = tf.tensor2d(ids.map((_, b) => Array.from({ length: T }, (_, t) => (t >= b ? 1 : 0))), undefined, "float32");
+  const { value, grads } = tf.variableGrads(() => lmLoss(params, cfg, inputs, targets, mask));
+  const names = new Map(Object.entries(params).map(([k, v]) => [v.name, k]));
+  const out: Record<string, Float32Array> = { loss: value.dataSync() as Float32Array };
+  for (const [vn, g] of Object.entries(grads)) out[names.get(vn)!] = g.dataSync() as Float32Array;
+  tf.dispose([value, inputs, targets, mask, ...Object.values(grads)]);
+  return out;
+}
+
+afterAll(async () => {
+  uninstallFastMatmul();
+  await tf.setBackend("cpu");
+});
+
+describe.skipIf(!available)("fast BatchMatMul kernel", () => {
+  beforeAll(async () => {
+    await matmulThreadsReady(2);
+  });
+
+  for (const backend of ["wasm", "cpu"]) {
+    describe(`${backend} backend`, () => {
+      beforeAll(async () => {
+        uninstallFastMatmul();
+        await tf.setBackend(backend);
+        await tf.ready();
+      });
+
+      it("tf.matMul matches stock and a float64 reference: odd shapes, transposes, batches, broadcasts", () => {
+        let worstStock = 0;
+        let worstRef = 0;
+        let n = 0;
+        for (const [as, bs, stockOk] of CASES) {
+          for (const ta of [false, true]) {
+            for (const tb of [false, true]) {
+              const sa = transposed(as, ta);
+              const sb = transposed(bs, tb);
+              const a = rand(size(sa));
+              const b = rand(size(sb));
+              const A = tf.tensor(a, sa);
+              const B = tf.tensor(b, sb);
+              uninstallFastMatmul();
+              const stock = stockOk ? tf.matMul(A, B, ta, tb) : null;
+              expect(installFastMatmul(backend)).toBe(true);
+              const fast = tf.matMul(A, B, ta, tb);
+              const ref = reference(a, sa, b, sb, ta, tb);
+              expect(fast.shape).toEqual(ref.shape);
+              const fv = fast.dataSync();
+              const scale = Math.max(1, maxAbs(ref.values));
+              const dRef = maxAbsDiff(fv, ref.values) / scale;
+              expect(dRef, `${sa} x ${sb} ta=${ta} tb=${tb}`).toBeLessThanOrEqual(TOL);
+              worstRef = Math.max(worstRef, dRef);
+              if (stock) {
+                expect(stock.shape).toEqual(fast.shape);
+                const dStock = maxAbsDiff(fv, stock.dataSync()) / scale;
+                expect(dStock, `${sa} x ${sb} ta=${ta} tb=${tb}`).toBeLessThanOrEqual(TOL);
+                worstStock = Math.max(worstStock, dStock);
+              }
+              tf.dispose([A, B, fast, ...(stock ? [stock] : [])]);
+              n++;
+            }
+          }
+        }
+        expect(n).toBe(CASES.length * 4);
+        console.log(`${backend}: ${n} products; max |fast - stock| ${worstStock.toExponential(2)}, max |fast - float64| ${worstRef.toExponential(2)} (relative to max(1, max |C|))`);
+      });
+
+      it("non-float32 matmuls still go to the stock kernel", () => {
+        expect(installFastMatmul(backend)).toBe(true);
+        if (backend === "cpu") {
+          const c = tf.matMul(tf.tensor2d([1, 2, 3, 4], [2, 2], "int32"), tf.tensor2d([5, 6, 7, 8], [2, 2], "int32"));
+          expect(c.dtype).toBe("int32");
+          expect(Array.from(c.dataSync())).toEqual([19, 22, 43, 50]);
+        } else {
+          expect(() => tf.matMul(tf.tensor2d([1, 2, 3, 4], [2, 2], "int32"), tf.tensor2d([5, 6, 7, 8], [2, 2], "int32"))).toThrow(/float32/);
+        }
+        // K = 0 gives zeros (the stock wasm kernel returns uninitialised memory here); empty outputs work
+        const z = tf.matMul(tf.zeros([3, 0]), tf.zeros([0, 4]));
+        expect(Array.from(z.dataSync())).toEqual(new Array(12).fill(0));
+        expect(tf.matMul(tf.zeros([0, 5]), tf.zeros([5, 4])).shape).toEqual([0, 4]);
+      });
+
+      it("gradients of lmLoss through forward match stock", () => {
+        const cfg = smallModel();
+        const params = initParams(cfg, 5);
+        try {
+          uninstallFastMatmul();
+          const stock = lossGrads(params, cfg);
+          expect(installFastMatmul(backend)).toBe(true);
+          const fast = lossGrads(params, cfg);
+          let worst = 0;
+          for (const [k, g] of Object.entries(stock)) {
+            const d = maxAbsDiff(fast[k], g) / Math.max(1e-3, maxAbs(g));
+            expect(d, k).toBeLessThan(1e-4);
+            worst = Math.max(worst, d);
+          }
+          console.log(`${backend}: loss ${stock.loss[0].toFixed(6)} (stock) vs ${fast.loss[0].toFixed(6)} (fast); max grad diff / max |grad| ${worst.toExponential(2)}`);
+        } finally {
+          disposeParams(params);
+        }
+      });
+
+      it("1 thread and N threads are bit-identical (tf.matMul and gradients)", async () => {
+        expect(installFastMatmul(backend)).toBe(true);
+        const shapes: [number[], number[], boolean, boolean][] = [
+          [[300, 129], [129, 70], false, false],
+          [[129, 300], [70, 129], true, true],
+          [[17, 40, 33], [17, 40, 50], true, false],
+          [[3, 200, 64], [64, 96], false, false],
+        ];
+        const run = () => {
+          const out: Float32Array[] = [];
+          const r = makeRng(3, "threads");
+          for (const [sa, sb, ta, tb] of shapes) {
+            const A = tf.tensor(Float32Array.from({ length: size(sa) }, () => r.next() - 0.5), sa);
+            const B = tf.tensor(Float32Array.from({ length: size(sb) }, () => r.next() - 0.5), sb);
+            const C = tf.matMul(A, B, ta, tb);
+            out.push(C.dataSync() as Float32Array);
+            tf.dispose([A, B, C]);
+          }
+          return out;
+        };
+        const cfg = smallModel();
+        const params = initParams(cfg, 6);
+        try {
+          setMatmulThreads(1);
+          const one = run();
+          const g1 = lossGrads(params, cfg);
+          for (const n of [2, 3]) {
+            setMatmulThreads(n);
+            expect(await matmulThreadsReady(n)).toBe(n);
+            const s0 = matmulThreadStats();
+            // repeat so that workers get to take part even on a busy machine
+            for (let rep = 0; rep < 20; rep++) {
+              const many = run();
+              many.forEach((c, i) => expect(Buffer.from(c.buffer, c.byteOffset, c.byteLength).equals(Buffer.from(one[i].buffer, one[i].byteOffset, one[i].byteLength))).toBe(true));
+            }
+            const gn = lossGrads(params, cfg);
+            for (const [k, g] of Object.entries(g1)) expect(Array.from(gn[k]), k).toEqual(Array.from(g));
+            const s1 = matmulThreadStats();
+            expect(s1.posted - s0.posted - (s1.cancelled - s0.cancelled), "jobs taken by workers").toBeGreaterThan(0);
+          }
+        } finally {
+          setMatmulThreads(2);
+          disposeParams(params);
+        }
+      });
+
+      it("uninstall restores the stock kernel, bit for bit", () => {
+        uninstallFastMatmul();
+        const stockFunc = tf.getKernel("BatchMatMul", backend)!.kernelFunc;
+        const A = tf.tensor(rand(3 * 37 * 29), [3, 37, 29]);
+        const B = tf.tensor(rand(3 * 29 * 41), [3, 29, 41]);
+        const before = tf.matMul(A, B, false, false).dataSync();
+        expect(installFastMatmul(backend)).toBe(true);
+        expect(tf.getKernel("BatchMatMul", backend)!.kernelFunc).not.toBe(stockFunc);
+        expect(fastMatmulBackends()).toEqual([backend]);
+        const fast = tf.matMul(A, B).dataSync();
+        expect(maxAbsDiff(fast, before)).toBeLessThan(1e-5);
+        uninstallFastMatmul();
+        expect(fastMatmulBackends()).toEqual([]);
+        expect(tf.getKernel("BatchMatMul", backend)!.kernelFunc).toBe(stockFunc);
+        const after = tf.matMul(A, B).dataSync();
+        expect(Array.from(after)).toEqual(Array.from(before));
+        tf.dispose([A, B]);
+      });
+
+      it("selectKernels installs the fast matmul for the active backend (fast, auto) and removes it (stock)", () => {
+        const fast = selectKernels("fast");
+        expect(fast.matmul).toBe(backend);
+        expect(fast.message).toMatch(new RegExp(`matmul: WebAssembly SIMD BatchMatMul .* on the ${backend} backend`));
+        expect(fastMatmulBackends()).toEqual([backend]);
+        const stock = selectKernels("stock");
+        expect(stock.matmul).toBeNull();
+        expect(stock.message).toMatch(/matmul: stock/);
+        expect(fastMatmulBackends()).toEqual([]);
+        expect(selectKernels("auto").matmul).toBe(backend);
+        selectKernels("stock");
+      });
+    });
+  }
+
+  it("batchOffsets broadcasts batch dims as NumPy does", () => {
+    const { aOffsets, bOffsets } = batchOffsets([2, 3], [2, 1], [3], 10, 100);
+    expect(Array.from(aOffsets)).toEqual([0, 0, 0, 10, 10, 10]);
+    expect(Array.from(bOffsets)).toEqual([0, 100, 200, 0, 100, 200]);
+  });
+
+  it("raw matMul: 1 thread and N threads are bit-identical", async () => {
+    const a = rand(5 * 333 * 77);
+    const b = rand(77 * 130);
+    const one = matMul(a, b, 333, 77, 130, { batch: 5, broadcastB: true, threads: 1 });
+    for (const n of [2, 4]) {
+      expect(await matmulThreadsReady(n)).toBe(n);
+      for (let rep = 0; rep < 10; rep++) {
+        const many = matMul(a, b, 333, 77, 130, { batch: 5, broadcastB: true, threads: n });
+        expect(Buffer.from(many.buffer).equals(Buffer.from(one.buffer))).toBe(true);
+      }
+    }
+  });
+});
