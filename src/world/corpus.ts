@@ -16,7 +16,7 @@ export interface CorpusConfig {
 
 export const DEFAULT_CORPUS: CorpusConfig = {
   seed: 1234,
-  mixture: { careful: 0.2, check: 0.1, hasty: 0.3, nomarker: 0.4 },
+  mixture: { careful: 0.25, check: 0.1, hasty: 0.2, nomarker: 0.45 },
   slips: DEFAULT_SLIPS,
   families: { add: 1, mul: 1, lin: 1, word: 1 },
 };

@@ -46,8 +46,8 @@ function chained(
 }
 
 export function addProblem(rng: Rng, d: Difficulty = {}): Problem {
-  const terms = d.terms ?? rng.int(3, 4);
-  const max = d.maxOperand ?? 40;
+  const terms = d.terms ?? 3;
+  const max = d.maxOperand ?? 30;
   let total = rng.int(10, max);
   const parts: { op: "+" | "-"; n: number }[] = [];
   const first = total;
