@@ -6,7 +6,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { selectKernels } from "../model/sampler.js";
 import { describeBackend, selectBackend, type BackendName } from "../engine/backend.js";
-import { ConfigError, parseExperiment, validateExperiment, type Experiment } from "../experiment/schema.js";
+import { ConfigError, ExperimentSchema, parseExperiment, validateExperiment, type Experiment } from "../experiment/schema.js";
 import { canResume, runDir, runSeed, type ResolvedExample, type RunMode } from "../experiment/runner.js";
 import { readCheckpointConfig } from "../model/checkpoint.js";
 import { loadTokenizer } from "../text/tokenizer.js";
@@ -102,7 +102,9 @@ runMain(async () => {
       throw new Error(`${d} already holds a run; pass --resume to continue it, --force to start it over (its files are deleted), or --out another directory`);
     } else if (canResume(d)) {
       const old = JSON.parse(fs.readFileSync(path.join(d, "config.resolved.json"), "utf8"));
-      const same = (a: any) => JSON.stringify({ ...a, seeds: undefined, example: { prompt: a.example.prompt, answer: a.example.answer }, backend: undefined, versions: undefined, model: undefined, file: undefined, overrides: undefined, description: undefined });
+      // what decides the numbers: every schema field but seeds, description and $schema
+      const keys = Object.keys(ExperimentSchema.shape).filter((k) => !["seeds", "description", "$schema"].includes(k));
+      const same = (a: any) => JSON.stringify(keys.map((k) => [k, k === "example" ? { prompt: a.example.prompt, answer: a.example.answer } : a[k]]));
       if (same(old) !== same({ ...exp, example })) throw new Error(`${d}: the run was started with a different configuration (see its config.resolved.json); resume it with the same file and options, or pass --force to start over`);
       modes.set(seed, "resume");
     } else if (fs.existsSync(path.join(d, "summary.json"))) modes.set(seed, "complete");

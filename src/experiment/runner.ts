@@ -205,6 +205,8 @@ export async function runSeed(ctx: RunContext, seed: number, mode: RunMode = "fr
         `held-out ${state.lastHeldout.toFixed(3)} (@${state.lastEvalStep})  ${rate.toFixed(2)} s/step  ETA ${fmtTime(rate * (exp.steps - step))}`,
     );
     if (report) log(`[seed ${seed}]   held-out greedy @${step}: ${describeEval(report)}  (eval ${evalSeconds.toFixed(1)}s)`);
+    // yield to the event loop so that SIGINT/SIGTERM handlers (and console output) run between steps
+    await new Promise((resolve) => setImmediate(resolve));
     const stopping = ctx.shouldStop?.() ?? false;
     if ((exp.checkpointEvery > 0 && step % exp.checkpointEvery === 0 && step < exp.steps) || (stopping && step < exp.steps)) checkpointNow();
     if (stopping && step < exp.steps) {
