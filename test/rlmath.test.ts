@@ -140,3 +140,18 @@ describe("historical variance score", () => {
     close(r[0].variance, 0.25);
   });
 });
+
+import { splitGain } from "../src/analysis/saturation.js";
+
+describe("format/skill split of a held-out gain", () => {
+  it("is exact per benchmark and averaged: Δacc = a₀·Δf + f₁·Δa", () => {
+    // benchmark x: f 0.5 → 0.9, a 0.6 → 0.5 (acc 0.30 → 0.45); y: f 0 → 1, acc 0 → 0.2
+    const from = { step: 20, heldout: 0.15, format: 0.25, accGivenFormat: null, sampled: null, perBenchmark: { x: { greedy: 0.3, format: 0.5 }, y: { greedy: 0, format: 0 } } };
+    const to = { step: 150, heldout: 0.325, format: 0.95, accGivenFormat: null, sampled: null, perBenchmark: { x: { greedy: 0.45, format: 0.9 }, y: { greedy: 0.2, format: 1 } } };
+    const s = splitGain(from, to)!;
+    // x: format 0.6·0.4 = 0.24, skill 0.9·(−0.1) = −0.09; y: format 0·1 = 0, skill 1·0.2 = 0.2
+    close(s.format, (0.24 + 0) / 2);
+    close(s.skill, (-0.09 + 0.2) / 2);
+    close(s.format + s.skill, to.heldout - from.heldout);
+  });
+});

@@ -202,6 +202,8 @@ export function metricDefs(columns: readonly string[]): MetricDef[] {
     { key: "heldout_max", header: "max", description: "highest held-out greedy accuracy of any evaluation", group: S, digits: 3 },
     { key: "heldout_max_step", header: "max step", description: "step of that highest evaluation", group: S, digits: 0 },
     { key: "post_saturation_gain", header: "post-sat gain", description: "final − @sat (null without saturation)", group: S, digits: 3 },
+    { key: "gain_from_format", header: "gain: fmt", description: "part of the post-saturation gain from more graded-form answers (Σ_b a₀·Δf / B)", group: F, digits: 3 },
+    { key: "gain_from_skill", header: "gain: acc|fmt", description: "part of the post-saturation gain from accuracy among graded answers (Σ_b f₁·Δa / B)", group: F, digits: 3 },
     { key: "format_start", header: "fmt start", description: "share of greedy answers in the graded form, step 0", group: F, digits: 3 },
     { key: "format_at_saturation", header: "fmt @sat", description: "graded-form share at saturation", group: F, digits: 3 },
     { key: "format_final", header: "fmt final", description: "graded-form share at the last evaluation", group: F, digits: 3 },
@@ -228,7 +230,12 @@ export function runMetrics(t: MetricsTable, threshold: number, window: number): 
     const fmt = byStep("heldout_format");
     const agf = byStep("heldout_acc_given_format");
     const smp = byStep("heldout_sampled");
-    const evals: EvalPoint[] = held.map((h) => ({ step: h.step, heldout: h.value, format: fmt.get(h.step) ?? NaN, accGivenFormat: agf.get(h.step) ?? null, sampled: smp.get(h.step) ?? null }));
+    const benches = t.columns.filter((c) => c.endsWith("_greedy_format")).map((c) => c.slice(0, -"_greedy_format".length));
+    const perB = benches.map((b) => ({ b, g: byStep(`${b}_greedy`), f: byStep(`${b}_greedy_format`) }));
+    const evals: EvalPoint[] = held.map((h) => ({
+      step: h.step, heldout: h.value, format: fmt.get(h.step) ?? NaN, accGivenFormat: agf.get(h.step) ?? null, sampled: smp.get(h.step) ?? null,
+      perBenchmark: perB.length ? Object.fromEntries(perB.map(({ b, g, f }) => [b, { greedy: g.get(h.step) ?? 0, format: f.get(h.step) ?? 0 }])) : undefined,
+    }));
     const s = summarise(train, evals, threshold, window, 0);
     Object.assign(out, {
       saturation_step: s.saturationStep,
@@ -239,6 +246,8 @@ export function runMetrics(t: MetricsTable, threshold: number, window: number): 
       heldout_max: s.heldoutMax,
       heldout_max_step: s.heldoutMaxStep,
       post_saturation_gain: s.postSaturationGain,
+      gain_from_format: s.postSaturationGainFromFormat,
+      gain_from_skill: s.postSaturationGainFromAccuracyGivenFormat,
       format_start: nn(s.formatAtStart),
       format_at_saturation: nn(s.formatAtSaturation),
       format_final: nn(s.formatFinal),

@@ -25,6 +25,31 @@ export interface EvalPoint {
   accGivenFormat: number | null;
   /** mean sampled accuracy (null when eval.n = 0) */
   sampled: number | null;
+  /** per-benchmark greedy accuracy and graded-form share, for the format/skill split of the gain */
+  perBenchmark?: Record<string, { greedy: number; format: number }>;
+}
+
+/**
+ * Splits a change in mean held-out accuracy between two evaluations into a format part and a
+ * skill part, exactly: per benchmark, accuracy = f · a with f the graded-form share and a the
+ * accuracy among graded answers (0 when f = 0), so Δacc = a₀·Δf + f₁·Δa; both parts are then
+ * averaged over benchmarks. Returns null without per-benchmark data.
+ */
+export function splitGain(from: EvalPoint, to: EvalPoint): { format: number; skill: number } | null {
+  if (!from.perBenchmark || !to.perBenchmark) return null;
+  const names = Object.keys(from.perBenchmark).filter((n) => to.perBenchmark![n]);
+  if (names.length === 0) return null;
+  let format = 0;
+  let skill = 0;
+  for (const n of names) {
+    const a = from.perBenchmark[n];
+    const b = to.perBenchmark[n];
+    const a0 = a.format > 0 ? a.greedy / a.format : 0;
+    const a1 = b.format > 0 ? b.greedy / b.format : 0;
+    format += a0 * (b.format - a.format);
+    skill += b.format * (a1 - a0);
+  }
+  return { format: format / names.length, skill: skill / names.length };
 }
 
 export interface Summary {
@@ -36,6 +61,10 @@ export interface Summary {
   heldoutMax: number;
   heldoutMaxStep: number;
   postSaturationGain: number | null;
+  /** the part of postSaturationGain due to more answers in the graded form (see splitGain) */
+  postSaturationGainFromFormat: number | null;
+  /** the part due to higher accuracy among graded-form answers */
+  postSaturationGainFromAccuracyGivenFormat: number | null;
   /** binomial standard error of a held-out accuracy near heldoutFinal, over all problems */
   heldoutStandardError: number;
   heldoutProblems: number;
@@ -76,6 +105,8 @@ export function summarise(
     heldoutMax: max.heldout,
     heldoutMaxStep: max.step,
     postSaturationGain: atSat ? last.heldout - atSat.heldout : null,
+    postSaturationGainFromFormat: atSat ? splitGain(atSat, last)?.format ?? null : null,
+    postSaturationGainFromAccuracyGivenFormat: atSat ? splitGain(atSat, last)?.skill ?? null : null,
     heldoutStandardError: se,
     heldoutProblems,
     formatAtStart: first.format,

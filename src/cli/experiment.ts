@@ -149,7 +149,7 @@ runMain(async () => {
       `[seed ${seed}] summary: saturationStep ${s.saturationStep ?? "never"}  heldoutAtStart ${f(s.heldoutAtStart)}  heldoutAtSaturation ${f(s.heldoutAtSaturation)}` +
         `  heldoutFinal ${f(s.heldoutFinal)}  heldoutMax ${f(s.heldoutMax)} (@${s.heldoutMaxStep})  postSaturationGain ${f(s.postSaturationGain)} (±${f(s.heldoutStandardError)} s.e.)`,
     );
-    console.log(`[seed ${seed}]   graded-form share start/sat/final ${f(s.formatAtStart)}/${f(s.formatAtSaturation)}/${f(s.formatFinal)}; accuracy among graded ${f(s.accGivenFormatAtStart)}/${f(s.accGivenFormatAtSaturation)}/${f(s.accGivenFormatFinal)}`);
+    console.log(`[seed ${seed}]   graded-form share start/sat/final ${f(s.formatAtStart)}/${f(s.formatAtSaturation)}/${f(s.formatFinal)}; accuracy among graded ${f(s.accGivenFormatAtStart)}/${f(s.accGivenFormatAtSaturation)}/${f(s.accGivenFormatFinal)}; post-saturation gain from format ${f(s.postSaturationGainFromFormat)}, from accuracy among graded ${f(s.postSaturationGainFromAccuracyGivenFormat)}`);
     console.log(`[seed ${seed}]   wrote ${r.dir}/{metrics.csv,summary.json,samples.jsonl,config.resolved.json,timing.json,checkpoint/} in ${r.seconds.toFixed(0)}s`);
   }
 });

@@ -131,7 +131,8 @@ export async function runSeed(ctx: RunContext, seed: number, mode: RunMode = "fr
     const t = performance.now();
     const { report, examples } = evaluateAll(hostWeights(policyCk.params, model), tok, benchmarks, evalOpts, seed);
     fs.appendFileSync(samplesFile, examples.map((e) => JSON.stringify({ step, ...e })).join("\n") + (examples.length ? "\n" : ""));
-    state.evals.push({ step, heldout: report.mean.greedy, format: report.mean.greedyFormat, accGivenFormat: report.mean.greedyAccGivenFormat, sampled: report.mean.sampled });
+    const perBenchmark = Object.fromEntries(Object.entries(report.benchmarks).map(([n, m]) => [n, { greedy: m.greedy, format: m.greedyFormat }]));
+    state.evals.push({ step, heldout: report.mean.greedy, format: report.mean.greedyFormat, accGivenFormat: report.mean.greedyAccGivenFormat, sampled: report.mean.sampled, perBenchmark });
     return { report, seconds: (performance.now() - t) / 1000 };
   };
   const describeEval = (r: EvalReport) =>
