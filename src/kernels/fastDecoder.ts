@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url";
 import type { Rng } from "../engine/rng.js";
 import { BOS_ID, EOS_ID } from "../text/tokenizer.js";
 import { paramShapes } from "../model/gpt.js";
-import { sampleToken, type GenerateOptions, type HostWeights } from "../model/decode.js";
+import { sampleToken, startGeneration, type GenerateOptions, type HostWeights } from "../model/decode.js";
 
 const WASM_URL = new URL("./decode.wasm", import.meta.url);
 
@@ -279,19 +279,7 @@ export function generateFast(
   opts: GenerateOptions,
   rng: Rng | null,
 ): { completions: number[][]; finished: boolean[] } {
-  const B = prompts.length;
-  const { cfg } = hw;
-  const V = cfg.vocabSize;
-  const T = cfg.contextLength;
-  if (opts.temperature < 0) throw new Error(`temperature must be >= 0, got ${opts.temperature}`);
-  if (!(opts.topP > 0 && opts.topP <= 1)) throw new Error(`topP must be in (0, 1], got ${opts.topP}`);
-  const seqs = prompts.map((p) => [BOS_ID, ...p]);
-  for (const [i, s] of seqs.entries()) {
-    if (s.length >= T) throw new Error(`prompt ${i} has ${s.length} tokens with BOS; the context is ${T}`);
-  }
-  const completions: number[][] = prompts.map(() => []);
-  const finished = new Array<boolean>(B).fill(false);
-  const done = new Array<boolean>(B).fill(false);
+  const { B, V, T, seqs, completions, finished, done } = startGeneration(hw, prompts, opts);
   const dec = new FastKVDecoder(hw, B);
   try {
     const rowB = new Int32Array(B);

@@ -198,6 +198,23 @@ export interface GenerateOptions extends SampleOptions {
   maxNewTokens: number;
 }
 
+/** Checks the options and sets up the lockstep state shared by generate() and generateFast(). */
+export function startGeneration(hw: HostWeights, prompts: number[][], opts: GenerateOptions) {
+  const B = prompts.length;
+  const V = hw.cfg.vocabSize;
+  const T = hw.cfg.contextLength;
+  if (opts.temperature < 0) throw new Error(`temperature must be >= 0, got ${opts.temperature}`);
+  if (!(opts.topP > 0 && opts.topP <= 1)) throw new Error(`topP must be in (0, 1], got ${opts.topP}`);
+  const seqs = prompts.map((p) => [BOS_ID, ...p]);
+  for (const [i, s] of seqs.entries()) {
+    if (s.length >= T) throw new Error(`prompt ${i} has ${s.length} tokens with BOS; the context is ${T}`);
+  }
+  const completions: number[][] = prompts.map(() => []);
+  const finished = new Array<boolean>(B).fill(false);
+  const done = new Array<boolean>(B).fill(false);
+  return { B, V, T, seqs, completions, finished, done };
+}
+
 /**
  * Generates a completion for each prompt (token ids without BOS; BOS is prepended).
  * Sequences run in lockstep; prompt tokens are fed (not sampled) until each prompt is consumed.
@@ -210,20 +227,8 @@ export function generate(
   opts: GenerateOptions,
   rng: Rng | null,
 ): { completions: number[][]; finished: boolean[] } {
-  const B = prompts.length;
-  const { cfg } = hw;
-  const V = cfg.vocabSize;
-  const T = cfg.contextLength;
-  if (opts.temperature < 0) throw new Error(`temperature must be >= 0, got ${opts.temperature}`);
-  if (!(opts.topP > 0 && opts.topP <= 1)) throw new Error(`topP must be in (0, 1], got ${opts.topP}`);
-  const seqs = prompts.map((p) => [BOS_ID, ...p]);
-  for (const [i, s] of seqs.entries()) {
-    if (s.length >= T) throw new Error(`prompt ${i} has ${s.length} tokens with BOS; the context is ${T}`);
-  }
+  const { B, V, T, seqs, completions, finished, done } = startGeneration(hw, prompts, opts);
   const dec = new KVDecoder(hw, B);
-  const completions: number[][] = prompts.map(() => []);
-  const finished = new Array<boolean>(B).fill(false);
-  const done = new Array<boolean>(B).fill(false);
   const logits = new Float64Array(V);
   for (let pos = 0; pos < T - 1; pos++) {
     let anyActive = false;
