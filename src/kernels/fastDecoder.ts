@@ -9,7 +9,7 @@
 import fs from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { Rng } from "../engine/rng.js";
-import { BOS_ID, EOS_ID } from "../text/tokenizer.js";
+import { EOS_ID } from "../text/tokenizer.js";
 import { paramShapes } from "../model/gpt.js";
 import { sampleToken, startGeneration, type GenerateOptions, type HostWeights } from "../model/decode.js";
 
