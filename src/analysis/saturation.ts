@@ -95,6 +95,7 @@ export function summarise(
   const last = ev[ev.length - 1];
   const max = ev.reduce((a, e) => (e.heldout > a.heldout ? e : a), ev[0]);
   const se = heldoutProblems > 0 ? Math.sqrt((last.heldout * (1 - last.heldout)) / heldoutProblems) : NaN;
+  const split = atSat ? splitGain(atSat, last) : null;
   const lastTrain = trainAccuracy.length ? [...trainAccuracy].sort((a, b) => a.step - b.step).slice(-window) : [];
   return {
     saturationStep: sat,
@@ -105,8 +106,8 @@ export function summarise(
     heldoutMax: max.heldout,
     heldoutMaxStep: max.step,
     postSaturationGain: atSat ? last.heldout - atSat.heldout : null,
-    postSaturationGainFromFormat: atSat ? splitGain(atSat, last)?.format ?? null : null,
-    postSaturationGainFromAccuracyGivenFormat: atSat ? splitGain(atSat, last)?.skill ?? null : null,
+    postSaturationGainFromFormat: split?.format ?? null,
+    postSaturationGainFromAccuracyGivenFormat: split?.skill ?? null,
     heldoutStandardError: se,
     heldoutProblems,
     formatAtStart: first.format,

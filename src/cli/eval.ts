@@ -2,13 +2,11 @@
 //                  [--benchmarks a,b] [--seed S] [--backend B] [--json]`
 // Evaluates any checkpoint on the held-out benchmarks. With --json (and `npm run -s`) stdout is one
 // JSON object {"benchmarks": {"<family>": {"greedy", "sampled", "pass@k", "formatRate", ...}}, ...}.
-import fs from "node:fs";
-import path from "node:path";
 import { selectKernels } from "../model/sampler.js";
 import { describeBackend, selectBackend, type BackendName } from "../engine/backend.js";
 import { loadCheckpoint } from "../model/checkpoint.js";
 import { hostWeights } from "../model/decode.js";
-import { loadTokenizer } from "../text/tokenizer.js";
+import { loadTokenizerFor } from "../text/tokenizer.js";
 import { loadBenchmarks } from "../eval/benchmarks.js";
 import { evaluateAll, formatReport } from "../eval/report.js";
 import { numberFlag, parseArgs, runMain } from "./args.js";
@@ -42,7 +40,7 @@ runMain(async () => {
   const kernels = selectKernels((flags.kernels as string) ?? "auto");
   log(kernels.message);
   const ck = loadCheckpoint(ckpt);
-  const tok = loadTokenizer(fs.existsSync(path.join(ckpt, "tokenizer.json")) ? ckpt : "data/tokenizer");
+  const tok = loadTokenizerFor(ckpt);
   const t0 = performance.now();
   const { report } = evaluateAll(hostWeights(ck.params, ck.cfg), tok, benches, { n, ks: n > 0 ? ks : [], temperature, topP, maxNewTokens: ck.cfg.contextLength, keepExamples: 0 }, seed, (name) =>
     log(`  ${name} done (${((performance.now() - t0) / 1000).toFixed(0)}s)`),

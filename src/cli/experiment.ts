@@ -9,7 +9,7 @@ import { describeBackend, selectBackend, type BackendName } from "../engine/back
 import { ConfigError, ExperimentSchema, parseExperiment, validateExperiment, type Experiment } from "../experiment/schema.js";
 import { canResume, runDir, runSeed, type ResolvedExample, type RunMode } from "../experiment/runner.js";
 import { readCheckpointConfig } from "../model/checkpoint.js";
-import { loadTokenizer } from "../text/tokenizer.js";
+import { loadTokenizerFor } from "../text/tokenizer.js";
 import { loadBenchmarks } from "../eval/benchmarks.js";
 import { isValidLabel } from "../reward/verifier.js";
 import { numberFlag, parseArgs, runMain } from "./args.js";
@@ -45,7 +45,7 @@ export function preflight(exp: Experiment, file: string) {
     }
   };
   const { cfg: model } = field("checkpoint", "point it at a directory written by `npm run pretrain` (e.g. data/models/base)", () => readCheckpointConfig(exp.checkpoint));
-  const tok = loadTokenizer(fs.existsSync(path.join(exp.checkpoint, "tokenizer.json")) ? exp.checkpoint : "data/tokenizer");
+  const tok = loadTokenizerFor(exp.checkpoint);
   const bad = tok.unknownChars(example.prompt);
   if (bad.length) {
     throw new ConfigError(`${file}: field \`example.prompt\`: ${JSON.stringify(example.prompt)} has characters outside the tokenizer's vocabulary: ${bad.map((c) => JSON.stringify(c)).join(", ")}; rewrite the prompt with the world's alphabet (digits, + - * / = ( ) x, lowercase words)`);

@@ -17,7 +17,7 @@ import { makeRng } from "../engine/rng.js";
 import { loadCheckpoint } from "../model/checkpoint.js";
 import { hostWeights } from "../model/decode.js";
 import { disposeParams } from "../model/gpt.js";
-import { loadTokenizer } from "../text/tokenizer.js";
+import { loadTokenizerFor } from "../text/tokenizer.js";
 import { loadBenchmarks } from "../eval/benchmarks.js";
 import { rollout } from "../eval/evaluate.js";
 import { checkpointLabel, formatPasskText, passkCsv, passkRows, uniqueLabels, type PasskRow } from "../analysis/passk-curve.js";
@@ -71,7 +71,7 @@ runMain(async () => {
   const labels = uniqueLabels(loaded.map((l) => checkpointLabel(l.dir, experimentOf(l.dir, l.ck.meta))));
   const t0 = performance.now();
   for (const [i, { dir, ck }] of loaded.entries()) {
-    const tok = loadTokenizer(fs.existsSync(path.join(dir, "tokenizer.json")) ? dir : "data/tokenizer");
+    const tok = loadTokenizerFor(dir);
     const hw = hostWeights(ck.params, ck.cfg);
     const counts: { benchmark: string; corrects: number[] }[] = [];
     for (const b of benches) {

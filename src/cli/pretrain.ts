@@ -6,7 +6,7 @@ import path from "node:path";
 import { selectKernels } from "../model/sampler.js";
 import { describeBackend, selectBackend, type BackendName } from "../engine/backend.js";
 import { DEFAULT_CORPUS } from "../world/corpus.js";
-import { loadTokenizer } from "../text/tokenizer.js";
+import { copyTokenizer, DEFAULT_TOKENIZER_DIR, loadTokenizer } from "../text/tokenizer.js";
 import { countParams, initParams, resolveModelConfig } from "../model/gpt.js";
 import { pretrain, type PretrainConfig } from "../model/pretrain.js";
 import { loadCheckpoint, saveCheckpoint } from "../model/checkpoint.js";
@@ -92,7 +92,7 @@ runMain(async () => {
   const trainSeconds = (performance.now() - t0) / 1000;
   const trainTokensPerSecond = tokens / trainSeconds;
   saveCheckpoint(out, params, model, { kind: "base", seed: cfg.seed, backend: backend.name });
-  for (const f of ["tokenizer.json", "tokenizer_config.json"]) fs.copyFileSync(path.join("data/tokenizer", f), path.join(out, f));
+  copyTokenizer(DEFAULT_TOKENIZER_DIR, out);
   console.log(`saved ${out} after ${trainSeconds.toFixed(0)}s; measuring latent capability (n=${cardN}, ${cardLimit} problems per benchmark, T=1)`);
 
   const t1 = performance.now();

@@ -4,13 +4,12 @@
 // rollouts) every epoch; examples whose accuracy varied most over training rank first.
 // Writes the ranking as JSON and Markdown; the default experiment's example is chosen from it.
 import fs from "node:fs";
-import path from "node:path";
 import { selectKernels } from "../model/sampler.js";
 import { describeBackend, selectBackend, type BackendName } from "../engine/backend.js";
 import { makeRng } from "../engine/rng.js";
 import { loadCheckpoint } from "../model/checkpoint.js";
 import { disposeParams } from "../model/gpt.js";
-import { loadTokenizer } from "../text/tokenizer.js";
+import { loadTokenizerFor } from "../text/tokenizer.js";
 import { GrpoTrainer } from "../rl/trainer.js";
 import { readItems } from "../world/datasets.js";
 import { historicalVariance } from "../analysis/variance.js";
@@ -38,7 +37,7 @@ runMain(async () => {
   console.log(kernels.message);
   const policy = loadCheckpoint(ckpt);
   const ref = loadCheckpoint(ckpt);
-  const tok = loadTokenizer(fs.existsSync(path.join(ckpt, "tokenizer.json")) ? ckpt : "data/tokenizer");
+  const tok = loadTokenizerFor(ckpt);
   const grpo = GrpoSchema.parse({ rollouts, learningRate: lr });
   const trainer = new GrpoTrainer(policy.params, ref.params, policy.cfg, tok, { ...grpo, maxNewTokens: Math.min(grpo.maxNewTokens, policy.cfg.contextLength) }, null);
   const rng = makeRng(seed, "select/rollout");

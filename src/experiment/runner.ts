@@ -10,7 +10,7 @@ import { decodeSafetensors, loadCheckpoint, saveCheckpoint, writeAtomic, encodeS
 import { disposeParams, type ModelConfig } from "../model/gpt.js";
 import { NumericalFault } from "../model/optim.js";
 import { hostWeights } from "../model/decode.js";
-import { loadTokenizer, type CharTokenizer } from "../text/tokenizer.js";
+import { copyTokenizer, loadTokenizerFor, type CharTokenizer } from "../text/tokenizer.js";
 import { evaluateAll, type EvalReport } from "../eval/report.js";
 import type { Benchmark } from "../eval/evaluate.js";
 import { GrpoTrainer, type StepStats } from "../rl/trainer.js";
@@ -107,7 +107,7 @@ export async function runSeed(ctx: RunContext, seed: number, mode: RunMode = "fr
   const { exp, example, benchmarks, log } = ctx;
   const dir = runDir(ctx.outDir, exp.name, seed);
   fs.mkdirSync(dir, { recursive: true });
-  const tok: CharTokenizer = loadTokenizer(fs.existsSync(path.join(exp.checkpoint, "tokenizer.json")) ? exp.checkpoint : "data/tokenizer");
+  const tok: CharTokenizer = loadTokenizerFor(exp.checkpoint);
   const policyCk = loadCheckpoint(exp.checkpoint);
   const refCk = loadCheckpoint(exp.checkpoint);
   const model = policyCk.cfg;
@@ -226,10 +226,7 @@ export async function runSeed(ctx: RunContext, seed: number, mode: RunMode = "fr
   const ckDir = path.join(dir, "checkpoint");
   saveCheckpoint(ckDir, policyCk.params, model, { kind: "grpo", experiment: exp.name, seed, step: state.step, base: exp.checkpoint });
   writeAtomic(path.join(ckDir, "optimizer.safetensors"), encodeSafetensors(trainer.optimizer.stateArrays(), { step: String(trainer.optimizer.step) }));
-  for (const f of ["tokenizer.json", "tokenizer_config.json"]) {
-    const src = fs.existsSync(path.join(exp.checkpoint, f)) ? path.join(exp.checkpoint, f) : path.join("data/tokenizer", f);
-    fs.copyFileSync(src, path.join(ckDir, f));
-  }
+  copyTokenizer(exp.checkpoint, ckDir);
   // the run is complete: the resumable state is no longer needed
   fs.rmSync(path.join(dir, RESUME_FILE), { force: true });
   for (const f of fs.readdirSync(dir)) if (f.startsWith("state-")) fs.rmSync(path.join(dir, f), { recursive: true, force: true });

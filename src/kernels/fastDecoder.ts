@@ -9,9 +9,8 @@
 import fs from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { Rng } from "../engine/rng.js";
-import { EOS_ID } from "../text/tokenizer.js";
 import { paramShapes } from "../model/gpt.js";
-import { sampleToken, startGeneration, type GenerateOptions, type HostWeights } from "../model/decode.js";
+import { acceptToken, sampleToken, startGeneration, type GenerateOptions, type HostWeights } from "../model/decode.js";
 
 const WASM_URL = new URL("./decode.wasm", import.meta.url);
 
@@ -279,7 +278,8 @@ export function generateFast(
   opts: GenerateOptions,
   rng: Rng | null,
 ): { completions: number[][]; finished: boolean[] } {
-  const { B, V, T, seqs, completions, finished, done } = startGeneration(hw, prompts, opts);
+  const st = startGeneration(hw, prompts, opts);
+  const { B, V, T, seqs, completions, finished, done } = st;
   const dec = new FastKVDecoder(hw, B);
   try {
     const rowB = new Int32Array(B);
@@ -304,17 +304,7 @@ export function generateFast(
           anyActive = true;
           continue;
         }
-        const next = sampleToken(dec.logitsRow64(i++), V, opts, rng);
-        const s = seqs[b];
-        if (next === EOS_ID) {
-          finished[b] = true;
-          done[b] = true;
-          continue;
-        }
-        s.push(next);
-        completions[b].push(next);
-        if (completions[b].length >= opts.maxNewTokens || s.length >= T) done[b] = true;
-        else anyActive = true;
+        if (acceptToken(st, b, sampleToken(dec.logitsRow64(i++), V, opts, rng), opts.maxNewTokens)) anyActive = true;
       }
       if (!anyActive) break;
     }

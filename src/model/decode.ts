@@ -215,6 +215,25 @@ export function startGeneration(hw: HostWeights, prompts: number[][], opts: Gene
   return { B, V, T, seqs, completions, finished, done };
 }
 
+export type GenerationState = ReturnType<typeof startGeneration>;
+
+/** Records the token sampled for sequence b (EOS ends it, as do maxNewTokens and the context end).
+ * Returns true while the sequence is still generating. */
+export function acceptToken(st: GenerationState, b: number, next: number, maxNewTokens: number): boolean {
+  if (next === EOS_ID) {
+    st.finished[b] = true;
+    st.done[b] = true;
+    return false;
+  }
+  st.seqs[b].push(next);
+  st.completions[b].push(next);
+  if (st.completions[b].length >= maxNewTokens || st.seqs[b].length >= st.T) {
+    st.done[b] = true;
+    return false;
+  }
+  return true;
+}
+
 /**
  * Generates a completion for each prompt (token ids without BOS; BOS is prepended).
  * Sequences run in lockstep; prompt tokens are fed (not sampled) until each prompt is consumed.
@@ -227,7 +246,8 @@ export function generate(
   opts: GenerateOptions,
   rng: Rng | null,
 ): { completions: number[][]; finished: boolean[] } {
-  const { B, V, T, seqs, completions, finished, done } = startGeneration(hw, prompts, opts);
+  const st = startGeneration(hw, prompts, opts);
+  const { B, V, T, seqs, completions, finished, done } = st;
   const dec = new KVDecoder(hw, B);
   const logits = new Float64Array(V);
   for (let pos = 0; pos < T - 1; pos++) {
@@ -241,16 +261,7 @@ export function generate(
         anyActive = true;
         continue;
       }
-      const next = sampleToken(logits, V, opts, rng);
-      if (next === EOS_ID) {
-        finished[b] = true;
-        done[b] = true;
-        continue;
-      }
-      s.push(next);
-      completions[b].push(next);
-      if (completions[b].length >= opts.maxNewTokens || s.length >= T) done[b] = true;
-      else anyActive = true;
+      if (acceptToken(st, b, sampleToken(logits, V, opts, rng), opts.maxNewTokens)) anyActive = true;
     }
     if (!anyActive) break;
   }

@@ -105,6 +105,25 @@ export function loadTokenizer(dir: string): CharTokenizer {
   return tok;
 }
 
+export const TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json"] as const;
+export const DEFAULT_TOKENIZER_DIR = "data/tokenizer";
+
+/** The directory holding a checkpoint's tokenizer: the checkpoint itself if it carries one, else data/tokenizer. */
+export function tokenizerDirFor(checkpointDir: string): string {
+  return fs.existsSync(path.join(checkpointDir, "tokenizer.json")) ? checkpointDir : DEFAULT_TOKENIZER_DIR;
+}
+
+/** Loads the tokenizer that goes with a checkpoint directory. */
+export function loadTokenizerFor(checkpointDir: string): CharTokenizer {
+  return loadTokenizer(tokenizerDirFor(checkpointDir));
+}
+
+/** Copies a checkpoint's tokenizer files into another checkpoint directory. */
+export function copyTokenizer(fromCheckpointDir: string, toDir: string): void {
+  const src = tokenizerDirFor(fromCheckpointDir);
+  for (const f of TOKENIZER_FILES) fs.copyFileSync(path.join(src, f), path.join(toDir, f));
+}
+
 export function writeTokenizer(dir: string): void {
   fs.mkdirSync(dir, { recursive: true });
   fs.writeFileSync(path.join(dir, "tokenizer.json"), JSON.stringify(tokenizerJson(), null, 2) + "\n");
