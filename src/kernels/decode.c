@@ -40,48 +40,7 @@ typedef struct {
 EXPORT(desc_size) int desc_size(void) { return (int)sizeof(Desc); }
 EXPORT(layer_size) int layer_size(void) { return (int)sizeof(Layer); }
 
-// ---------------------------------------------------------------------------------------------
-// expf / tanhf (SIMD, 4 lanes). exp(x) = 2^n * exp(r), n = round(x / ln2), r = x - n ln2 with a
-// two-part ln2 (Cody-Waite; n ln2_hi is exact), |r| <= ln2/2, exp(r) by its degree-7 Taylor
-// polynomial (truncation error < 7e-9 relative). Max relative error ~2 ulp over the clamped range.
-// Inputs are clamped to [-87.3, 88.3]: exp underflows to ~1.2e-38 instead of 0 below.
-
-static inline v128_t vexp(v128_t x) {
-  x = wasm_f32x4_pmax(x, wasm_f32x4_splat(-87.3f));
-  x = wasm_f32x4_pmin(x, wasm_f32x4_splat(88.3f));
-  v128_t n = wasm_f32x4_nearest(wasm_f32x4_mul(x, wasm_f32x4_splat(1.44269504088896341f)));
-  v128_t r = wasm_f32x4_sub(x, wasm_f32x4_mul(n, wasm_f32x4_splat(0.693145751953125f)));
-  r = wasm_f32x4_sub(r, wasm_f32x4_mul(n, wasm_f32x4_splat(1.42860682030941723212e-6f)));
-  v128_t p = wasm_f32x4_splat(1.0f / 5040.0f);
-  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(1.0f / 720.0f));
-  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(1.0f / 120.0f));
-  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(1.0f / 24.0f));
-  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(1.0f / 6.0f));
-  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(0.5f));
-  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(1.0f));
-  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(1.0f));
-  // 2^n as a float: (n + 127) << 23, n in [-126, 127]
-  v128_t e = wasm_i32x4_shl(wasm_i32x4_add(wasm_i32x4_trunc_sat_f32x4(n), wasm_i32x4_splat(127)), 23);
-  return wasm_f32x4_mul(p, e);
-}
-
-// tanh(y) = sign(y) (1 - e) / (1 + e), e = exp(-2|y|); absolute error ~1e-7.
-static inline v128_t vtanh(v128_t y) {
-  v128_t a = wasm_f32x4_abs(y);
-  v128_t e = vexp(wasm_f32x4_mul(a, wasm_f32x4_splat(-2.0f)));
-  v128_t t = wasm_f32x4_div(wasm_f32x4_sub(wasm_f32x4_splat(1.0f), e), wasm_f32x4_add(wasm_f32x4_splat(1.0f), e));
-  v128_t sign = wasm_v128_and(y, wasm_i32x4_splat((int)0x80000000));
-  return wasm_v128_or(t, sign);
-}
-
-// GELU, tanh approximation: 0.5 u (1 + tanh(sqrt(2/pi) (u + 0.044715 u^3)))
-static inline v128_t vgelu(v128_t u) {
-  v128_t u3 = wasm_f32x4_mul(wasm_f32x4_mul(u, u), u);
-  v128_t inner = wasm_f32x4_mul(wasm_f32x4_splat(0.7978845608028654f),
-                                wasm_f32x4_add(u, wasm_f32x4_mul(wasm_f32x4_splat(0.044715f), u3)));
-  v128_t t = vtanh(inner);
-  return wasm_f32x4_mul(wasm_f32x4_mul(wasm_f32x4_splat(0.5f), u), wasm_f32x4_add(wasm_f32x4_splat(1.0f), t));
-}
+#include "vmath.h"
 
 /** Test hooks: out[i] = f(in[i]) for n (multiple of 4) floats; f: 0 exp, 1 tanh, 2 gelu. */
 EXPORT(vec_math) void vec_math(int f, const float *in, float *out, int n) {

@@ -11,9 +11,11 @@
 // `chunk_rows` output rows of one batch item; every thread (the main thread and the workers, each
 // with its own instance of this module over one shared memory) calls run_job, which takes chunks
 // from an atomic counter until none are left. Each thread packs into its own Scratch.
+// Also here: GELU forward/backward for the training graph (gelu(), single-threaded).
 // Build: scripts/build-kernels.sh (clang --target=wasm32 -O3 -msimd128 -matomics, imported shared
 // memory). Host side: matmul.ts (memory, jobs), threads.ts (workers), tfjsKernels.ts (tfjs kernels).
 #include <wasm_simd128.h>
+#include "vmath.h"
 
 #define EXPORT(name) __attribute__((export_name(#name)))
 #define LD(p) wasm_v128_load(p)
@@ -91,9 +93,23 @@ static void pack_b(const float *b, int K, int N, int tb, float *pb) {
         ST(p + 8 * k + 4, LD(b + k * N + j0 + 4));
       }
     } else if (tb && cols == 8) {
-      const float *b0 = b + j0 * K;
-      for (int k = 0; k < K; k++)
-        for (int c = 0; c < 8; c++) p[8 * k + c] = b0[c * K + k];
+      // rows j0..j0+7 of B [N][K]: 4x4 transposes of columns k..k+3, two row quads
+      int k = 0;
+      for (; k + 4 <= K; k += 4) {
+        for (int h = 0; h < 2; h++) {
+          const float *r = b + (j0 + 4 * h) * K + k;
+          const v128_t r0v = LD(r), r1v = LD(r + K), r2v = LD(r + 2 * K), r3v = LD(r + 3 * K);
+          const v128_t t0 = wasm_i32x4_shuffle(r0v, r1v, 0, 4, 1, 5), t1 = wasm_i32x4_shuffle(r2v, r3v, 0, 4, 1, 5);
+          const v128_t t2 = wasm_i32x4_shuffle(r0v, r1v, 2, 6, 3, 7), t3 = wasm_i32x4_shuffle(r2v, r3v, 2, 6, 3, 7);
+          float *q = p + 8 * k + 4 * h;
+          ST(q, wasm_i32x4_shuffle(t0, t1, 0, 1, 4, 5));
+          ST(q + 8, wasm_i32x4_shuffle(t0, t1, 2, 3, 6, 7));
+          ST(q + 16, wasm_i32x4_shuffle(t2, t3, 0, 1, 4, 5));
+          ST(q + 24, wasm_i32x4_shuffle(t2, t3, 2, 3, 6, 7));
+        }
+      }
+      for (; k < K; k++)
+        for (int c = 0; c < 8; c++) p[8 * k + c] = b[(j0 + c) * K + k];
     } else {
       for (int k = 0; k < K; k++)
         for (int c = 0; c < 8; c++) p[8 * k + c] = c < cols ? (tb ? b[(j0 + c) * K + k] : b[k * N + j0 + c]) : 0.0f;
@@ -113,12 +129,12 @@ static inline void micro(const float *pa, const float *pb, int kl, float *c, int
     c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = wasm_f32x4_splat(0.0f);
   }
   for (int k = 0; k < kl; k++, pa += 4, pb += 8) {
-    const v128_t av = LD(pa), b0 = LD(pb), b1 = LD(pb + 4);
+    const v128_t b0 = LD(pb), b1 = LD(pb + 4);
     v128_t x;
-    x = wasm_i32x4_shuffle(av, av, 0, 0, 0, 0); FMA(c00, x, b0); FMA(c01, x, b1);
-    x = wasm_i32x4_shuffle(av, av, 1, 1, 1, 1); FMA(c10, x, b0); FMA(c11, x, b1);
-    x = wasm_i32x4_shuffle(av, av, 2, 2, 2, 2); FMA(c20, x, b0); FMA(c21, x, b1);
-    x = wasm_i32x4_shuffle(av, av, 3, 3, 3, 3); FMA(c30, x, b0); FMA(c31, x, b1);
+    x = wasm_v128_load32_splat(pa); FMA(c00, x, b0); FMA(c01, x, b1);
+    x = wasm_v128_load32_splat(pa + 1); FMA(c10, x, b0); FMA(c11, x, b1);
+    x = wasm_v128_load32_splat(pa + 2); FMA(c20, x, b0); FMA(c21, x, b1);
+    x = wasm_v128_load32_splat(pa + 3); FMA(c30, x, b0); FMA(c31, x, b1);
   }
   ST(c, c00); ST(c + 4, c01);
   ST(c + ldc, c10); ST(c + ldc + 4, c11);
@@ -145,13 +161,20 @@ static void run_chunk(const Job *j, Scratch *s, int c) {
   }
   pack_a(j->A + j->aoff[bi], M, K, j->ta, r0, rows, s->pa);
   float *pa = s->pa, *pb = s->pb, *cp = s->cp;
+  // Full 4 x 8 tiles are computed in place in `out`; edge tiles in cp (ld 8), copied out at the end.
   for (int kb = 0; kb < K; kb += KC) {
     const int kl = K - kb < KC ? K - kb : KC;
     for (int jj = 0; jj < Np; jj += 8)
-      for (int i = 0; i < Mp; i += 4) micro(pa + i * K + kb * 4, pb + jj * K + kb * 8, kl, cp + i * Np + jj, Np, kb > 0);
+      for (int i = 0; i < Mp; i += 4) {
+        const int full = i + 4 <= rows && jj + 8 <= N;
+        float *c = full ? out + i * N + jj : cp + i * Np + jj;
+        micro(pa + i * K + kb * 4, pb + jj * K + kb * 8, kl, c, full ? N : Np, kb > 0);
+      }
   }
+  if (rows % 4 == 0 && N % 8 == 0) return;
   for (int i = 0; i < rows; i++)
-    for (int jj = 0; jj < N; jj++) out[i * N + jj] = cp[i * Np + jj];
+    for (int jj = 0; jj < N; jj++)
+      if (!(i < (rows & ~3) && jj < (N & ~7))) out[i * N + jj] = cp[i * Np + jj];
 }
 
 /** Thread t (0 = the caller's own thread) takes chunks of the job until none are left. */
@@ -161,5 +184,25 @@ EXPORT(run_job) void run_job(Job *j, int t) {
     const int c = __atomic_fetch_add(&j->next, 1, __ATOMIC_SEQ_CST);
     if (c >= j->nchunks) break;
     run_chunk(j, s, c);
+  }
+}
+
+/** GELU (tanh approximation, vmath.h) over n floats: out = gelu(x) (backward = 0) or
+ * out = dy * gelu'(x) (backward = 1). The last n % 4 floats go through a zero-padded lane. */
+EXPORT(gelu) void gelu(int backward, const float *x, const float *dy, float *out, int n) {
+  int i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const v128_t u = LD(x + i);
+    ST(out + i, backward ? wasm_f32x4_mul(LD(dy + i), vgelu_grad(u)) : vgelu(u));
+  }
+  if (i < n) {
+    float xt[4] = {0, 0, 0, 0}, dt[4] = {0, 0, 0, 0}, ot[4];
+    for (int r = 0; i + r < n; r++) {
+      xt[r] = x[i + r];
+      if (backward) dt[r] = dy[i + r];
+    }
+    const v128_t u = LD(xt);
+    ST(ot, backward ? wasm_f32x4_mul(LD(dt), vgelu_grad(u)) : vgelu(u));
+    for (int r = 0; i + r < n; r++) out[i + r] = ot[r];
   }
 }

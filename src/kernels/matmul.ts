@@ -25,6 +25,7 @@ interface Exports {
   job_size(): number;
   max_threads(): number;
   run_job(job: number, thread: number): void;
+  gelu(backward: number, x: number, dy: number, out: number, n: number): void;
 }
 
 // Int32 fields of Job in matmul.c, then Scratch ts[MAXT] (pa, pb, cp, packed)
@@ -269,6 +270,23 @@ export function runMatMul(job: MatMulJob, fill: (heap: Float32Array, aIndex: num
     } else if (strikes > 0) strikes--;
   }
   return f32.subarray(pC / 4, pC / 4 + cLength);
+}
+
+/**
+ * GELU (tanh approximation; src/kernels/vmath.h) over n floats on the caller's thread:
+ * out = gelu(x), or out = dy * gelu'(x) when `backward`. `fill(heap, xIndex, dyIndex)` copies x (and
+ * dy) in. Returns a view of out in the wasm memory, valid until the next call.
+ */
+export function runGelu(n: number, backward: boolean, fill: (heap: Float32Array, xIndex: number, dyIndex: number) => void): Float32Array {
+  const e = load();
+  if (!e) throw new Error(`gelu: cannot load ${fileURLToPath(WASM_URL)} (${loadError}); run npm run build:kernels`);
+  const px = e.dyn;
+  const pdy = align(px + 4 * n);
+  const pout = align(pdy + 4 * (backward ? n : 0));
+  ensureMemory(e, align(pout + 4 * n));
+  fill(e.f32, px / 4, pdy / 4);
+  e.ex.gelu(backward ? 1 : 0, px, pdy, pout, n);
+  return e.f32.subarray(pout / 4, pout / 4 + n);
 }
 
 export interface MatMulOptions {
