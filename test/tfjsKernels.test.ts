@@ -3,14 +3,15 @@
 // shapes, every transpose combination, batches and broadcast batches (max abs diff <= 1e-4 x
 // max(1, max |C|)); gradients of lmLoss through `forward` agree with stock; 1 and N threads give
 // bit-identical results; uninstalling restores the stock kernel bit for bit; selectKernels
-// installs / removes it.
+// installs / removes it. Our GELU op matches tfjs ops and float64 (value and gradient, odd sizes);
+// all-heads attention equals per-head attention bit for bit under the fast matmul.
 import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-wasm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makeRng } from "../src/engine/rng.js";
-import { disposeParams, initParams, lmLoss, resolveModelConfig, type Params } from "../src/model/gpt.js";
+import { attentionAllHeads, attentionPerHead, disposeParams, gelu, initParams, lmLoss, resolveModelConfig, type Params } from "../src/model/gpt.js";
 import { matMul, matmulAvailable, matmulThreadStats, matmulThreadsReady, setMatmulThreads } from "../src/kernels/matmul.js";
-import { batchOffsets, fastMatmulBackends, installFastMatmul, uninstallFastMatmul } from "../src/kernels/tfjsKernels.js";
+import { batchOffsets, fastKernelsActive, fastMatmulBackends, GELU, installFastMatmul, uninstallFastMatmul } from "../src/kernels/tfjsKernels.js";
 import { selectKernels } from "../src/model/sampler.js";
 
 const available = matmulAvailable();
@@ -233,6 +234,60 @@ describe.skipIf(!available)("fast BatchMatMul kernel", () => {
           setMatmulThreads(2);
           disposeParams(params);
         }
+      });
+
+      it("GELU op: value and gradient match tfjs ops and float64 (odd sizes); only while installed", () => {
+        const c = Math.sqrt(2 / Math.PI);
+        const ref = (u: number) => 0.5 * u * (1 + Math.tanh(c * (u + 0.044715 * u ** 3)));
+        const dref = (u: number) => {
+          const t = Math.tanh(c * (u + 0.044715 * u ** 3));
+          return 0.5 * (1 + t) + 0.5 * u * (1 - t * t) * c * (1 + 3 * 0.044715 * u * u);
+        };
+        for (const n of [1, 3, 4, 5, 8, 1023]) {
+          const xs = Float32Array.from({ length: n }, (_, i) => (n === 1 ? 0.3 : -12 + (24 * i) / (n - 1)) + (rng.next() - 0.5) * 1e-3);
+          const w = rand(n);
+          const x = tf.tensor1d(xs);
+          const wt = tf.tensor1d(w);
+          uninstallFastMatmul();
+          expect(fastKernelsActive()).toBe(false);
+          const both = () => tf.tidy(() => [gelu(x).dataSync(), tf.grad((t: tf.Tensor) => gelu(t).mul(wt).sum())(x).dataSync()]);
+          const [stockVal, stockGrad] = both();
+          expect(installFastMatmul(backend)).toBe(true);
+          expect(fastKernelsActive()).toBe(true);
+          const before = tf.memory().numTensors;
+          const [fastVal, fastGrad] = both();
+          expect(maxAbsDiff(fastVal, stockVal), `n=${n}`).toBeLessThan(1e-5);
+          expect(maxAbsDiff(fastGrad, stockGrad), `n=${n}`).toBeLessThan(1e-5);
+          for (let i = 0; i < n; i++) {
+            expect(Math.abs(fastVal[i] - ref(xs[i]))).toBeLessThan(2e-6 * Math.max(1, Math.abs(xs[i])));
+            expect(Math.abs(fastGrad[i] - w[i] * dref(xs[i]))).toBeLessThan(2e-6);
+          }
+          tf.dispose([x, wt]);
+          expect(tf.memory().numTensors).toBe(before - 2);
+        }
+        // uninstalled: the op is gone from the backend (gelu() falls back to tfjs ops)
+        uninstallFastMatmul();
+        expect(tf.getKernel(GELU, backend)).toBeUndefined();
+      });
+
+      it("all-heads attention equals per-head attention bit for bit (values and gradients)", () => {
+        expect(installFastMatmul(backend)).toBe(true);
+        const [B, T, nh, hd] = [3, 11, 4, 5];
+        const qkv = tf.tensor3d(rand(B * T * 3 * nh * hd), [B, T, 3 * nh * hd]);
+        const maskData = new Float32Array(T * T);
+        for (let i = 0; i < T; i++) for (let j = i + 1; j < T; j++) maskData[i * T + j] = -1e9;
+        const mask = tf.tensor2d(maskData, [T, T]);
+        const w = tf.tensor2d(rand(B * T * nh * hd), [B * T, nh * hd]);
+        const run = (f: typeof attentionPerHead) => {
+          const value = tf.tidy(() => f(qkv, B, T, nh, hd, mask, 0.37)).dataSync();
+          const grad = tf.grad((t: tf.Tensor) => f(t, B, T, nh, hd, mask, 0.37).mul(w).sum())(qkv).dataSync();
+          return { value, grad };
+        };
+        const a = run(attentionPerHead);
+        const b = run(attentionAllHeads);
+        expect(Array.from(b.value)).toEqual(Array.from(a.value));
+        expect(Array.from(b.grad)).toEqual(Array.from(a.grad));
+        tf.dispose([qkv, mask, w]);
       });
 
       it("uninstall restores the stock kernel, bit for bit", () => {

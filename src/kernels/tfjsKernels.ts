@@ -1,6 +1,7 @@
 // The WebAssembly SIMD matmul (matmul.ts) as the tfjs `BatchMatMul` kernel of the `wasm` and `cpu`
 // backends, so that tf.matMul — forward and backward, since BatchMatMul's gradient is itself
-// BatchMatMuls — runs on it. The stock kernel config is kept and restored by uninstallFastMatmul().
+// BatchMatMuls — runs on it; and our GELU op (`RlvrGelu`, with its gradient `RlvrGeluGrad`), which
+// src/model/gpt.ts uses while these kernels are installed. The stock kernel config is kept and restored by uninstallFastMatmul().
 // Our ops (src/model/gpt.ts) dispatch only BatchMatMul (checked with tf.profile); `_FusedMatMul`
 // (tf.fused.matMul, used by tfjs-layers) is left stock.
 // Inputs are read where the backend keeps them (cpu: backend.data values; wasm: the tfjs-wasm heap)
@@ -9,9 +10,12 @@
 // Batch dimensions broadcast as in NumPy (tfjs's stock kernels agree where their own indexing,
 // bi % batch, is right: equal batch shapes or one side without batch).
 import * as tf from "@tensorflow/tfjs";
-import { matmulAvailable, matmulThreads, MatMulTooLarge, runMatMul } from "./matmul.js";
+import { matmulAvailable, matmulThreads, MatMulTooLarge, runGelu, runMatMul } from "./matmul.js";
 
 const KERNEL = "BatchMatMul";
+/** Our GELU op (tanh approximation) and its input gradient, registered with the fast matmul. */
+export const GELU = "RlvrGelu";
+export const GELU_GRAD = "RlvrGeluGrad";
 export const FAST_MATMUL_BACKENDS = ["wasm", "cpu"] as const;
 
 interface TensorInfo {
@@ -137,6 +141,31 @@ function makeKernel(backendName: string, fallback: KernelFunc): KernelFunc {
   };
 }
 
+/** out = gelu(x), or (backward) dy * gelu'(x), via matmul.wasm; float32 only. */
+function geluKernel(backendName: string, backward: boolean): KernelFunc {
+  return (args) => {
+    const { x, dy } = args.inputs;
+    if (x.dtype !== "float32" || (backward && dy.dtype !== "float32")) throw new Error(`${backward ? GELU_GRAD : GELU}: float32 inputs only, got ${x.dtype}`);
+    const { read, write } = io(backendName, args.backend);
+    const out = runGelu(sizeOf(x.shape), backward, (heap, xi, di) => {
+      heap.set(read(x), xi);
+      if (backward) heap.set(read(dy), di);
+    });
+    return write(x.shape, out);
+  };
+}
+
+let geluGradient = false;
+function registerGeluGradient(): void {
+  if (geluGradient) return;
+  geluGradient = true;
+  tf.registerGradient({
+    kernelName: GELU,
+    inputsToSave: ["x"],
+    gradFunc: (dy, saved) => ({ x: () => tf.engine().runKernel(GELU_GRAD, { x: saved[0], dy: dy as tf.Tensor }) as tf.Tensor }),
+  });
+}
+
 /**
  * Registers the fast BatchMatMul for `backendName` (default: the active backend), keeping the stock
  * kernel. Returns false (changing nothing) for other backends (e.g. tensorflow, which has its own),
@@ -151,6 +180,10 @@ export function installFastMatmul(backendName: string = tf.getBackend()): boolea
   stock.set(backendName, config);
   tf.unregisterKernel(KERNEL, backendName);
   tf.registerKernel({ kernelName: KERNEL, backendName, kernelFunc: makeKernel(backendName, config.kernelFunc as unknown as KernelFunc) as unknown as tf.KernelFunc });
+  registerGeluGradient();
+  for (const [name, backward] of [[GELU, false], [GELU_GRAD, true]] as const) {
+    tf.registerKernel({ kernelName: name, backendName, kernelFunc: geluKernel(backendName, backward) as unknown as tf.KernelFunc });
+  }
   return true;
 }
 
@@ -159,8 +192,16 @@ export function uninstallFastMatmul(): void {
   for (const [backendName, config] of stock) {
     tf.unregisterKernel(KERNEL, backendName);
     tf.registerKernel(config);
+    tf.unregisterKernel(GELU, backendName);
+    tf.unregisterKernel(GELU_GRAD, backendName);
   }
   stock.clear();
+}
+
+/** Whether the fast kernels (BatchMatMul, GELU) serve the active backend now: the model then uses
+ * transposed matmuls freely and our GELU op (src/model/gpt.ts). */
+export function fastKernelsActive(): boolean {
+  return stock.has(tf.getBackend());
 }
 
 /** Backends where the fast BatchMatMul is installed now. */

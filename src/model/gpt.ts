@@ -1,11 +1,18 @@
 // A decoder-only transformer (GPT-2 style, pre-LayerNorm, learned positions, untied lm_head) in
 // TensorFlow.js: parameters, seeded init and the training forward pass. Incremental decoding with
 // a KV cache lives in decode.ts; checkpoints in checkpoint.ts.
-// Written for the wasm backend's strengths: linear layers use a customGrad with explicit
-// transposes (wasm's transposed matmul is ~10x slower), token embedding is a one-hot matmul
-// (wasm has no gradient for gather), attention heads are split with slice.
+// Two formulations of the same function, chosen by the kernels installed on the active backend:
+//  - fast kernels (src/kernels, `--kernels fast`): transposed operands go straight to the
+//    WebAssembly BatchMatMul (same speed as plain ones, and bit-identical to an explicit transpose),
+//    attention runs all heads as one batched matmul, and GELU is one op (RlvrGelu) with its own
+//    gradient kernel;
+//  - stock tfjs: linear layers use a customGrad with explicit transposes (stock wasm's transposed
+//    matmul is ~10x slower), attention heads are split with slice, GELU is composed of tfjs ops.
+// The two differ only in GELU's rounding (our tanh vs the backend's). Token embedding is a one-hot
+// matmul either way (wasm has no gradient for gather).
 import * as tf from "@tensorflow/tfjs";
 import { makeRng } from "../engine/rng.js";
+import { fastKernelsActive, GELU } from "../kernels/tfjsKernels.js";
 
 export interface ModelConfig {
   vocabSize: number;
@@ -101,6 +108,7 @@ const linearNoBias = tf.customGrad(((x: tf.Tensor, w: tf.Tensor, save: tf.GradSa
     gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
       const [xs, ws] = saved as tf.Tensor2D[];
       const g = dy as tf.Tensor2D;
+      if (fastKernelsActive()) return [tf.matMul(g, ws, false, true), tf.matMul(xs, g, true, false)];
       return [tf.matMul(g, ws.transpose()), tf.matMul(xs.transpose(), g)];
     },
   };
@@ -116,7 +124,9 @@ export function layerNorm(x: tf.Tensor2D, g: tf.Tensor, b: tf.Tensor, eps = 1e-5
   return x.sub(mean).mul(tf.rsqrt(variance.add(eps))).mul(g).add(b);
 }
 
+/** GELU, tanh approximation: our op while the fast kernels are installed, else tfjs ops. */
 export function gelu(x: tf.Tensor): tf.Tensor {
+  if (fastKernelsActive() && x.dtype === "float32") return tf.engine().runKernel(GELU, { x }) as tf.Tensor;
   const c = Math.sqrt(2 / Math.PI);
   return x.mul(0.5).mul(tf.tanh(x.add(x.pow(3).mul(0.044715)).mul(c)).add(1));
 }
@@ -132,6 +142,29 @@ function causalMask(T: number): tf.Tensor2D {
     maskCache.set(T, m);
   }
   return m;
+}
+
+/** Causal self-attention from qkv [B, T, 3C]; returns [B*T, C]. One head at a time, with slices. */
+export function attentionPerHead(qkv: tf.Tensor, B: number, T: number, nh: number, hd: number, mask: tf.Tensor2D, scale: number): tf.Tensor2D {
+  const C = nh * hd;
+  const heads: tf.Tensor[] = [];
+  for (let h = 0; h < nh; h++) {
+    const q = qkv.slice([0, 0, h * hd], [B, T, hd]) as tf.Tensor3D;
+    const k = qkv.slice([0, 0, C + h * hd], [B, T, hd]) as tf.Tensor3D;
+    const v = qkv.slice([0, 0, 2 * C + h * hd], [B, T, hd]) as tf.Tensor3D;
+    const att = tf.softmax(tf.matMul(q, k.transpose([0, 2, 1])).mul(scale).add(mask)); // [B, T, T]
+    heads.push(tf.matMul(att as tf.Tensor3D, v)); // [B, T, hd]
+  }
+  return tf.concat(heads, 2).reshape([B * T, C]) as tf.Tensor2D;
+}
+
+/** The same, all heads in one batched matmul ([B*nh, T, hd] each for q, k, v); the transposed k
+ * goes to the matmul kernel as is. Same values as attentionPerHead with the fast matmul. */
+export function attentionAllHeads(qkv: tf.Tensor, B: number, T: number, nh: number, hd: number, mask: tf.Tensor2D, scale: number): tf.Tensor2D {
+  // [B, T, 3*nh, hd] -> [B, 3*nh, T, hd] (rank 4: the wasm backend's rank-5 transpose is ~25x slower)
+  const [q, k, v] = tf.split(qkv.reshape([B, T, 3 * nh, hd]).transpose([0, 2, 1, 3]), 3, 1).map((t) => t.reshape([B * nh, T, hd]) as tf.Tensor3D);
+  const att = tf.softmax(tf.matMul(q, k, false, true).mul(scale).add(mask)) as tf.Tensor3D; // [B*nh, T, T]
+  return tf.matMul(att, v).reshape([B, nh, T, hd]).transpose([0, 2, 1, 3]).reshape([B * T, nh * hd]) as tf.Tensor2D;
 }
 
 /**
@@ -151,19 +184,12 @@ export function forward(params: Params, cfg: ModelConfig, idx: tf.Tensor2D): tf.
   let x = linear(onehot, params.wte).reshape([B, T, C]).add(pos).reshape([N, C]) as tf.Tensor2D; // [N, C]
   const mask = causalMask(T);
   const scale = 1 / Math.sqrt(hd);
+  const fast = fastKernelsActive();
   for (let l = 0; l < cfg.layers; l++) {
     const p = (s: string) => params[`h.${l}.${s}`];
     const h1 = layerNorm(x, p("ln_1.g"), p("ln_1.b"));
     const qkv = linear(h1, p("attn.c_attn.w"), p("attn.c_attn.b")).reshape([B, T, 3 * C]); // [B, T, 3C]
-    const heads: tf.Tensor[] = [];
-    for (let h = 0; h < nh; h++) {
-      const q = qkv.slice([0, 0, h * hd], [B, T, hd]) as tf.Tensor3D;
-      const k = qkv.slice([0, 0, C + h * hd], [B, T, hd]) as tf.Tensor3D;
-      const v = qkv.slice([0, 0, 2 * C + h * hd], [B, T, hd]) as tf.Tensor3D;
-      const att = tf.softmax(tf.matMul(q, k.transpose([0, 2, 1])).mul(scale).add(mask)); // [B, T, T]
-      heads.push(tf.matMul(att as tf.Tensor3D, v)); // [B, T, hd]
-    }
-    const y = tf.concat(heads, 2).reshape([N, C]) as tf.Tensor2D;
+    const y = fast ? attentionAllHeads(qkv, B, T, nh, hd, mask, scale) : attentionPerHead(qkv, B, T, nh, hd, mask, scale);
     x = x.add(linear(y, p("attn.c_proj.w"), p("attn.c_proj.b")));
     const h2 = layerNorm(x, p("ln_2.g"), p("ln_2.b"));
     const m = gelu(linear(h2, p("mlp.c_fc.w"), p("mlp.c_fc.b"))) as tf.Tensor2D;
