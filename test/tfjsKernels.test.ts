@@ -10,7 +10,7 @@ import "@tensorflow/tfjs-backend-wasm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makeRng } from "../src/engine/rng.js";
 import { attentionAllHeads, attentionPerHead, disposeParams, gelu, initParams, lmLoss, resolveModelConfig, type Params } from "../src/model/gpt.js";
-import { matMul, matmulAvailable, matmulThreadStats, matmulThreadsReady, setMatmulThreads } from "../src/kernels/matmul.js";
+import { afterThreadedCall, matMul, matmulAvailable, matmulThreadStats, matmulThreadsReady, MAX_STRIKES, setMatmulThreads } from "../src/kernels/matmul.js";
 import { batchOffsets, fastKernelsActive, fastMatmulBackends, GELU, installFastMatmul, uninstallFastMatmul } from "../src/kernels/tfjsKernels.js";
 import { selectKernels } from "../src/model/sampler.js";
 
@@ -323,6 +323,17 @@ describe.skipIf(!available)("fast BatchMatMul kernel", () => {
       });
     });
   }
+
+  it("run-alone policy after a stalled threaded call: doubling pause, capped at 2^MAX_STRIKES calls", () => {
+    // caller worked 1 ms: a wait over 0.55 ms is a stall
+    expect(afterThreadedCall({ strikes: 0, backoff: 0 }, 1, 0.5)).toEqual({ strikes: 0, backoff: 0, stalled: false });
+    expect(afterThreadedCall({ strikes: 0, backoff: 0 }, 1, 0.6)).toEqual({ strikes: 1, backoff: 2, stalled: true });
+    expect(afterThreadedCall({ strikes: 3, backoff: 0 }, 1, 2)).toEqual({ strikes: 4, backoff: 16, stalled: true });
+    expect(afterThreadedCall({ strikes: MAX_STRIKES, backoff: 0 }, 1, 2)).toEqual({ strikes: MAX_STRIKES, backoff: 2 ** MAX_STRIKES, stalled: true });
+    expect(2 ** MAX_STRIKES).toBe(32);
+    // a good call removes one strike and leaves the pause alone
+    expect(afterThreadedCall({ strikes: 2, backoff: 3 }, 1, 0.1)).toEqual({ strikes: 1, backoff: 3, stalled: false });
+  });
 
   it("batchOffsets broadcasts batch dims as NumPy does", () => {
     const { aOffsets, bOffsets } = batchOffsets([2, 3], [2, 1], [3], 10, 100);

@@ -262,12 +262,9 @@ export function runMatMul(job: MatMulJob, fill: (heap: Float32Array, aIndex: num
     }
     // A worker that took a chunk and was then descheduled (the cores busy with other processes)
     // makes the caller wait: after such a call, work alone for a while (doubling each time).
-    const waited = performance.now() - t1;
-    if (waited > 0.5 * (t1 - t0) + 0.05) {
-      strikes = Math.min(strikes + 1, 10);
-      backoff = 2 ** strikes;
-      stalls++;
-    } else if (strikes > 0) strikes--;
+    const next = afterThreadedCall({ strikes, backoff }, t1 - t0, performance.now() - t1);
+    if (next.stalled) stalls++;
+    ({ strikes, backoff } = next);
   }
   return f32.subarray(pC / 4, pC / 4 + cLength);
 }
@@ -287,6 +284,25 @@ export function runGelu(n: number, backward: boolean, fill: (heap: Float32Array,
   fill(e.f32, px / 4, pdy / 4);
   e.ex.gelu(backward ? 1 : 0, px, pdy, pout, n);
   return e.f32.subarray(pout / 4, pout / 4 + n);
+}
+
+/** strikes above which the run-alone pause stops doubling: 2^5 = 32 calls */
+export const MAX_STRIKES = 5;
+
+/**
+ * The run-alone policy after a threaded call in which the caller worked `ownMs` and then waited
+ * `waitedMs` for the workers. A wait over half its own time (+0.05 ms) means a worker was
+ * descheduled (the cores busy with other processes, or the host's other tenants): add a strike and
+ * run the next 2^strikes calls alone. Strikes stop at MAX_STRIKES, so that a passing hiccup costs
+ * at most 32 single-threaded calls, while steady contention still costs at most one stalled call
+ * in 33; each call without a stall removes one strike.
+ */
+export function afterThreadedCall(state: { strikes: number; backoff: number }, ownMs: number, waitedMs: number): { strikes: number; backoff: number; stalled: boolean } {
+  if (waitedMs > 0.5 * ownMs + 0.05) {
+    const strikes = Math.min(state.strikes + 1, MAX_STRIKES);
+    return { strikes, backoff: 2 ** strikes, stalled: true };
+  }
+  return { strikes: Math.max(0, state.strikes - 1), backoff: state.backoff, stalled: false };
 }
 
 export interface MatMulOptions {
