@@ -119,6 +119,13 @@ function pool(e: Engine): WorkerPool {
   return e.pool;
 }
 
+/** Microseconds a worker keeps polling for the next job (and the caller for a worker's finish)
+ * before sleeping in Atomics.wait. */
+export function setMatmulSpin(us: number): void {
+  const e = load();
+  if (e) pool(e).setSpin(us);
+}
+
 /** Starts the workers for `n` threads (default: matmulThreads()) and resolves with how many threads are ready. */
 export async function matmulThreadsReady(n = matmulThreads()): Promise<number> {
   const e = load();
