@@ -53,13 +53,24 @@ EXPORT(max_threads) int max_threads(void) { return MAXT; }
 // pa[(i / 4) * K * 4 + k * 4 + i % 4] = op(A)[r0 + i][k] for i < rows, padded with zero rows to a
 // multiple of 4. A is [M][K], or [K][M] if ta.
 static void pack_a(const float *a, int M, int K, int ta, int r0, int rows, float *pa) {
+  if (ta) {
+    // A is [K][M]: read each row k once, contiguously, and scatter its 4-float groups to the panels
+    const int full = rows & ~3;
+    for (int k = 0; k < K; k++) {
+      const float *row = a + k * M + r0;
+      for (int i0 = 0; i0 < full; i0 += 4) ST(pa + i0 * K + 4 * k, LD(row + i0));
+    }
+    if (full == rows) return;
+    float *p = pa + full * K;
+    for (int k = 0; k < K; k++)
+      for (int r = 0; r < 4; r++) p[4 * k + r] = full + r < rows ? a[k * M + r0 + full + r] : 0.0f;
+    return;
+  }
   for (int i0 = 0; i0 < rows; i0 += 4) {
     const int n = rows - i0 < 4 ? rows - i0 : 4;
     const int g = r0 + i0;
     float *p = pa + i0 * K;
-    if (ta && n == 4) {
-      for (int k = 0; k < K; k++) ST(p + 4 * k, LD(a + k * M + g));
-    } else if (n == 4) {
+    if (n == 4) {
       const float *a0 = a + g * K, *a1 = a0 + K, *a2 = a1 + K, *a3 = a2 + K;
       int k = 0;
       for (; k + 4 <= K; k += 4) {
@@ -77,7 +88,7 @@ static void pack_a(const float *a, int M, int K, int ta, int r0, int rows, float
       }
     } else {
       for (int k = 0; k < K; k++)
-        for (int r = 0; r < 4; r++) p[4 * k + r] = r < n ? (ta ? a[k * M + g + r] : a[(g + r) * K + k]) : 0.0f;
+        for (int r = 0; r < 4; r++) p[4 * k + r] = r < n ? a[(g + r) * K + k] : 0.0f;
     }
   }
 }
