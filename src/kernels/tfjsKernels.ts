@@ -1,7 +1,8 @@
 // The WebAssembly SIMD matmul (matmul.ts) as the tfjs `BatchMatMul` kernel of the `wasm` and `cpu`
 // backends, so that tf.matMul — forward and backward, since BatchMatMul's gradient is itself
 // BatchMatMuls — runs on it; and our GELU op (`RlvrGelu`, with its gradient `RlvrGeluGrad`), which
-// src/model/gpt.ts uses while these kernels are installed. The stock kernel config is kept and restored by uninstallFastMatmul().
+// src/model/gpt.ts uses while these kernels are installed. The stock kernel config is kept and
+// restored by uninstallFastMatmul(), which also removes the GELU kernels.
 // Our ops (src/model/gpt.ts) dispatch only BatchMatMul (checked with tf.profile); `_FusedMatMul`
 // (tf.fused.matMul, used by tfjs-layers) is left stock.
 // Inputs are read where the backend keeps them (cpu: backend.data values; wasm: the tfjs-wasm heap)

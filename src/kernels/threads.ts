@@ -1,8 +1,7 @@
 // Worker threads for the WebAssembly matmul (matmul.ts): each worker runs its own instance of
 // matmul.wasm over the one shared WebAssembly.Memory and, after polling for a while
 // (DEFAULT_SPIN_US), sleeps in Atomics.wait until a job is posted to its control block (16 int32 in
-// the shared memory). The caller's thread always works
-// on the job too; chunks of output rows are handed out by an atomic counter inside the wasm, so a
+// the shared memory). The caller's thread always works on the job too; chunks of output rows are handed out by an atomic counter inside the wasm, so a
 // worker that is slow to wake (or descheduled) just takes fewer chunks, and one that has not picked
 // the job up by the time the caller is done is cancelled instead of waited for. Every output
 // element is computed by exactly one thread in a fixed order: results do not depend on the split.
@@ -73,12 +72,12 @@ interface Slot {
 }
 
 /**
- * Default polling time before sleeping (µs). Waking from Atomics.wait takes tens to hundreds of
- * microseconds on this VM — a large share of a ~1 ms matmul — so a worker polls for the next job
- * for up to 1 ms after each one (matmuls come in bursts), and the caller polls as long for the
- * worker's last chunk. Measured with bench-style alternation (256^3, 2 threads vs 1, paired
- * medians of 30 rounds): 1.25-1.38x without polling, 1.58-1.62x with 1000 µs. The cost is up to
- * 1 ms of the worker's core after each threaded call.
+ * Default polling time before sleeping (µs). Waking a thread from Atomics.wait appears to cost
+ * tens to hundreds of microseconds on a VM — a large share of a ~1 ms matmul — so a worker polls
+ * for the next job for up to 1 ms after each one (matmuls come in bursts), and the caller polls as
+ * long for the worker's last chunk. Measured with bench/spin.ts (256^3, 2 threads vs 1, median of
+ * 30 paired rounds, four runs): 1.25-1.49x without polling, 1.51-1.62x with 1000 µs. The cost is
+ * up to 1 ms of the worker's core after each threaded call.
  */
 export const DEFAULT_SPIN_US = 1000;
 
