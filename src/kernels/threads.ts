@@ -1,9 +1,10 @@
 // Worker threads for the WebAssembly matmul (matmul.ts): each worker runs its own instance of
 // matmul.wasm over the one shared WebAssembly.Memory and, after polling for a while
 // (DEFAULT_SPIN_US), sleeps in Atomics.wait until a job is posted to its control block (16 int32 in
-// the shared memory). The caller's thread always works on the job too; chunks of output rows are handed out by an atomic counter inside the wasm, so a
-// worker that is slow to wake (or descheduled) just takes fewer chunks, and one that has not picked
-// the job up by the time the caller is done is cancelled instead of waited for. Every output
+// the shared memory). The caller's thread always works on the job too; chunks of output rows are
+// handed out by an atomic counter inside the wasm, so a worker that is slow to wake (or
+// descheduled) just takes fewer chunks, and one that has not picked the job up by the time the
+// caller is done is cancelled instead of waited for. Every output
 // element is computed by exactly one thread in a fixed order: results do not depend on the split.
 // Workers are unref'd (they never keep the process alive) and start asynchronously: until one has
 // instantiated its module the caller simply works alone.
