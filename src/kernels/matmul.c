@@ -172,7 +172,7 @@ static void run_chunk(const Job *j, Scratch *s, int c) {
   }
   pack_a(j->A + j->aoff[bi], M, K, j->ta, r0, rows, s->pa);
   float *pa = s->pa, *pb = s->pb, *cp = s->cp;
-  // Full 4 x 8 tiles are computed in place in `out`; edge tiles in cp (ld 8), copied out at the end.
+  // Full 4 x 8 tiles are computed in place in `out`; edge tiles in cp (row stride Np), copied out at the end.
   for (int kb = 0; kb < K; kb += KC) {
     const int kl = K - kb < KC ? K - kb : KC;
     for (int jj = 0; jj < Np; jj += 8)

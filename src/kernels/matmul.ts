@@ -75,6 +75,13 @@ function load(): Engine | null {
   return engine;
 }
 
+/** The loaded engine, or an error naming `what` and how to rebuild the kernels. */
+function mustLoad(what: string): Engine {
+  const e = load();
+  if (!e) throw new Error(`${what}: cannot load ${fileURLToPath(WASM_URL)} (${loadError}); run npm run build:kernels`);
+  return e;
+}
+
 /** Whether matmul.wasm is present and instantiates here (WebAssembly SIMD, threads, shared memory). */
 export function matmulAvailable(): boolean {
   return load() !== null;
@@ -191,8 +198,7 @@ function ensureMemory(e: Engine, end: number): void {
  * next call. `threads` defaults to matmulThreads().
  */
 export function runMatMul(job: MatMulJob, fill: (heap: Float32Array, aIndex: number, bIndex: number) => void, threads = matmulThreads()): Float32Array {
-  const e = load();
-  if (!e) throw new Error(`matMul: cannot load ${fileURLToPath(WASM_URL)} (${loadError}); run npm run build:kernels`);
+  const e = mustLoad("matMul");
   const { batch, M, K, N } = job;
   const cLength = batch * M * N;
   // threads: the caller plus the workers that are up
@@ -284,8 +290,7 @@ export function runMatMul(job: MatMulJob, fill: (heap: Float32Array, aIndex: num
  * dy) in. Returns a view of out in the wasm memory, valid until the next call.
  */
 export function runGelu(n: number, backward: boolean, fill: (heap: Float32Array, xIndex: number, dyIndex: number) => void): Float32Array {
-  const e = load();
-  if (!e) throw new Error(`gelu: cannot load ${fileURLToPath(WASM_URL)} (${loadError}); run npm run build:kernels`);
+  const e = mustLoad("gelu");
   const px = e.dyn;
   const pdy = align(px + 4 * n);
   const pout = align(pdy + 4 * (backward ? n : 0));
@@ -331,7 +336,7 @@ export interface MatMulOptions {
 
 /** C [batch, M, N] = op(A) [M, K] x op(B) [K, N] for each batch item. */
 export function matMul(a: Float32Array, b: Float32Array, M: number, K: number, N: number, opts: MatMulOptions = {}): Float32Array {
-  if (!load()) throw new Error(`matMul: cannot load ${fileURLToPath(WASM_URL)} (${loadError}); run npm run build:kernels`);
+  mustLoad("matMul");
   const batch = opts.batch ?? 1;
   for (const [k, v] of Object.entries({ M, K, N, batch })) {
     if (!Number.isInteger(v) || v < 0) throw new Error(`matMul: ${k} must be a non-negative integer, got ${v}`);

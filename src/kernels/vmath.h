@@ -39,26 +39,25 @@ static inline v128_t vtanh(v128_t y) {
   return wasm_v128_or(t, sign);
 }
 
-// GELU, tanh approximation: 0.5 u (1 + tanh(sqrt(2/pi) (u + 0.044715 u^3)))
-static inline v128_t vgelu(v128_t u) {
+// t = tanh(c (u + a u^3)), c = sqrt(2/pi), a = 0.044715: the tanh inside GELU and its derivative.
+static inline v128_t vgelu_tanh(v128_t u) {
   v128_t u3 = wasm_f32x4_mul(wasm_f32x4_mul(u, u), u);
-  v128_t inner = wasm_f32x4_mul(wasm_f32x4_splat(0.7978845608028654f),
-                                wasm_f32x4_add(u, wasm_f32x4_mul(wasm_f32x4_splat(0.044715f), u3)));
-  v128_t t = vtanh(inner);
-  return wasm_f32x4_mul(wasm_f32x4_mul(wasm_f32x4_splat(0.5f), u), wasm_f32x4_add(wasm_f32x4_splat(1.0f), t));
+  return vtanh(wasm_f32x4_mul(wasm_f32x4_splat(0.7978845608028654f),
+                              wasm_f32x4_add(u, wasm_f32x4_mul(wasm_f32x4_splat(0.044715f), u3))));
 }
 
-// d GELU(u) / du = 0.5 (1 + t) + 0.5 u (1 - t^2) c (1 + 3 a u^2), t = tanh(c (u + a u^3)),
-// c = sqrt(2/pi), a = 0.044715 (the same t as vgelu).
+// GELU, tanh approximation: 0.5 u (1 + t)
+static inline v128_t vgelu(v128_t u) {
+  return wasm_f32x4_mul(wasm_f32x4_mul(wasm_f32x4_splat(0.5f), u), wasm_f32x4_add(wasm_f32x4_splat(1.0f), vgelu_tanh(u)));
+}
+
+// d GELU(u) / du = 0.5 (1 + t) + 0.5 u (1 - t^2) c (1 + 3 a u^2)
 static inline v128_t vgelu_grad(v128_t u) {
-  v128_t u2 = wasm_f32x4_mul(u, u);
-  v128_t inner = wasm_f32x4_mul(wasm_f32x4_splat(0.7978845608028654f),
-                                wasm_f32x4_add(u, wasm_f32x4_mul(wasm_f32x4_splat(0.044715f), wasm_f32x4_mul(u2, u))));
-  v128_t t = vtanh(inner);
+  v128_t t = vgelu_tanh(u);
   v128_t half = wasm_f32x4_splat(0.5f), one = wasm_f32x4_splat(1.0f);
   v128_t left = wasm_f32x4_mul(half, wasm_f32x4_add(one, t));
   v128_t dinner = wasm_f32x4_mul(wasm_f32x4_splat(0.7978845608028654f),
-                                 wasm_f32x4_add(one, wasm_f32x4_mul(wasm_f32x4_splat(3.0f * 0.044715f), u2)));
+                                 wasm_f32x4_add(one, wasm_f32x4_mul(wasm_f32x4_splat(3.0f * 0.044715f), wasm_f32x4_mul(u, u))));
   v128_t right = wasm_f32x4_mul(wasm_f32x4_mul(wasm_f32x4_mul(half, u), wasm_f32x4_sub(one, wasm_f32x4_mul(t, t))), dinner);
   return wasm_f32x4_add(left, right);
 }
