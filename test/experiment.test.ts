@@ -93,10 +93,16 @@ describe("experiment runner (smoke)", () => {
     expect(run([file, "--out", full]).code).toBe(0);
     const child = spawn(NODE, [...CLI_ARGS, file, "--out", cut], { stdio: ["ignore", "pipe", "pipe"] });
     let log = "";
+    let sent = false;
     const code = await new Promise<number | null>((resolve) => {
       child.stdout.on("data", (d) => {
         log += d;
-        if (/step 3\/40/.test(log) && !log.includes("SIGTERM")) child.kill("SIGTERM");
+        // one signal only: a second one (e.g. sent on the next step's output, before the first was
+        // acknowledged) means "abort at once", which skips the save
+        if (/step 3\/40/.test(log) && !sent) {
+          sent = true;
+          child.kill("SIGTERM");
+        }
       });
       child.on("exit", (c) => resolve(c));
     });
