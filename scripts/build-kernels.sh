@@ -6,7 +6,10 @@
 # clang-19 if present, else clang; CLANG=/path/to/clang overrides. Output is deterministic for a
 # given clang version.
 # matmul.wasm imports a shared memory (threads: every worker runs its own instance over it), so it
-# is built with atomics; decode.wasm owns its memory.
+# is built with atomics; decode.wasm owns its memory. matmul-heap.wasm is the same source built for
+# an ordinary (unshared) imported memory: matmul.ts runs it inside the tfjs-wasm backend's own heap
+# for single-threaded calls (no copies in or out), so it must never write anywhere but through the
+# pointers it is given: the build fails if it has a data section or touches a global (the stack pointer).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -z "${CLANG:-}" ]; then
@@ -26,3 +29,17 @@ for name in decode matmul; do
   "$CLANG" "${FLAGS[@]}" ${extra[@]+"${extra[@]}"} -o "src/kernels/$name.wasm" "$src"
   echo "built src/kernels/$name.wasm ($(wc -c < "src/kernels/$name.wasm") bytes) with $("$CLANG" --version | head -1)"
 done
+heap=src/kernels/matmul-heap.wasm
+"$CLANG" "${FLAGS[@]}" -Wl,--import-memory -o "$heap" src/kernels/matmul.c
+OBJDUMP="${OBJDUMP:-$(dirname "$(command -v "$CLANG")")/$(basename "$CLANG" | sed 's/^clang/llvm-objdump/')}"
+command -v "$OBJDUMP" >/dev/null || OBJDUMP=llvm-objdump
+if command -v "$OBJDUMP" >/dev/null; then
+  if "$OBJDUMP" -h "$heap" | grep -qw DATA || "$OBJDUMP" -d "$heap" | grep -q 'global\.'; then
+    echo "$heap uses static data or the stack (global.get/set): it cannot run inside another module's heap; keep its functions free of stack arrays" >&2
+    exit 1
+  fi
+  check="checked with $OBJDUMP: no data, no globals used"
+else
+  check="not checked (no llvm-objdump); matmul.ts still refuses a data section"
+fi
+echo "built $heap ($(wc -c < "$heap") bytes; $check)"

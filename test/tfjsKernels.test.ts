@@ -4,13 +4,15 @@
 // max(1, max |C|)); gradients of lmLoss through `forward` agree with stock; 1 and N threads give
 // bit-identical results; uninstalling restores the stock kernel bit for bit; selectKernels
 // installs / removes it. Our GELU op matches tfjs ops and float64 (value and gradient, odd sizes);
-// all-heads attention equals per-head attention bit for bit under the fast matmul.
+// all-heads attention equals per-head attention bit for bit under the fast matmul. Single-threaded
+// calls run in place in a host heap (matmul-heap.wasm): bit-identical to the copying path, and they
+// write nothing outside their output and the scratch they allocated.
 import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-wasm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makeRng } from "../src/engine/rng.js";
 import { attentionAllHeads, attentionPerHead, disposeParams, gelu, initParams, lmLoss, resolveModelConfig, type Params } from "../src/model/gpt.js";
-import { afterThreadedCall, matMul, matmulAvailable, matmulThreadStats, matmulThreadsReady, MAX_STRIKES, setMatmulThreads } from "../src/kernels/matmul.js";
+import { afterThreadedCall, hasDataSection, type HostHeap, matMul, matmulAvailable, matmulThreadStats, matmulThreadsReady, MAX_STRIKES, runGelu, runMatMul, setMatmulInPlace, setMatmulThreads } from "../src/kernels/matmul.js";
 import { batchOffsets, fastKernelsActive, fastMatmulBackends, GELU, installFastMatmul, uninstallFastMatmul } from "../src/kernels/tfjsKernels.js";
 import { selectKernels } from "../src/model/sampler.js";
 
@@ -236,6 +238,38 @@ describe.skipIf(!available)("fast BatchMatMul kernel", () => {
         }
       });
 
+      it("single-threaded calls run in place on the wasm heap, bit-identical to copying", () => {
+        expect(installFastMatmul(backend)).toBe(true);
+        const A = tf.tensor(rand(3 * 70 * 45), [3, 70, 45]);
+        const B = tf.tensor(rand(45 * 33), [45, 33]);
+        const X = tf.tensor(rand(1001), [7, 143]);
+        const run = () =>
+          tf.tidy(() => {
+            const c = tf.matMul(A, B);
+            const g = tf.grad((t: tf.Tensor) => gelu(t).sum())(X);
+            return [c.dataSync().slice(), gelu(X).dataSync().slice(), g.dataSync().slice()];
+          });
+        try {
+          setMatmulThreads(1);
+          setMatmulInPlace(false);
+          const s0 = matmulThreadStats().inPlace;
+          const copied = run();
+          expect(matmulThreadStats().inPlace).toBe(s0);
+          setMatmulInPlace(true);
+          const before = tf.memory().numTensors;
+          const placed = run();
+          expect(tf.memory().numTensors).toBe(before);
+          // wasm: the matmul, GELU and its gradient ran in the tfjs heap; cpu: never
+          if (backend === "wasm") expect(matmulThreadStats().inPlace - s0).toBeGreaterThanOrEqual(3);
+          else expect(matmulThreadStats().inPlace).toBe(s0);
+          placed.forEach((v, i) => expect(Buffer.from(v.buffer).equals(Buffer.from(copied[i].buffer)), `output ${i}`).toBe(true));
+        } finally {
+          setMatmulInPlace(true);
+          setMatmulThreads(2);
+          tf.dispose([A, B, X]);
+        }
+      });
+
       it("GELU op: value and gradient match tfjs ops and float64 (odd sizes); only while installed", () => {
         const c = Math.sqrt(2 / Math.PI);
         const ref = (u: number) => 0.5 * u * (1 + Math.tanh(c * (u + 0.044715 * u ** 3)));
@@ -339,6 +373,78 @@ describe.skipIf(!available)("fast BatchMatMul kernel", () => {
     const { aOffsets, bOffsets } = batchOffsets([2, 3], [2, 1], [3], 10, 100);
     expect(Array.from(aOffsets)).toEqual([0, 0, 0, 10, 10, 10]);
     expect(Array.from(bOffsets)).toEqual([0, 100, 200, 0, 100, 200]);
+  });
+
+  it("in place in a host heap: bit-identical to the copying path, nothing written outside output and scratch", () => {
+    // A bare memory filled with a canary byte, with a bump allocator from 1 MiB: matmul-heap.wasm
+    // must not write below it (where its static data or stack would land) or into the inputs.
+    const memory = new WebAssembly.Memory({ initial: 128 });
+    const bytes = new Uint8Array(memory.buffer);
+    const FLOOR = 1 << 20;
+    let top = FLOOR;
+    let live = 0;
+    const heap: HostHeap = {
+      memory,
+      malloc: (n) => {
+        const p = top + 8; // 8-byte aligned, like tfjs-wasm's tensors
+        top = p + n;
+        live++;
+        return p;
+      },
+      free: () => void live--,
+    };
+    const put = (x: Float32Array) => {
+      const p = heap.malloc(4 * x.length);
+      new Float32Array(memory.buffer, p, x.length).set(x);
+      return p;
+    };
+    const cases: [number, number, number, number, boolean, boolean, boolean][] = [
+      [1, 1, 1, 1, false, false, false],
+      [1, 5, 7, 9, false, true, false],
+      [1, 33, 300, 17, true, false, false],
+      [1, 130, 129, 70, true, true, false],
+      [3, 13, 19, 10, false, false, true], // broadcast B
+      [2, 6, 0, 5, false, false, false], // K = 0: zeros
+    ];
+    expect(hasDataSection(new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 11, 1, 0]))).toBe(true);
+    for (const [batch, M, K, N, ta, tb, bcast] of cases) {
+      bytes.fill(0xa5);
+      top = FLOOR;
+      const a = rand(batch * M * K);
+      const b = rand((bcast ? 1 : batch) * K * N);
+      const want = matMul(a, b, M, K, N, { batch, transposeA: ta, transposeB: tb, broadcastB: bcast, threads: 1 });
+      const pa = put(a);
+      const pb = put(b);
+      let pc = 0;
+      const job = { batch, M, K, N, transposeA: ta, transposeB: tb, aLength: a.length, bLength: b.length, bOffsets: bcast ? new Int32Array(batch) : undefined };
+      const got = runMatMul(job, () => expect.unreachable("copied"), 1, { heap, a: pa, b: pb, output: () => (pc = heap.malloc(4 * want.length)) });
+      expect(got).toBeNull();
+      const c = new Float32Array(memory.buffer, pc, want.length);
+      expect(Buffer.from(c.buffer, c.byteOffset, c.byteLength).equals(Buffer.from(want.buffer)), `${batch}x${M}x${K}x${N} ${ta} ${tb}`).toBe(true);
+      expect(bytes.subarray(0, FLOOR).every((v) => v === 0xa5), "bytes below the allocations").toBe(true);
+      expect(Array.from(new Float32Array(memory.buffer, pa, a.length))).toEqual(Array.from(a));
+      expect(Array.from(new Float32Array(memory.buffer, pb, b.length))).toEqual(Array.from(b));
+      expect(live, "scratch freed").toBe(3);
+      live = 0;
+    }
+    for (const n of [1, 2, 3, 4, 7, 1001]) {
+      for (const backward of [false, true]) {
+        bytes.fill(0xa5);
+        top = FLOOR;
+        const x = rand(n).map((v) => 8 * v);
+        const dy = rand(n);
+        const want = runGelu(n, backward, (h, xi, di) => {
+          h.set(x, xi);
+          if (backward) h.set(dy, di);
+        })!.slice();
+        const px = put(x);
+        const pd = put(dy);
+        let po = 0;
+        expect(runGelu(n, backward, () => expect.unreachable("copied"), { heap, a: px, b: backward ? pd : 0, output: () => (po = heap.malloc(4 * n)) })).toBeNull();
+        expect(Array.from(new Float32Array(memory.buffer, po, n)), `gelu n=${n} backward=${backward}`).toEqual(Array.from(want));
+        expect(bytes.subarray(0, FLOOR).every((v) => v === 0xa5)).toBe(true);
+      }
+    }
   });
 
   it("raw matMul: 1 thread and N threads are bit-identical", async () => {

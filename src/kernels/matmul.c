@@ -140,12 +140,12 @@ static inline void micro(const float *pa, const float *pb, int kl, float *c, int
     c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = wasm_f32x4_splat(0.0f);
   }
   for (int k = 0; k < kl; k++, pa += 4, pb += 8) {
-    const v128_t b0 = LD(pb), b1 = LD(pb + 4);
-    v128_t x;
-    x = wasm_v128_load32_splat(pa); FMA(c00, x, b0); FMA(c01, x, b1);
-    x = wasm_v128_load32_splat(pa + 1); FMA(c10, x, b0); FMA(c11, x, b1);
-    x = wasm_v128_load32_splat(pa + 2); FMA(c20, x, b0); FMA(c21, x, b1);
-    x = wasm_v128_load32_splat(pa + 3); FMA(c30, x, b0); FMA(c31, x, b1);
+    const v128_t x0 = wasm_v128_load32_splat(pa), x1 = wasm_v128_load32_splat(pa + 1);
+    const v128_t x2 = wasm_v128_load32_splat(pa + 2), x3 = wasm_v128_load32_splat(pa + 3);
+    const v128_t b0 = LD(pb);
+    FMA(c00, x0, b0); FMA(c10, x1, b0); FMA(c20, x2, b0); FMA(c30, x3, b0);
+    const v128_t b1 = LD(pb + 4);
+    FMA(c01, x0, b1); FMA(c11, x1, b1); FMA(c21, x2, b1); FMA(c31, x3, b1);
   }
   ST(c, c00); ST(c + 4, c01);
   ST(c + ldc, c10); ST(c + ldc + 4, c11);
@@ -199,7 +199,8 @@ EXPORT(run_job) void run_job(Job *j, int t) {
 }
 
 /** GELU (tanh approximation, vmath.h) over n floats: out = gelu(x) (backward = 0) or
- * out = dy * gelu'(x) (backward = 1). The last n % 4 floats go through a zero-padded lane. */
+ * out = dy * gelu'(x) (backward = 1). The last n % 4 floats go through a zero-padded vector built
+ * in registers (no stack: the module also runs inside the tfjs-wasm heap, see matmul.ts). */
 EXPORT(gelu) void gelu(int backward, const float *x, const float *dy, float *out, int n) {
   int i = 0;
   for (; i + 4 <= n; i += 4) {
@@ -207,13 +208,17 @@ EXPORT(gelu) void gelu(int backward, const float *x, const float *dy, float *out
     ST(out + i, backward ? wasm_f32x4_mul(LD(dy + i), vgelu_grad(u)) : vgelu(u));
   }
   if (i < n) {
-    float xt[4] = {0, 0, 0, 0}, dt[4] = {0, 0, 0, 0}, ot[4];
-    for (int r = 0; i + r < n; r++) {
-      xt[r] = x[i + r];
-      if (backward) dt[r] = dy[i + r];
+    const int r = n - i; // 1..3
+    const v128_t u = wasm_f32x4_make(x[i], r > 1 ? x[i + 1] : 0.0f, r > 2 ? x[i + 2] : 0.0f, 0.0f);
+    v128_t o;
+    if (backward) {
+      const v128_t d = wasm_f32x4_make(dy[i], r > 1 ? dy[i + 1] : 0.0f, r > 2 ? dy[i + 2] : 0.0f, 0.0f);
+      o = wasm_f32x4_mul(d, vgelu_grad(u));
+    } else {
+      o = vgelu(u);
     }
-    const v128_t u = LD(xt);
-    ST(ot, backward ? wasm_f32x4_mul(LD(dt), vgelu_grad(u)) : vgelu(u));
-    for (int r = 0; i + r < n; r++) out[i + r] = ot[r];
+    out[i] = wasm_f32x4_extract_lane(o, 0);
+    if (r > 1) out[i + 1] = wasm_f32x4_extract_lane(o, 1);
+    if (r > 2) out[i + 2] = wasm_f32x4_extract_lane(o, 2);
   }
 }

@@ -4,6 +4,10 @@
 // below works on plain Float32Arrays (bench/matmul.ts, tests).
 // One module instance per thread over one shared WebAssembly.Memory, grown to the largest call
 // and reused: inputs are copied in and the result read out (runMatMul returns a view of it).
+// A call that runs on one thread can instead run in place, in another module's memory (the tfjs-wasm
+// backend's heap: tfjsKernels.ts), through matmul-heap.wasm — the same C built for an unshared
+// memory, with no static data and no stack — reading the input tensors where they are and writing
+// the output tensor directly: no copies.
 // Results are bit-identical from run to run and for any number of threads (work is split by
 // output rows / batch items only; see matmul.c).
 import fs from "node:fs";
@@ -12,6 +16,7 @@ import { fileURLToPath } from "node:url";
 import { CTRL_INTS, WorkerPool } from "./threads.js";
 
 const WASM_URL = new URL("./matmul.wasm", import.meta.url);
+const HEAP_WASM_URL = new URL("./matmul-heap.wasm", import.meta.url);
 const PAGE = 65536;
 /** --max-memory of the build (2 GiB) */
 const MAX_PAGES = 32768;
@@ -51,6 +56,9 @@ let threadCount: number | undefined;
 let backoff = 0;
 let strikes = 0;
 let stalls = 0;
+/** calls run in place in a host heap (matmul and GELU), and whether that is allowed */
+let inPlaceCalls = 0;
+let inPlaceEnabled = true;
 
 const align = (bytes: number) => (bytes + 63) & ~63;
 const pad4 = (n: number) => (n + 3) & ~3;
@@ -80,6 +88,73 @@ function mustLoad(what: string): Engine {
   const e = load();
   if (!e) throw new Error(`${what}: cannot load ${fileURLToPath(WASM_URL)} (${loadError}); run npm run build:kernels`);
   return e;
+}
+
+/** Another module's linear memory (the tfjs-wasm backend's heap) and its allocator. */
+export interface HostHeap {
+  memory: WebAssembly.Memory;
+  /** byte offset of `bytes` fresh bytes (0 if none) */
+  malloc(bytes: number): number;
+  free(ptr: number): void;
+}
+
+/** Whether a WebAssembly binary has a data section (id 11): such a module would write its static data
+ * into whatever memory it is given, so it must not run in a host's heap. */
+export function hasDataSection(bytes: Uint8Array): boolean {
+  let p = 8; // magic + version
+  while (p < bytes.length) {
+    const id = bytes[p++];
+    let size = 0;
+    for (let shift = 0; ; shift += 7) {
+      const b = bytes[p++];
+      size += (b & 0x7f) * 2 ** shift;
+      if (b < 0x80) break;
+    }
+    if (id === 11) return true;
+    p += size;
+  }
+  return false;
+}
+
+let heapModule: WebAssembly.Module | null | undefined;
+const heapInstances = new WeakMap<WebAssembly.Memory, Exports>();
+
+/** matmul-heap.wasm instantiated over `memory` (cached), or null where it is missing or unsafe. */
+function heapExports(memory: WebAssembly.Memory): Exports | null {
+  if (heapModule === undefined) {
+    try {
+      const bytes = fs.readFileSync(fileURLToPath(HEAP_WASM_URL));
+      heapModule = hasDataSection(bytes) ? null : new WebAssembly.Module(bytes);
+    } catch {
+      heapModule = null;
+    }
+  }
+  if (!heapModule) return null;
+  let ex = heapInstances.get(memory);
+  if (!ex) {
+    ex = new WebAssembly.Instance(heapModule, { env: { memory } }).exports as unknown as Exports;
+    heapInstances.set(memory, ex);
+  }
+  return ex;
+}
+
+/** Whether single-threaded calls can run in place in a host heap (matmul-heap.wasm loads). */
+export function inPlaceAvailable(): boolean {
+  return heapExports(new WebAssembly.Memory({ initial: 1 })) !== null;
+}
+
+/** Allows (default) or forbids running in place; forbidden, every call copies in and out (for
+ * comparisons: results are bit-identical either way). */
+export function setMatmulInPlace(on: boolean): void {
+  inPlaceEnabled = on;
+}
+
+/** matmul-heap.wasm over the heap of `place`, when in-place calls are allowed and possible. */
+function inPlaceExports(place: InPlace | undefined): Exports | null {
+  if (!place || !inPlaceEnabled) return null;
+  const ex = heapExports(place.heap.memory);
+  if (ex) inPlaceCalls++;
+  return ex;
 }
 
 /** Whether matmul.wasm is present and instantiates here (WebAssembly SIMD, threads, shared memory). */
@@ -151,11 +226,12 @@ export async function stopMatmulThreads(): Promise<void> {
   }
 }
 
-/** Worker posts so far, how many were cancelled (no worker woke before the caller finished), and
- * stalls (calls where the caller waited on a descheduled worker; each one pauses threading). */
-export function matmulThreadStats(): { posted: number; cancelled: number; stalls: number } {
+/** Worker posts so far, how many were cancelled (no worker woke before the caller finished),
+ * stalls (calls where the caller waited on a descheduled worker; each one pauses threading), and
+ * calls run in place in a host heap (single-threaded matmuls and GELUs on the tfjs-wasm heap). */
+export function matmulThreadStats(): { posted: number; cancelled: number; stalls: number; inPlace: number } {
   const p = load()?.pool;
-  return { ...(p ? p.stats : { posted: 0, cancelled: 0 }), stalls };
+  return { ...(p ? p.stats : { posted: 0, cancelled: 0 }), stalls, inPlace: inPlaceCalls };
 }
 
 export interface MatMulJob {
@@ -192,12 +268,90 @@ function ensureMemory(e: Engine, end: number): void {
   }
 }
 
+/** Byte offsets of a call's operands, result and per-item offset tables in the memory it runs in. */
+interface Placement {
+  A: number;
+  B: number;
+  C: number;
+  aoff: number;
+  boff: number;
+}
+
+/** Writes the Job struct at byte `job` (and the per-item offsets) for `threads` scratch areas. */
+function writeJob(i32: Int32Array, job: number, p: Placement, m: MatMulJob, chunkRows: number, scratch: { t: number; pa: number; pb: number; cp: number }[]): void {
+  const { batch, M, K, N } = m;
+  const ao = i32.subarray(p.aoff / 4, p.aoff / 4 + batch);
+  const bo = i32.subarray(p.boff / 4, p.boff / 4 + batch);
+  if (m.aOffsets) ao.set(m.aOffsets);
+  else for (let i = 0; i < batch; i++) ao[i] = i * M * K;
+  if (m.bOffsets) bo.set(m.bOffsets);
+  else for (let i = 0; i < batch; i++) bo[i] = i * K * N;
+  const j = job / 4;
+  i32[j + J.A] = p.A;
+  i32[j + J.B] = p.B;
+  i32[j + J.C] = p.C;
+  i32[j + J.aoff] = p.aoff;
+  i32[j + J.boff] = p.boff;
+  i32[j + J.batch] = batch;
+  i32[j + J.M] = M;
+  i32[j + J.K] = K;
+  i32[j + J.N] = N;
+  i32[j + J.ta] = m.transposeA ? 1 : 0;
+  i32[j + J.tb] = m.transposeB ? 1 : 0;
+  i32[j + J.chunkRows] = chunkRows;
+  i32[j + J.nchunks] = M > 0 && N > 0 ? batch * Math.ceil(M / Math.max(chunkRows, 1)) : 0;
+  Atomics.store(i32, j + J.next, 0);
+  for (const { t, pa, pb, cp } of scratch) {
+    i32[j + J.ts + 4 * t] = pa;
+    i32[j + J.ts + 4 * t + 1] = pb;
+    i32[j + J.ts + 4 * t + 2] = cp;
+    i32[j + J.ts + 4 * t + 3] = -1;
+  }
+}
+
+/** Bytes of one thread's packing buffers (pa, pb, cp: see Scratch in matmul.c), each 64-byte aligned. */
+function scratchLayout(start: number, chunkRows: number, K: number, N: number): { pa: number; pb: number; cp: number; end: number } {
+  const pa = start;
+  const pb = align(pa + 4 * pad4(chunkRows) * K);
+  const cp = align(pb + 4 * pad8(N) * K);
+  return { pa, pb, cp, end: align(cp + 4 * pad4(chunkRows) * pad8(N)) };
+}
+
+/** A single-threaded call may run in place in `heap`: A and B are already there (byte offsets `a`,
+ * `b`), and `output()` allocates the result there and returns its byte offset. */
+export interface InPlace {
+  heap: HostHeap;
+  a: number;
+  b: number;
+  output(): number;
+}
+
+/** One thread, in the host heap: scratch is malloc'd for the call and freed. */
+function runInHeap(ex: Exports, place: InPlace, m: MatMulJob, chunkRows: number): void {
+  const aoff = align(ex.job_size());
+  const boff = align(aoff + 4 * m.batch);
+  const s = scratchLayout(align(boff + 4 * m.batch), chunkRows, m.K, m.N);
+  const raw = place.heap.malloc(s.end + 64);
+  if (!raw) throw new MatMulTooLarge(`matmul: the tfjs-wasm heap has no room for ${(s.end / 2 ** 20).toFixed(1)} MiB of scratch`);
+  try {
+    const C = place.output(); // after the scratch: nothing to release if that failed
+    const base = align(raw);
+    const i32 = new Int32Array(place.heap.memory.buffer);
+    writeJob(i32, base, { A: place.a, B: place.b, C, aoff: base + aoff, boff: base + boff }, m, chunkRows, [{ t: 0, pa: base + s.pa, pb: base + s.pb, cp: base + s.cp }]);
+    ex.run_job(base, 0);
+  } finally {
+    place.heap.free(raw);
+  }
+}
+
 /**
  * Runs one batched product. `fill(heap, aIndex, bIndex)` must copy A into heap from float index
  * aIndex and B from bIndex. Returns a view of C [batch, M, N] in the wasm memory, valid until the
- * next call. `threads` defaults to matmulThreads().
+ * next call. `threads` defaults to matmulThreads(). With `inPlace`, a call that runs on one thread
+ * runs in that heap instead (no `fill`, no copies; the result is at `inPlace.output()`) and
+ * returns null.
  */
-export function runMatMul(job: MatMulJob, fill: (heap: Float32Array, aIndex: number, bIndex: number) => void, threads = matmulThreads()): Float32Array {
+export function runMatMul(job: MatMulJob, fill: (heap: Float32Array, aIndex: number, bIndex: number) => void, threads = matmulThreads(), inPlace?: InPlace): Float32Array | null {
   const e = mustLoad("matMul");
   const { batch, M, K, N } = job;
   const cLength = batch * M * N;
@@ -211,10 +365,14 @@ export function runMatMul(job: MatMulJob, fill: (heap: Float32Array, aIndex: num
   }
   const T = 1 + workers.length;
   let chunkRows = Math.min(pad4(M), 128);
+  const ex = T === 1 ? inPlaceExports(inPlace) : null;
+  if (ex) {
+    runInHeap(ex, inPlace!, job, chunkRows);
+    return null;
+  }
   // With threads: ~16 chunks per thread, at least 8 rows each, so that the caller's wait for the
   // workers' last chunk stays short (paired 2-thread runs at 256^3: +2-10 % over 4 chunks per thread).
   if (T > 1) chunkRows = Math.min(chunkRows, Math.max(8, pad4(Math.ceil((batch * M) / (16 * T)))));
-  const nchunks = batch * Math.ceil(M / Math.max(chunkRows, 1));
 
   const pA = e.dyn;
   const pB = align(pA + 4 * job.aLength);
@@ -222,47 +380,15 @@ export function runMatMul(job: MatMulJob, fill: (heap: Float32Array, aIndex: num
   const pAoff = align(pC + 4 * cLength);
   const pBoff = align(pAoff + 4 * batch);
   let end = align(pBoff + 4 * batch);
-  const scratch: [number, number, number][] = [];
-  for (let t = 0; t < T; t++) {
-    const pa = end;
-    const pb = align(pa + 4 * pad4(chunkRows) * K);
-    const cp = align(pb + 4 * pad8(N) * K);
-    end = align(cp + 4 * pad4(chunkRows) * pad8(N));
-    scratch.push([pa, pb, cp]);
+  const scratch: { t: number; pa: number; pb: number; cp: number }[] = [];
+  for (const t of [0, ...workers]) {
+    const s = scratchLayout(end, chunkRows, K, N);
+    scratch.push({ t, ...s });
+    end = s.end;
   }
   ensureMemory(e, end);
-  const { f32, i32 } = e;
-  fill(f32, pA / 4, pB / 4);
-  const ao = i32.subarray(pAoff / 4, pAoff / 4 + batch);
-  const bo = i32.subarray(pBoff / 4, pBoff / 4 + batch);
-  if (job.aOffsets) ao.set(job.aOffsets);
-  else for (let i = 0; i < batch; i++) ao[i] = i * M * K;
-  if (job.bOffsets) bo.set(job.bOffsets);
-  else for (let i = 0; i < batch; i++) bo[i] = i * K * N;
-
-  const j = e.job / 4;
-  i32[j + J.A] = pA;
-  i32[j + J.B] = pB;
-  i32[j + J.C] = pC;
-  i32[j + J.aoff] = pAoff;
-  i32[j + J.boff] = pBoff;
-  i32[j + J.batch] = batch;
-  i32[j + J.M] = M;
-  i32[j + J.K] = K;
-  i32[j + J.N] = N;
-  i32[j + J.ta] = job.transposeA ? 1 : 0;
-  i32[j + J.tb] = job.transposeB ? 1 : 0;
-  i32[j + J.chunkRows] = chunkRows;
-  i32[j + J.nchunks] = M > 0 && N > 0 ? nchunks : 0;
-  Atomics.store(i32, j + J.next, 0);
-  const indices = [0, ...workers];
-  indices.forEach((t, s) => {
-    const [pa, pb, cp] = scratch[s];
-    i32[j + J.ts + 4 * t] = pa;
-    i32[j + J.ts + 4 * t + 1] = pb;
-    i32[j + J.ts + 4 * t + 2] = cp;
-    i32[j + J.ts + 4 * t + 3] = -1;
-  });
+  fill(e.f32, pA / 4, pB / 4);
+  writeJob(e.i32, e.job, { A: pA, B: pB, C: pC, aoff: pAoff, boff: pBoff }, job, chunkRows, scratch);
   if (workers.length === 0) {
     e.ex.run_job(e.job, 0);
   } else {
@@ -281,16 +407,22 @@ export function runMatMul(job: MatMulJob, fill: (heap: Float32Array, aIndex: num
     if (next.stalled) stalls++;
     ({ strikes, backoff } = next);
   }
-  return f32.subarray(pC / 4, pC / 4 + cLength);
+  return e.f32.subarray(pC / 4, pC / 4 + cLength);
 }
 
 /**
  * GELU (tanh approximation; src/kernels/vmath.h) over n floats on the caller's thread:
  * out = gelu(x), or out = dy * gelu'(x) when `backward`. `fill(heap, xIndex, dyIndex)` copies x (and
- * dy) in. Returns a view of out in the wasm memory, valid until the next call.
+ * dy) in. Returns a view of out in the wasm memory, valid until the next call — or, with `inPlace`
+ * (x at `inPlace.a`, dy at `inPlace.b`), computes straight into `inPlace.output()` and returns null.
  */
-export function runGelu(n: number, backward: boolean, fill: (heap: Float32Array, xIndex: number, dyIndex: number) => void): Float32Array {
+export function runGelu(n: number, backward: boolean, fill: (heap: Float32Array, xIndex: number, dyIndex: number) => void, inPlace?: InPlace): Float32Array | null {
   const e = mustLoad("gelu");
+  const ex = inPlaceExports(inPlace);
+  if (ex) {
+    ex.gelu(backward ? 1 : 0, inPlace!.a, inPlace!.b, inPlace!.output(), n);
+    return null;
+  }
   const px = e.dyn;
   const pdy = align(px + 4 * n);
   const pout = align(pdy + 4 * (backward ? n : 0));
@@ -362,6 +494,6 @@ export function matMul(a: Float32Array, b: Float32Array, M: number, K: number, N
     },
     opts.threads ?? matmulThreads(),
   );
-  out.set(c);
+  out.set(c!);
   return out;
 }

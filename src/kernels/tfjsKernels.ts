@@ -11,7 +11,7 @@
 // Batch dimensions broadcast as in NumPy (tfjs's stock kernels agree where their own indexing,
 // bi % batch, is right: equal batch shapes or one side without batch).
 import * as tf from "@tensorflow/tfjs";
-import { matmulAvailable, matmulThreads, MatMulTooLarge, runGelu, runMatMul } from "./matmul.js";
+import { type HostHeap, type InPlace, matmulAvailable, matmulThreads, MatMulTooLarge, runGelu, runMatMul } from "./matmul.js";
 
 const KERNEL = "BatchMatMul";
 /** Our GELU op (tanh approximation) and its input gradient, registered with the fast matmul. */
@@ -34,24 +34,55 @@ const stock = new Map<string, tf.KernelConfig>();
 type Reader = (t: TensorInfo) => Float32Array;
 type Writer = (shape: number[], c: Float32Array) => TensorInfo;
 
-function io(backendName: string, backend: any): { read: Reader; write: Writer } {
+/** Runs a single-threaded kernel in place: x and y are its inputs, `result()` the output tensor
+ * once `output()` has allocated it. */
+type Place = (x: TensorInfo, y: TensorInfo | undefined, shape: number[]) => (InPlace & { result(): TensorInfo }) | undefined;
+
+const hostHeaps = new WeakMap<object, HostHeap | null>();
+
+/** The tfjs-wasm backend's heap (its exported memory and malloc/free), or null if not reachable. */
+function hostHeap(backend: any): HostHeap | null {
+  let h = hostHeaps.get(backend);
+  if (h === undefined) {
+    const memory = backend.wasm?.asm?.memory;
+    const ok = memory instanceof WebAssembly.Memory && memory.buffer === backend.wasm.HEAPU8?.buffer && typeof backend.wasm._malloc === "function" && typeof backend.wasm._free === "function";
+    h = ok ? { memory, malloc: (n: number) => backend.wasm._malloc(n), free: (p: number) => backend.wasm._free(p) } : null;
+    hostHeaps.set(backend, h);
+  }
+  return h;
+}
+
+function io(backendName: string, backend: any): { read: Reader; write: Writer; place: Place } {
   if (backendName === "cpu") {
     return {
       read: (t) => backend.data.get(t.dataId).values as Float32Array,
       write: (shape, c) => backend.makeTensorInfo(shape, "float32", c.slice()),
+      place: () => undefined,
     };
   }
   // wasm: tensors live in the tfjs-wasm heap at dataIdMap(dataId).memoryOffset
+  const offset = (t: TensorInfo): number => backend.dataIdMap.get(t.dataId).memoryOffset;
   return {
-    read: (t) => {
-      const { memoryOffset } = backend.dataIdMap.get(t.dataId);
-      return new Float32Array(backend.wasm.HEAPU8.buffer, memoryOffset, sizeOf(t.shape));
-    },
+    read: (t) => new Float32Array(backend.wasm.HEAPU8.buffer, offset(t), sizeOf(t.shape)),
     write: (shape, c) => {
       const out = backend.makeOutput(shape, "float32");
-      const { memoryOffset } = backend.dataIdMap.get(out.dataId);
-      new Float32Array(backend.wasm.HEAPU8.buffer, memoryOffset, c.length).set(c);
+      new Float32Array(backend.wasm.HEAPU8.buffer, offset(out), c.length).set(c);
       return out;
+    },
+    place: (x, y, shape) => {
+      const heap = hostHeap(backend);
+      if (!heap) return undefined;
+      let out: TensorInfo | undefined;
+      return {
+        heap,
+        a: offset(x),
+        b: y ? offset(y) : 0,
+        output: () => {
+          out = backend.makeOutput(shape, "float32");
+          return offset(out!);
+        },
+        result: () => out!,
+      };
     },
   };
 }
@@ -123,9 +154,11 @@ function makeKernel(backendName: string, fallback: KernelFunc): KernelFunc {
     const outer = tf.broadcast_util.assertAndGetBroadcastShape(aOuter, bOuter);
     const batch = sizeOf(outer);
     if (batch * M * N === 0) return fallback(args); // (K = 0 is ours: zeros; stock wasm leaves garbage)
-    const { read, write } = io(backendName, args.backend);
+    const { read, write, place } = io(backendName, args.backend);
     const { aOffsets, bOffsets } = batchOffsets(outer, aOuter, bOuter, M * K, K * N);
-    let c: Float32Array;
+    const shape = [...outer, M, N];
+    const inPlace = place(a, b, shape);
+    let c: Float32Array | null;
     try {
       c = runMatMul(
         { batch, M, K, N, transposeA: ta, transposeB: tb, aLength: sizeOf(a.shape), bLength: sizeOf(b.shape), aOffsets, bOffsets },
@@ -133,12 +166,14 @@ function makeKernel(backendName: string, fallback: KernelFunc): KernelFunc {
           heap.set(read(a), ai);
           heap.set(read(b), bi);
         },
+        matmulThreads(),
+        inPlace,
       );
     } catch (e) {
       if (e instanceof MatMulTooLarge) return fallback(args);
       throw e;
     }
-    return write([...outer, M, N], c);
+    return c ? write(shape, c) : inPlace!.result();
   };
 }
 
@@ -147,12 +182,18 @@ function geluKernel(backendName: string, backward: boolean): KernelFunc {
   return (args) => {
     const { x, dy } = args.inputs;
     if (x.dtype !== "float32" || (backward && dy.dtype !== "float32")) throw new Error(`${backward ? GELU_GRAD : GELU}: float32 inputs only, got ${x.dtype}`);
-    const { read, write } = io(backendName, args.backend);
-    const out = runGelu(sizeOf(x.shape), backward, (heap, xi, di) => {
-      heap.set(read(x), xi);
-      if (backward) heap.set(read(dy), di);
-    });
-    return write(x.shape, out);
+    const { read, write, place } = io(backendName, args.backend);
+    const inPlace = place(x, backward ? dy : undefined, x.shape);
+    const out = runGelu(
+      sizeOf(x.shape),
+      backward,
+      (heap, xi, di) => {
+        heap.set(read(x), xi);
+        if (backward) heap.set(read(dy), di);
+      },
+      inPlace,
+    );
+    return out ? write(x.shape, out) : inPlace!.result();
   };
 }
 
