@@ -3,7 +3,7 @@
 //    N threads, stock tfjs wasm, stock tfjs cpu — for the products of a gpt-nano training step
 //    (batch 32 x 50 tokens) and 256^3, each transpose combination; median (and, for fast, best) of
 //    --rounds rounds, the implementations alternating within each round; timings include the
-//    copies in and out;
+//    copies in and out (on one thread, fast runs in place in tfjs's heap: no copies);
 //  - training tokens/s: pretraining steps (as in src/model/pretrain.ts: gpt-nano, batch 32,
 //    length-bucketed corpus batches), each batch run 3 times with each kernel, alternating; the
 //    median per batch counts (single steps swing by +-50% when other processes share the cores);
