@@ -5,6 +5,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
+import { parseExperiment } from "../src/experiment/schema.js";
 
 // the CLI runs in this node process's child directly (not through the tsx wrapper), so that
 // signals reach the process that trains
@@ -169,6 +170,30 @@ describe("bad input exits non-zero before any work and creates nothing", () => {
       expect(fs.existsSync(out)).toBe(false);
     });
   }
+
+  it("every committed experiment file validates; each control differs from the default in one grpo setting", () => {
+    const read = (f: string) => parseExperiment(fs.readFileSync(f, "utf8"), f);
+    for (const f of fs.readdirSync("experiments").filter((n) => n.endsWith(".json") && n !== "experiment.schema.json")) read(path.join("experiments", f));
+    const base = read("experiments/default.json");
+    /** leaf paths where two resolved configs differ */
+    const diff = (a: unknown, b: unknown, at = ""): string[] => {
+      if (a && b && typeof a === "object" && typeof b === "object") {
+        const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+        return [...keys].flatMap((k) => diff((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], `${at}.${k}`));
+      }
+      return a === b ? [] : [at];
+    };
+    const controls = fs.readdirSync("experiments/controls").filter((n) => n.endsWith(".json"));
+    expect(controls.sort()).toEqual(["drgrpo.json", "ent.json", "kl.json", "nomom.json", "t1.json"]);
+    for (const f of controls) {
+      const c = read(path.join("experiments/controls", f));
+      expect(c.seeds, f).toEqual([1, 2, 3]);
+      const changed = diff({ ...c, name: 0, description: 0, seeds: 0 }, { ...base, name: 0, description: 0, seeds: 0 }).filter((k) => k !== ".$schema");
+      expect(changed.length, `${f}: ${changed}`).toBeGreaterThan(0);
+      expect(changed.length, `${f}: ${changed}`).toBeLessThanOrEqual(2); // Dr. GRPO changes two
+      for (const k of changed) expect(k, f).toMatch(/^\.grpo\./);
+    }
+  });
 
   it("--dry-run validates and prints the resolved config without training", () => {
     const dir = tmp("exp-dry-");
