@@ -138,11 +138,6 @@ function heapExports(memory: WebAssembly.Memory): Exports | null {
   return ex;
 }
 
-/** Whether single-threaded calls can run in place in a host heap (matmul-heap.wasm loads). */
-export function inPlaceAvailable(): boolean {
-  return heapExports(new WebAssembly.Memory({ initial: 1 })) !== null;
-}
-
 /** Allows (default) or forbids running in place; forbidden, every call copies in and out (for
  * comparisons: results are bit-identical either way). */
 export function setMatmulInPlace(on: boolean): void {
@@ -277,7 +272,7 @@ interface Placement {
   boff: number;
 }
 
-/** Writes the Job struct at byte `job` (and the per-item offsets) for `threads` scratch areas. */
+/** Writes the Job struct at byte `job`, the per-item offsets, and each thread's scratch pointers. */
 function writeJob(i32: Int32Array, job: number, p: Placement, m: MatMulJob, chunkRows: number, scratch: { t: number; pa: number; pb: number; cp: number }[]): void {
   const { batch, M, K, N } = m;
   const ao = i32.subarray(p.aoff / 4, p.aoff / 4 + batch);
