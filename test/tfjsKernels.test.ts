@@ -238,7 +238,7 @@ describe.skipIf(!available)("fast BatchMatMul kernel", () => {
         }
       });
 
-      it("single-threaded calls run in place on the wasm heap, bit-identical to copying", () => {
+      it("in place on the wasm heap (one thread: all of it; several: the caller's share), bit-identical to copying", async () => {
         expect(installFastMatmul(backend)).toBe(true);
         const A = tf.tensor(rand(3 * 70 * 45), [3, 70, 45]);
         const B = tf.tensor(rand(45 * 33), [45, 33]);
@@ -263,6 +263,25 @@ describe.skipIf(!available)("fast BatchMatMul kernel", () => {
           if (backend === "wasm") expect(matmulThreadStats().inPlace - s0).toBeGreaterThanOrEqual(3);
           else expect(matmulThreadStats().inPlace).toBe(s0);
           placed.forEach((v, i) => expect(Buffer.from(v.buffer).equals(Buffer.from(copied[i].buffer)), `output ${i}`).toBe(true));
+          // two threads: the caller's chunks in place, the worker's from copies (transposed A too)
+          setMatmulThreads(2);
+          expect(await matmulThreadsReady(2)).toBe(2);
+          const P = tf.tensor(rand(2 * 130 * 97), [2, 130, 97]);
+          const Q = tf.tensor(rand(2 * 130 * 61), [2, 130, 61]);
+          const both = () => [tf.matMul(P, Q, true, false), tf.matMul(Q, P, true, false)].map((t) => {
+            const v = t.dataSync().slice();
+            t.dispose();
+            return v;
+          });
+          setMatmulInPlace(false);
+          const want = both();
+          setMatmulInPlace(true);
+          const s1 = matmulThreadStats();
+          for (let rep = 0; rep < 10; rep++) both().forEach((v, i) => expect(Buffer.from(v.buffer).equals(Buffer.from(want[i].buffer)), `2 threads, output ${i}`).toBe(true));
+          const s2 = matmulThreadStats();
+          if (backend === "wasm") expect(s2.inPlace - s1.inPlace).toBeGreaterThan(0);
+          expect(s2.posted - s2.cancelled - (s1.posted - s1.cancelled), "jobs taken by the worker").toBeGreaterThan(0);
+          tf.dispose([P, Q]);
         } finally {
           setMatmulInPlace(true);
           setMatmulThreads(2);

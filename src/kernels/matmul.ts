@@ -7,7 +7,8 @@
 // A call that runs on one thread can instead run in place, in another module's memory (the tfjs-wasm
 // backend's heap: tfjsKernels.ts), through matmul-heap.wasm — the same C built for an unshared
 // memory, with no static data and no stack — reading the input tensors where they are and writing
-// the output tensor directly: no copies.
+// the output tensor directly: no copies. On several threads the caller's own share of the rows runs
+// in place too, and only the workers' share is copied (runSplit).
 // Results are bit-identical from run to run and for any number of threads (work is split by
 // output rows / batch items only; see matmul.c).
 import fs from "node:fs";
@@ -321,22 +322,118 @@ export interface InPlace {
   output(): number;
 }
 
-/** One thread, in the host heap: scratch is malloc'd for the call and freed. */
-function runInHeap(ex: Exports, place: InPlace, m: MatMulJob, chunkRows: number): void {
+/** Allocates the caller's scratch in the host heap, then the output (so that nothing needs releasing
+ * if the scratch does not fit), and writes a Job there for chunks [0, upTo). Null: no room. Free
+ * `raw` after running `job`. */
+function heapJob(ex: Exports, place: InPlace, m: MatMulJob, chunkRows: number, upTo = Infinity): { raw: number; job: number; C: number } | null {
   const aoff = align(ex.job_size());
   const boff = align(aoff + 4 * m.batch);
   const s = scratchLayout(align(boff + 4 * m.batch), chunkRows, m.K, m.N);
   const raw = place.heap.malloc(s.end + 64);
-  if (!raw) throw new MatMulTooLarge(`matmul: the tfjs-wasm heap has no room for ${(s.end / 2 ** 20).toFixed(1)} MiB of scratch`);
+  if (!raw) return null;
+  const C = place.output();
+  const base = align(raw);
+  const i32 = new Int32Array(place.heap.memory.buffer);
+  writeJob(i32, base, { A: place.a, B: place.b, C, aoff: base + aoff, boff: base + boff }, m, chunkRows, [{ t: 0, pa: base + s.pa, pb: base + s.pb, cp: base + s.cp }]);
+  i32[base / 4 + J.nchunks] = Math.min(i32[base / 4 + J.nchunks], upTo);
+  return { raw, job: base, C };
+}
+
+/** One thread, in the host heap: scratch is malloc'd for the call and freed. */
+function runInHeap(ex: Exports, place: InPlace, m: MatMulJob, chunkRows: number): void {
+  const h = heapJob(ex, place, m, chunkRows);
+  if (!h) throw new MatMulTooLarge("matmul: the tfjs-wasm heap has no room for the scratch");
   try {
-    const C = place.output(); // after the scratch: nothing to release if that failed
-    const base = align(raw);
-    const i32 = new Int32Array(place.heap.memory.buffer);
-    writeJob(i32, base, { A: place.a, B: place.b, C, aoff: base + aoff, boff: base + boff }, m, chunkRows, [{ t: 0, pa: base + s.pa, pb: base + s.pb, cp: base + s.cp }]);
-    ex.run_job(base, 0);
+    ex.run_job(h.job, 0);
   } finally {
-    place.heap.free(raw);
+    place.heap.free(h.raw);
   }
+}
+
+/** The shared memory's layout for one call (operands, C, offset tables, each thread's scratch), grown to fit. */
+function sharedLayout(e: Engine, m: MatMulJob, chunkRows: number, workers: number[]): { place: Placement; scratch: { t: number; pa: number; pb: number; cp: number }[] } {
+  const A = e.dyn;
+  const B = align(A + 4 * m.aLength);
+  const C = align(B + 4 * m.bLength);
+  const aoff = align(C + 4 * m.batch * m.M * m.N);
+  const boff = align(aoff + 4 * m.batch);
+  let end = align(boff + 4 * m.batch);
+  const scratch: { t: number; pa: number; pb: number; cp: number }[] = [];
+  for (const t of [0, ...workers]) {
+    const s = scratchLayout(end, chunkRows, m.K, m.N);
+    scratch.push({ t, ...s });
+    end = s.end;
+  }
+  ensureMemory(e, end);
+  return { place: { A, B, C, aoff, boff }, scratch };
+}
+
+/** After a threaded call in which the caller worked from t0 to t1: a worker that took a chunk and
+ * was then descheduled (the cores busy with other processes) made the caller wait; after such a
+ * call, work alone for a while (doubling each time; afterThreadedCall). */
+function noteThreadedCall(t0: number, t1: number): void {
+  const next = afterThreadedCall({ strikes, backoff }, t1 - t0, performance.now() - t1);
+  if (next.stalled) stalls++;
+  ({ strikes, backoff } = next);
+}
+
+/** The caller's share of the chunks on T threads: this fraction divided by T (it also copies the
+ * workers' inputs in and their rows out). Paired at 256^3, 0.88 / 2 was 1-9 % faster than 1 / 2. */
+const CALLER_SHARE = 0.88;
+
+/**
+ * Several threads with the inputs in a host heap: the caller computes chunks [0, mine) in place;
+ * the workers take chunks [mine, n) from copies in the shared memory — all of B, and only the rows
+ * of A those chunks need (whole batch items when A is transposed) — and the caller, once done with
+ * its own, takes whatever of those is left, then copies their rows of C out (one contiguous range:
+ * chunks run in row order). At 256^3 that copies B, half of A and half of C instead of all three.
+ * Returns false, having done nothing, if the host heap has no room for the caller's scratch.
+ */
+function runSplit(e: Engine, ex: Exports, place: InPlace, m: MatMulJob, chunkRows: number, workers: number[]): boolean {
+  const { batch, M, K, N } = m;
+  const nrb = Math.ceil(M / chunkRows);
+  const nchunks = batch * nrb;
+  const mine = Math.floor((nchunks * CALLER_SHARE) / (1 + workers.length));
+  const { place: sp, scratch } = sharedLayout(e, m, chunkRows, workers);
+  const h = heapJob(ex, place, m, chunkRows, mine);
+  if (!h) return false;
+  try {
+    const { f32, i32 } = e;
+    const host = new Float32Array(place.heap.memory.buffer);
+    f32.set(host.subarray(place.b / 4, place.b / 4 + m.bLength), sp.B / 4);
+    const aOffset = (bi: number) => (m.aOffsets ? m.aOffsets[bi] : bi * M * K);
+    for (let c = mine, item = -1; c < nchunks; c++) {
+      const bi = Math.floor(c / nrb);
+      const from = place.a / 4 + aOffset(bi);
+      if (m.transposeA) {
+        if (bi !== item) f32.set(host.subarray(from, from + M * K), sp.A / 4 + aOffset(bi));
+        item = bi;
+      } else {
+        const r0 = (c % nrb) * chunkRows;
+        const r1 = Math.min(M, r0 + chunkRows);
+        f32.set(host.subarray(from + r0 * K, from + r1 * K), sp.A / 4 + aOffset(bi) + r0 * K);
+      }
+    }
+    writeJob(i32, e.job, sp, m, chunkRows, scratch);
+    Atomics.store(i32, e.job / 4 + J.next, mine);
+    e.pool!.post(e.job, workers);
+    const t0 = performance.now();
+    let t1 = t0;
+    try {
+      ex.run_job(h.job, 0);
+      e.ex.run_job(e.job, 0); // the workers' chunks not taken yet
+      t1 = performance.now();
+    } finally {
+      e.pool!.join();
+    }
+    noteThreadedCall(t0, t1);
+    const cLength = batch * M * N;
+    const start = (Math.floor(mine / nrb) * M + (mine % nrb) * chunkRows) * N;
+    new Float32Array(place.heap.memory.buffer, h.C, cLength).set(f32.subarray(sp.C / 4 + start, sp.C / 4 + cLength), start);
+  } finally {
+    place.heap.free(h.raw);
+  }
+  return true;
 }
 
 /**
@@ -360,30 +457,19 @@ export function runMatMul(job: MatMulJob, fill: (heap: Float32Array, aIndex: num
   }
   const T = 1 + workers.length;
   let chunkRows = Math.min(pad4(M), 128);
-  const ex = T === 1 ? inPlaceExports(inPlace) : null;
-  if (ex) {
-    runInHeap(ex, inPlace!, job, chunkRows);
-    return null;
-  }
   // With threads: ~16 chunks per thread, at least 8 rows each, so that the caller's wait for the
   // workers' last chunk stays short (paired 2-thread runs at 256^3: +2-10 % over 4 chunks per thread).
   if (T > 1) chunkRows = Math.min(chunkRows, Math.max(8, pad4(Math.ceil((batch * M) / (16 * T)))));
-
-  const pA = e.dyn;
-  const pB = align(pA + 4 * job.aLength);
-  const pC = align(pB + 4 * job.bLength);
-  const pAoff = align(pC + 4 * cLength);
-  const pBoff = align(pAoff + 4 * batch);
-  let end = align(pBoff + 4 * batch);
-  const scratch: { t: number; pa: number; pb: number; cp: number }[] = [];
-  for (const t of [0, ...workers]) {
-    const s = scratchLayout(end, chunkRows, K, N);
-    scratch.push({ t, ...s });
-    end = s.end;
+  const ex = inPlaceExports(inPlace);
+  if (ex && T === 1) {
+    runInHeap(ex, inPlace!, job, chunkRows);
+    return null;
   }
-  ensureMemory(e, end);
-  fill(e.f32, pA / 4, pB / 4);
-  writeJob(e.i32, e.job, { A: pA, B: pB, C: pC, aoff: pAoff, boff: pBoff }, job, chunkRows, scratch);
+  if (ex && runSplit(e, ex, inPlace!, job, chunkRows, workers)) return null;
+
+  const { place, scratch } = sharedLayout(e, job, chunkRows, workers);
+  fill(e.f32, place.A / 4, place.B / 4);
+  writeJob(e.i32, e.job, place, job, chunkRows, scratch);
   if (workers.length === 0) {
     e.ex.run_job(e.job, 0);
   } else {
@@ -396,14 +482,11 @@ export function runMatMul(job: MatMulJob, fill: (heap: Float32Array, aIndex: num
     } finally {
       e.pool!.join();
     }
-    // A worker that took a chunk and was then descheduled (the cores busy with other processes)
-    // makes the caller wait: after such a call, work alone for a while (doubling each time).
-    const next = afterThreadedCall({ strikes, backoff }, t1 - t0, performance.now() - t1);
-    if (next.stalled) stalls++;
-    ({ strikes, backoff } = next);
+    noteThreadedCall(t0, t1);
   }
-  return e.f32.subarray(pC / 4, pC / 4 + cLength);
+  return e.f32.subarray(place.C / 4, place.C / 4 + cLength);
 }
+
 
 /**
  * GELU (tanh approximation; src/kernels/vmath.h) over n floats on the caller's thread:
