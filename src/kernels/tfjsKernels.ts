@@ -8,7 +8,8 @@
 // Inputs are read where the backend keeps them (cpu: backend.data values; wasm: the tfjs-wasm heap)
 // and copied into the matmul memory; the result is copied into a new output tensor. On the wasm
 // backend a call that runs on one thread (every GELU, small products, RLVR_THREADS=1) instead runs
-// in place in the tfjs-wasm heap (matmul.ts, matmul-heap.wasm): no copies. float32 only:
+// in place in the tfjs-wasm heap (matmul.ts, matmul-heap.wasm): no copies; on several threads
+// the caller's share runs there and only the workers' share is copied. float32 only:
 // other dtypes, empty outputs and calls too large for the 2 GiB kernel memory go to the stock kernel.
 // Batch dimensions broadcast as in NumPy (tfjs's stock kernels agree where their own indexing,
 // bi % batch, is right: equal batch shapes or one side without batch).
