@@ -8,8 +8,9 @@
 # matmul.wasm imports a shared memory (threads: every worker runs its own instance over it), so it
 # is built with atomics; decode.wasm owns its memory. matmul-heap.wasm is the same source built for
 # an ordinary (unshared) imported memory: matmul.ts runs it inside the tfjs-wasm backend's own heap
-# for single-threaded calls (no copies in or out), so it must never write anywhere but through the
-# pointers it is given: the build fails if it has a data section or touches a global (the stack pointer).
+# (single-threaded calls, and the caller's share of threaded ones: no copies), so it must never
+# write anywhere but through the pointers it is given: the build fails if it has a data section or
+# touches a global (the stack pointer).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -z "${CLANG:-}" ]; then

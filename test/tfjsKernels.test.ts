@@ -4,9 +4,9 @@
 // max(1, max |C|)); gradients of lmLoss through `forward` agree with stock; 1 and N threads give
 // bit-identical results; uninstalling restores the stock kernel bit for bit; selectKernels
 // installs / removes it. Our GELU op matches tfjs ops and float64 (value and gradient, odd sizes);
-// all-heads attention equals per-head attention bit for bit under the fast matmul. Single-threaded
-// calls run in place in a host heap (matmul-heap.wasm): bit-identical to the copying path, and they
-// write nothing outside their output and the scratch they allocated.
+// all-heads attention equals per-head attention bit for bit under the fast matmul. Calls run in
+// place in a host heap (matmul-heap.wasm; on several threads the caller's share) are bit-identical
+// to the copying path, and write nothing outside their output and the scratch they allocated.
 import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-wasm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";

@@ -224,7 +224,8 @@ export async function stopMatmulThreads(): Promise<void> {
 
 /** Worker posts so far, how many were cancelled (no worker woke before the caller finished),
  * stalls (calls where the caller waited on a descheduled worker; each one pauses threading), and
- * calls run in place in a host heap (single-threaded matmuls and GELUs on the tfjs-wasm heap). */
+ * calls run in place in a host heap (matmuls — on several threads the caller's share — and GELUs on
+ * the tfjs-wasm heap). */
 export function matmulThreadStats(): { posted: number; cancelled: number; stalls: number; inPlace: number } {
   const p = load()?.pool;
   return { ...(p ? p.stats : { posted: 0, cancelled: 0 }), stalls, inPlace: inPlaceCalls };
@@ -273,8 +274,9 @@ interface Placement {
   boff: number;
 }
 
-/** Writes the Job struct at byte `job`, the per-item offsets, and each thread's scratch pointers. */
-function writeJob(i32: Int32Array, job: number, p: Placement, m: MatMulJob, chunkRows: number, scratch: { t: number; pa: number; pb: number; cp: number }[]): void {
+/** Writes the Job struct at byte `job`, the per-item offsets, and each thread's scratch pointers;
+ * its threads take chunks [first, upTo) (default: all). */
+function writeJob(i32: Int32Array, job: number, p: Placement, m: MatMulJob, chunkRows: number, scratch: { t: number; pa: number; pb: number; cp: number }[], first = 0, upTo = Infinity): void {
   const { batch, M, K, N } = m;
   const ao = i32.subarray(p.aoff / 4, p.aoff / 4 + batch);
   const bo = i32.subarray(p.boff / 4, p.boff / 4 + batch);
@@ -295,8 +297,8 @@ function writeJob(i32: Int32Array, job: number, p: Placement, m: MatMulJob, chun
   i32[j + J.ta] = m.transposeA ? 1 : 0;
   i32[j + J.tb] = m.transposeB ? 1 : 0;
   i32[j + J.chunkRows] = chunkRows;
-  i32[j + J.nchunks] = M > 0 && N > 0 ? batch * Math.ceil(M / Math.max(chunkRows, 1)) : 0;
-  Atomics.store(i32, j + J.next, 0);
+  i32[j + J.nchunks] = Math.min(upTo, M > 0 && N > 0 ? batch * Math.ceil(M / Math.max(chunkRows, 1)) : 0);
+  Atomics.store(i32, j + J.next, first);
   for (const { t, pa, pb, cp } of scratch) {
     i32[j + J.ts + 4 * t] = pa;
     i32[j + J.ts + 4 * t + 1] = pb;
@@ -313,8 +315,9 @@ function scratchLayout(start: number, chunkRows: number, K: number, N: number): 
   return { pa, pb, cp, end: align(cp + 4 * pad4(chunkRows) * pad8(N)) };
 }
 
-/** A single-threaded call may run in place in `heap`: A and B are already there (byte offsets `a`,
- * `b`), and `output()` allocates the result there and returns its byte offset. */
+/** A call may run in place in `heap` (wholly on one thread, the caller's share on several): A and
+ * B are already there (byte offsets `a`, `b`), and `output()` allocates the result there and
+ * returns its byte offset. */
 export interface InPlace {
   heap: HostHeap;
   a: number;
@@ -334,8 +337,7 @@ function heapJob(ex: Exports, place: InPlace, m: MatMulJob, chunkRows: number, u
   const C = place.output();
   const base = align(raw);
   const i32 = new Int32Array(place.heap.memory.buffer);
-  writeJob(i32, base, { A: place.a, B: place.b, C, aoff: base + aoff, boff: base + boff }, m, chunkRows, [{ t: 0, pa: base + s.pa, pb: base + s.pb, cp: base + s.cp }]);
-  i32[base / 4 + J.nchunks] = Math.min(i32[base / 4 + J.nchunks], upTo);
+  writeJob(i32, base, { A: place.a, B: place.b, C, aoff: base + aoff, boff: base + boff }, m, chunkRows, [{ t: 0, pa: base + s.pa, pb: base + s.pb, cp: base + s.cp }], 0, upTo);
   return { raw, job: base, C };
 }
 
@@ -414,8 +416,7 @@ function runSplit(e: Engine, ex: Exports, place: InPlace, m: MatMulJob, chunkRow
         f32.set(host.subarray(from + r0 * K, from + r1 * K), sp.A / 4 + aOffset(bi) + r0 * K);
       }
     }
-    writeJob(i32, e.job, sp, m, chunkRows, scratch);
-    Atomics.store(i32, e.job / 4 + J.next, mine);
+    writeJob(i32, e.job, sp, m, chunkRows, scratch, mine);
     e.pool!.post(e.job, workers);
     const t0 = performance.now();
     let t1 = t0;
@@ -439,9 +440,10 @@ function runSplit(e: Engine, ex: Exports, place: InPlace, m: MatMulJob, chunkRow
 /**
  * Runs one batched product. `fill(heap, aIndex, bIndex)` must copy A into heap from float index
  * aIndex and B from bIndex. Returns a view of C [batch, M, N] in the wasm memory, valid until the
- * next call. `threads` defaults to matmulThreads(). With `inPlace`, a call that runs on one thread
- * runs in that heap instead (no `fill`, no copies; the result is at `inPlace.output()`) and
- * returns null.
+ * next call. `threads` defaults to matmulThreads(). With `inPlace`, the result normally goes to
+ * `inPlace.output()` and the call returns null: on one thread it runs in that heap (no copies), on
+ * several through runSplit; with in-place calls switched off (setMatmulInPlace), or no room in that
+ * heap for threaded scratch, it copies through `fill` as without it.
  */
 export function runMatMul(job: MatMulJob, fill: (heap: Float32Array, aIndex: number, bIndex: number) => void, threads = matmulThreads(), inPlace?: InPlace): Float32Array | null {
   const e = mustLoad("matMul");
@@ -486,7 +488,6 @@ export function runMatMul(job: MatMulJob, fill: (heap: Float32Array, aIndex: num
   }
   return e.f32.subarray(place.C / 4, place.C / 4 + cLength);
 }
-
 
 /**
  * GELU (tanh approximation; src/kernels/vmath.h) over n floats on the caller's thread:

@@ -37,8 +37,8 @@ const stock = new Map<string, tf.KernelConfig>();
 type Reader = (t: TensorInfo) => Float32Array;
 type Writer = (shape: number[], c: Float32Array) => TensorInfo;
 
-/** Runs a single-threaded kernel in place: x and y are its inputs, `result()` the output tensor
- * once `output()` has allocated it. */
+/** Where a kernel can run in place (matmul.ts InPlace): x and y are its inputs, `result()` the
+ * output tensor once `output()` has allocated it; undefined on the cpu backend. */
 type Place = (x: TensorInfo, y: TensorInfo | undefined, shape: number[]) => (InPlace & { result(): TensorInfo }) | undefined;
 
 const hostHeaps = new WeakMap<object, HostHeap | null>();
