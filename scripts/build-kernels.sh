@@ -7,10 +7,10 @@
 # given clang version.
 # matmul.wasm imports a shared memory (threads: every worker runs its own instance over it), so it
 # is built with atomics; decode.wasm owns its memory. matmul-heap.wasm is the same source built for
-# an ordinary (unshared) imported memory: matmul.ts runs it inside the tfjs-wasm backend's own heap
-# (single-threaded calls, and the caller's share of threaded ones: no copies), so it must never
-# write anywhere but through the pointers it is given: the build fails if it has a data section or
-# touches a global (the stack pointer).
+# another imported shared memory of up to 4 GiB: matmul.ts runs it inside the tfjs-wasm backend's
+# own heap (made shared by src/kernels/wasmHeap.ts), on the caller's thread and in every worker: no
+# copies. So it must never write anywhere but through the pointers it is given: the build fails if
+# it has a data section or touches a global (the stack pointer).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -z "${CLANG:-}" ]; then
@@ -31,7 +31,7 @@ for name in decode matmul; do
   echo "built src/kernels/$name.wasm ($(wc -c < "src/kernels/$name.wasm") bytes) with $("$CLANG" --version | head -1)"
 done
 heap=src/kernels/matmul-heap.wasm
-"$CLANG" "${FLAGS[@]}" -Wl,--import-memory -o "$heap" src/kernels/matmul.c
+"$CLANG" "${FLAGS[@]}" -matomics -Wl,--import-memory -Wl,--shared-memory -Wl,--max-memory=4294967296 -o "$heap" src/kernels/matmul.c
 OBJDUMP="${OBJDUMP:-$(dirname "$(command -v "$CLANG")")/$(basename "$CLANG" | sed 's/^clang/llvm-objdump/')}"
 command -v "$OBJDUMP" >/dev/null || OBJDUMP=llvm-objdump
 if command -v "$OBJDUMP" >/dev/null; then

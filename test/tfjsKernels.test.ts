@@ -5,16 +5,21 @@
 // bit-identical results; uninstalling restores the stock kernel bit for bit; selectKernels
 // installs / removes it. Our GELU op matches tfjs ops and float64 (value and gradient, odd sizes);
 // all-heads attention equals per-head attention bit for bit under the fast matmul. Calls run in
-// place in a host heap (matmul-heap.wasm; on several threads the caller's share) are bit-identical
-// to the copying path, and write nothing outside their output and the scratch they allocated.
+// place in a shared host heap (matmul-heap.wasm, on 1 to 3 threads; the tfjs-wasm heap made shared
+// by wasmHeap.ts) are bit-identical to the copying path, and write nothing outside their output and
+// the scratch they allocated; an unshared heap is copied from instead.
 import * as tf from "@tensorflow/tfjs";
-import "@tensorflow/tfjs-backend-wasm";
+import * as wasmPackage from "@tensorflow/tfjs-backend-wasm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makeRng } from "../src/engine/rng.js";
 import { attentionAllHeads, attentionPerHead, disposeParams, gelu, initParams, lmLoss, resolveModelConfig, type Params } from "../src/model/gpt.js";
 import { afterThreadedCall, hasDataSection, type HostHeap, matMul, matmulAvailable, matmulThreadStats, matmulThreadsReady, MAX_STRIKES, runGelu, runMatMul, setMatmulInPlace, setMatmulThreads } from "../src/kernels/matmul.js";
 import { batchOffsets, fastKernelsActive, fastMatmulBackends, GELU, installFastMatmul, uninstallFastMatmul } from "../src/kernels/tfjsKernels.js";
 import { selectKernels } from "../src/model/sampler.js";
+import { shareTfjsWasmHeap, withSharedMemory } from "../src/kernels/wasmHeap.js";
+
+// before the wasm backend starts (in its describe's beforeAll)
+const heapNotShared = shareTfjsWasmHeap(wasmPackage);
 
 const available = matmulAvailable();
 if (!available) console.warn("test/tfjsKernels.test.ts skipped: src/kernels/matmul.wasm unavailable (npm run build:kernels)");
@@ -238,8 +243,12 @@ describe.skipIf(!available)("fast BatchMatMul kernel", () => {
         }
       });
 
-      it("in place on the wasm heap (one thread: all of it; several: the caller's share), bit-identical to copying", async () => {
+      it("in place on the wasm heap (shared: on every thread), bit-identical to copying", async () => {
         expect(installFastMatmul(backend)).toBe(true);
+        if (backend === "wasm") {
+          expect(heapNotShared).toBeNull();
+          expect((tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } }).wasm.HEAPU8.buffer).toBeInstanceOf(SharedArrayBuffer);
+        }
         const A = tf.tensor(rand(3 * 70 * 45), [3, 70, 45]);
         const B = tf.tensor(rand(45 * 33), [45, 33]);
         const X = tf.tensor(rand(1001), [7, 143]);
@@ -263,7 +272,7 @@ describe.skipIf(!available)("fast BatchMatMul kernel", () => {
           if (backend === "wasm") expect(matmulThreadStats().inPlace - s0).toBeGreaterThanOrEqual(3);
           else expect(matmulThreadStats().inPlace).toBe(s0);
           placed.forEach((v, i) => expect(Buffer.from(v.buffer).equals(Buffer.from(copied[i].buffer)), `output ${i}`).toBe(true));
-          // two threads: the caller's chunks in place, the worker's from copies (transposed A too)
+          // two threads, both in the tfjs heap (transposed A too)
           setMatmulThreads(2);
           expect(await matmulThreadsReady(2)).toBe(2);
           const P = tf.tensor(rand(2 * 130 * 97), [2, 130, 97]);
@@ -279,7 +288,7 @@ describe.skipIf(!available)("fast BatchMatMul kernel", () => {
           const s1 = matmulThreadStats();
           for (let rep = 0; rep < 10; rep++) both().forEach((v, i) => expect(Buffer.from(v.buffer).equals(Buffer.from(want[i].buffer)), `2 threads, output ${i}`).toBe(true));
           const s2 = matmulThreadStats();
-          if (backend === "wasm") expect(s2.inPlace - s1.inPlace).toBeGreaterThan(0);
+          if (backend === "wasm") expect(s2.inPlace - s1.inPlace).toBe(20);
           expect(s2.posted - s2.cancelled - (s1.posted - s1.cancelled), "jobs taken by the worker").toBeGreaterThan(0);
           tf.dispose([P, Q]);
         } finally {
@@ -394,74 +403,98 @@ describe.skipIf(!available)("fast BatchMatMul kernel", () => {
     expect(Array.from(bOffsets)).toEqual([0, 100, 200, 0, 100, 200]);
   });
 
-  it("in place in a host heap: bit-identical to the copying path, nothing written outside output and scratch", () => {
+  it("shareTfjsWasmHeap's patch: the one memory's limits flag 0x01 becomes 0x03 (shared), anything else is refused", () => {
+    // magic, version, then a memory section (id 5) with one memory {flags, min 1, max 2}
+    const mod = (sections: number[][]) => new Uint8Array([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, ...sections.flat()]);
+    const type = [1, 4, 1, 0x60, 0, 0]; // a type section, skipped over
+    const shared = withSharedMemory(mod([type, [5, 4, 1, 0x01, 1, 2]]));
+    expect(Array.from(shared)).toEqual(Array.from(mod([type, [5, 4, 1, 0x03, 1, 2]])));
+    expect(() => new WebAssembly.Module(shared)).not.toThrow();
+    const already = mod([[5, 4, 1, 0x03, 1, 2]]);
+    expect(withSharedMemory(already)).toBe(already);
+    expect(() => withSharedMemory(mod([[5, 3, 1, 0x00, 1]]))).toThrow(/flag 0x0; expected 0x01/);
+    expect(() => withSharedMemory(mod([[5, 7, 2, 0x01, 1, 2, 0x01, 1, 2]]))).toThrow(/2 memories/);
+    expect(() => withSharedMemory(mod([type]))).toThrow(/no memory section/);
+    expect(() => withSharedMemory(new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8]))).toThrow(/not a WebAssembly binary/);
+  });
+
+  it("in place in a shared host heap, on 1-3 threads: bit-identical to the copying path, nothing written outside output and scratch; an unshared heap is copied from", async () => {
     // A bare memory filled with a canary byte, with a bump allocator from 1 MiB: matmul-heap.wasm
     // must not write below it (where its static data or stack would land) or into the inputs.
-    const memory = new WebAssembly.Memory({ initial: 128 });
-    const bytes = new Uint8Array(memory.buffer);
-    const FLOOR = 1 << 20;
-    let top = FLOOR;
-    let live = 0;
-    const heap: HostHeap = {
-      memory,
-      malloc: (n) => {
-        const p = top + 8; // 8-byte aligned, like tfjs-wasm's tensors
-        top = p + n;
-        live++;
+    expect(await matmulThreadsReady(3)).toBe(3);
+    for (const threads of [1, 2, 3, 0]) {
+      // threads 0: one thread in an unshared memory, which cannot be worked in (copied instead)
+      const memory = threads > 0 ? new WebAssembly.Memory({ initial: 128, maximum: 1024, shared: true }) : new WebAssembly.Memory({ initial: 128 });
+      const bytes = new Uint8Array(memory.buffer);
+      const FLOOR = 1 << 20;
+      let top = FLOOR;
+      let live = 0;
+      const heap: HostHeap = {
+        memory,
+        malloc: (n) => {
+          const p = top + 8; // 8-byte aligned, like tfjs-wasm's tensors
+          top = p + n;
+          live++;
+          return p;
+        },
+        free: () => void live--,
+      };
+      const put = (x: Float32Array) => {
+        const p = heap.malloc(4 * x.length);
+        new Float32Array(memory.buffer, p, x.length).set(x);
         return p;
-      },
-      free: () => void live--,
-    };
-    const put = (x: Float32Array) => {
-      const p = heap.malloc(4 * x.length);
-      new Float32Array(memory.buffer, p, x.length).set(x);
-      return p;
-    };
-    const cases: [number, number, number, number, boolean, boolean, boolean][] = [
-      [1, 1, 1, 1, false, false, false],
-      [1, 5, 7, 9, false, true, false],
-      [1, 33, 300, 17, true, false, false],
-      [1, 130, 129, 70, true, true, false],
-      [3, 13, 19, 10, false, false, true], // broadcast B
-      [2, 6, 0, 5, false, false, false], // K = 0: zeros
-    ];
-    expect(hasDataSection(new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 11, 1, 0]))).toBe(true);
-    for (const [batch, M, K, N, ta, tb, bcast] of cases) {
-      bytes.fill(0xa5);
-      top = FLOOR;
-      const a = rand(batch * M * K);
-      const b = rand((bcast ? 1 : batch) * K * N);
-      const want = matMul(a, b, M, K, N, { batch, transposeA: ta, transposeB: tb, broadcastB: bcast, threads: 1 });
-      const pa = put(a);
-      const pb = put(b);
-      let pc = 0;
-      const job = { batch, M, K, N, transposeA: ta, transposeB: tb, aLength: a.length, bLength: b.length, bOffsets: bcast ? new Int32Array(batch) : undefined };
-      const got = runMatMul(job, () => expect.unreachable("copied"), 1, { heap, a: pa, b: pb, output: () => (pc = heap.malloc(4 * want.length)) });
-      expect(got).toBeNull();
-      const c = new Float32Array(memory.buffer, pc, want.length);
-      expect(Buffer.from(c.buffer, c.byteOffset, c.byteLength).equals(Buffer.from(want.buffer)), `${batch}x${M}x${K}x${N} ${ta} ${tb}`).toBe(true);
-      expect(bytes.subarray(0, FLOOR).every((v) => v === 0xa5), "bytes below the allocations").toBe(true);
-      expect(Array.from(new Float32Array(memory.buffer, pa, a.length))).toEqual(Array.from(a));
-      expect(Array.from(new Float32Array(memory.buffer, pb, b.length))).toEqual(Array.from(b));
-      expect(live, "scratch freed").toBe(3);
-      live = 0;
-    }
-    for (const n of [1, 2, 3, 4, 7, 1001]) {
-      for (const backward of [false, true]) {
+      };
+      const cases: [number, number, number, number, boolean, boolean, boolean][] = [
+        [1, 1, 1, 1, false, false, false],
+        [1, 5, 7, 9, false, true, false],
+        [1, 33, 300, 17, true, false, false],
+        [1, 130, 129, 70, true, true, false],
+        [3, 13, 19, 10, false, false, true], // broadcast B
+        [2, 6, 0, 5, false, false, false], // K = 0: zeros
+        ...Array.from({ length: threads > 1 ? 4 : 0 }, (): (typeof cases)[number] => [2, 200, 64, 96, true, false, false]),
+      ];
+      const s0 = matmulThreadStats();
+      expect(hasDataSection(new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 11, 1, 0]))).toBe(true);
+      for (const [batch, M, K, N, ta, tb, bcast] of cases) {
         bytes.fill(0xa5);
         top = FLOOR;
-        const x = rand(n).map((v) => 8 * v);
-        const dy = rand(n);
-        const want = runGelu(n, backward, (h, xi, di) => {
-          h.set(x, xi);
-          if (backward) h.set(dy, di);
-        })!.slice();
-        const px = put(x);
-        const pd = put(dy);
-        let po = 0;
-        expect(runGelu(n, backward, () => expect.unreachable("copied"), { heap, a: px, b: backward ? pd : 0, output: () => (po = heap.malloc(4 * n)) })).toBeNull();
-        expect(Array.from(new Float32Array(memory.buffer, po, n)), `gelu n=${n} backward=${backward}`).toEqual(Array.from(want));
-        expect(bytes.subarray(0, FLOOR).every((v) => v === 0xa5)).toBe(true);
+        const a = rand(batch * M * K);
+        const b = rand((bcast ? 1 : batch) * K * N);
+        const want = matMul(a, b, M, K, N, { batch, transposeA: ta, transposeB: tb, broadcastB: bcast, threads: 1 });
+        const pa = put(a);
+        const pb = put(b);
+        let pc = 0;
+        const job = { batch, M, K, N, transposeA: ta, transposeB: tb, aLength: a.length, bLength: b.length, bOffsets: bcast ? new Int32Array(batch) : undefined };
+        const place = { heap, a: pa, b: pb, output: () => (pc = heap.malloc(4 * want.length)) };
+        const got = runMatMul(job, threads > 0 ? () => expect.unreachable("copied") : (h, ai, bi) => (h.set(a, ai), h.set(b, bi)), Math.max(threads, 1), place);
+        expect(got === null, "ran in place").toBe(threads > 0);
+        const c = got ?? new Float32Array(memory.buffer, pc, want.length);
+        expect(Buffer.from(c.buffer, c.byteOffset, c.byteLength).equals(Buffer.from(want.buffer)), `${batch}x${M}x${K}x${N} ${ta} ${tb}, ${threads} threads`).toBe(true);
+        expect(bytes.subarray(0, FLOOR).every((v) => v === 0xa5), "bytes below the allocations").toBe(true);
+        expect(Array.from(new Float32Array(memory.buffer, pa, a.length))).toEqual(Array.from(a));
+        expect(Array.from(new Float32Array(memory.buffer, pb, b.length))).toEqual(Array.from(b));
+        expect(live, "scratch freed").toBe(threads > 0 ? 3 : 2);
+        live = 0;
+      }
+      if (threads > 1) expect(matmulThreadStats().posted - matmulThreadStats().cancelled - (s0.posted - s0.cancelled), "jobs taken by workers").toBeGreaterThan(0);
+      if (threads === 0) continue;
+      for (const n of [1, 2, 3, 4, 7, 1001]) {
+        for (const backward of [false, true]) {
+          bytes.fill(0xa5);
+          top = FLOOR;
+          const x = rand(n).map((v) => 8 * v);
+          const dy = rand(n);
+          const want = runGelu(n, backward, (h, xi, di) => {
+            h.set(x, xi);
+            if (backward) h.set(dy, di);
+          })!.slice();
+          const px = put(x);
+          const pd = put(dy);
+          let po = 0;
+          expect(runGelu(n, backward, () => expect.unreachable("copied"), { heap, a: px, b: backward ? pd : 0, output: () => (po = heap.malloc(4 * n)) })).toBeNull();
+          expect(Array.from(new Float32Array(memory.buffer, po, n)), `gelu n=${n} backward=${backward}`).toEqual(Array.from(want));
+          expect(bytes.subarray(0, FLOOR).every((v) => v === 0xa5)).toBe(true);
+        }
       }
     }
   });

@@ -4,11 +4,11 @@
 // below works on plain Float32Arrays (bench/matmul.ts, tests).
 // One module instance per thread over one shared WebAssembly.Memory, grown to the largest call
 // and reused: inputs are copied in and the result read out (runMatMul returns a view of it).
-// A call that runs on one thread can instead run in place, in another module's memory (the tfjs-wasm
-// backend's heap: tfjsKernels.ts), through matmul-heap.wasm — the same C built for an unshared
-// memory, with no static data and no stack — reading the input tensors where they are and writing
-// the output tensor directly: no copies. On several threads the caller's own share of the rows runs
-// in place too, and only the workers' share is copied (runSplit).
+// A call can instead run in place, in another module's shared memory (the tfjs-wasm backend's heap,
+// made shared by wasmHeap.ts; tfjsKernels.ts), through matmul-heap.wasm — the same C built for an
+// imported memory, with no static data and no stack — reading the input tensors where they are and
+// writing the output tensor directly: no copies, on one thread or on several (the workers run their
+// own instances of matmul-heap.wasm over that memory: threads.ts attachHeap).
 // Results are bit-identical from run to run and for any number of threads (work is split by
 // output rows / batch items only; see matmul.c).
 import fs from "node:fs";
@@ -120,8 +120,10 @@ export function hasDataSection(bytes: Uint8Array): boolean {
 let heapModule: WebAssembly.Module | null | undefined;
 const heapInstances = new WeakMap<WebAssembly.Memory, Exports>();
 
-/** matmul-heap.wasm instantiated over `memory` (cached), or null where it is missing or unsafe. */
+/** matmul-heap.wasm instantiated over `memory` (cached), or null where it is missing or unsafe, or
+ * `memory` is not shared (the module imports a shared memory, so that workers can run in it too). */
 function heapExports(memory: WebAssembly.Memory): Exports | null {
+  if (!(memory.buffer instanceof SharedArrayBuffer)) return null;
   if (heapModule === undefined) {
     try {
       const bytes = fs.readFileSync(fileURLToPath(HEAP_WASM_URL));
@@ -224,7 +226,7 @@ export async function stopMatmulThreads(): Promise<void> {
 
 /** Worker posts so far, how many were cancelled (no worker woke before the caller finished),
  * stalls (calls where the caller waited on a descheduled worker; each one pauses threading), and
- * calls run in place in a host heap (matmuls — on several threads the caller's share — and GELUs on
+ * calls run in place in a host heap (matmuls, on any number of threads, and GELUs on
  * the tfjs-wasm heap). */
 export function matmulThreadStats(): { posted: number; cancelled: number; stalls: number; inPlace: number } {
   const p = load()?.pool;
@@ -274,9 +276,8 @@ interface Placement {
   boff: number;
 }
 
-/** Writes the Job struct at byte `job`, the per-item offsets, and each thread's scratch pointers;
- * its threads take chunks [first, upTo) (default: all). */
-function writeJob(i32: Int32Array, job: number, p: Placement, m: MatMulJob, chunkRows: number, scratch: { t: number; pa: number; pb: number; cp: number }[], first = 0, upTo = Infinity): void {
+/** Writes the Job struct at byte `job`, the per-item offsets, and each thread's scratch pointers. */
+function writeJob(i32: Int32Array, job: number, p: Placement, m: MatMulJob, chunkRows: number, scratch: ThreadScratch[]): void {
   const { batch, M, K, N } = m;
   const ao = i32.subarray(p.aoff / 4, p.aoff / 4 + batch);
   const bo = i32.subarray(p.boff / 4, p.boff / 4 + batch);
@@ -297,8 +298,8 @@ function writeJob(i32: Int32Array, job: number, p: Placement, m: MatMulJob, chun
   i32[j + J.ta] = m.transposeA ? 1 : 0;
   i32[j + J.tb] = m.transposeB ? 1 : 0;
   i32[j + J.chunkRows] = chunkRows;
-  i32[j + J.nchunks] = Math.min(upTo, M > 0 && N > 0 ? batch * Math.ceil(M / Math.max(chunkRows, 1)) : 0);
-  Atomics.store(i32, j + J.next, first);
+  i32[j + J.nchunks] = M > 0 && N > 0 ? batch * Math.ceil(M / Math.max(chunkRows, 1)) : 0;
+  Atomics.store(i32, j + J.next, 0);
   for (const { t, pa, pb, cp } of scratch) {
     i32[j + J.ts + 4 * t] = pa;
     i32[j + J.ts + 4 * t + 1] = pb;
@@ -315,7 +316,21 @@ function scratchLayout(start: number, chunkRows: number, K: number, N: number): 
   return { pa, pb, cp, end: align(cp + 4 * pad4(chunkRows) * pad8(N)) };
 }
 
-/** A call may run in place in `heap` (wholly on one thread, the caller's share on several): A and
+type ThreadScratch = { t: number; pa: number; pb: number; cp: number };
+
+/** Packing buffers for the caller (thread 0) and `workers`, one after another from byte `start`. */
+function threadScratch(start: number, chunkRows: number, m: MatMulJob, workers: number[]): { scratch: ThreadScratch[]; end: number } {
+  const scratch: ThreadScratch[] = [];
+  let end = start;
+  for (const t of [0, ...workers]) {
+    const { pa, pb, cp, end: next } = scratchLayout(end, chunkRows, m.K, m.N);
+    scratch.push({ t, pa, pb, cp });
+    end = next;
+  }
+  return { scratch, end };
+}
+
+/** A call may run in place in `heap` (a shared memory: on every thread): A and
  * B are already there (byte offsets `a`, `b`), and `output()` allocates the result there and
  * returns its byte offset. */
 export interface InPlace {
@@ -325,47 +340,59 @@ export interface InPlace {
   output(): number;
 }
 
-/** Allocates the caller's scratch in the host heap, then the output (so that nothing needs releasing
- * if the scratch does not fit), and writes a Job there for chunks [0, upTo). Null: no room. Free
- * `raw` after running `job`. */
-function heapJob(ex: Exports, place: InPlace, m: MatMulJob, chunkRows: number, upTo = Infinity): { raw: number; job: number; C: number } | null {
+/** Allocates every thread's scratch in the host heap, then the output (so that nothing needs
+ * releasing if the scratch does not fit), and writes a Job there. Null: no room. Free `raw` after
+ * running `job`. */
+function heapJob(ex: Exports, place: InPlace, m: MatMulJob, chunkRows: number, workers: number[]): { raw: number; job: number } | null {
   const aoff = align(ex.job_size());
   const boff = align(aoff + 4 * m.batch);
-  const s = scratchLayout(align(boff + 4 * m.batch), chunkRows, m.K, m.N);
-  const raw = place.heap.malloc(s.end + 64);
+  const { scratch, end } = threadScratch(align(boff + 4 * m.batch), chunkRows, m, workers);
+  const raw = place.heap.malloc(end + 64);
   if (!raw) return null;
   const C = place.output();
   const base = align(raw);
   const i32 = new Int32Array(place.heap.memory.buffer);
-  writeJob(i32, base, { A: place.a, B: place.b, C, aoff: base + aoff, boff: base + boff }, m, chunkRows, [{ t: 0, pa: base + s.pa, pb: base + s.pb, cp: base + s.cp }], 0, upTo);
-  return { raw, job: base, C };
+  const moved = scratch.map(({ t, pa, pb, cp }) => ({ t, pa: base + pa, pb: base + pb, cp: base + cp }));
+  writeJob(i32, base, { A: place.a, B: place.b, C, aoff: base + aoff, boff: base + boff }, m, chunkRows, moved);
+  return { raw, job: base };
 }
 
-/** One thread, in the host heap: scratch is malloc'd for the call and freed. */
-function runInHeap(ex: Exports, place: InPlace, m: MatMulJob, chunkRows: number): void {
-  const h = heapJob(ex, place, m, chunkRows);
-  if (!h) throw new MatMulTooLarge("matmul: the tfjs-wasm heap has no room for the scratch");
+/** In the host heap, on the caller's thread and `workers` (none: the caller alone); scratch is
+ * malloc'd for the call and freed. Returns false, having done nothing, if the heap has no room. */
+function runInHeap(e: Engine, ex: Exports, place: InPlace, m: MatMulJob, chunkRows: number, workers: number[]): boolean {
+  const h = heapJob(ex, place, m, chunkRows, workers);
+  if (!h) return false;
   try {
-    ex.run_job(h.job, 0);
+    if (workers.length === 0) ex.run_job(h.job, 0);
+    else runThreaded(e, () => ex.run_job(h.job, 0), (p) => p.post(h.job, workers, true));
   } finally {
     place.heap.free(h.raw);
   }
+  return true;
+}
+
+/** Posts a job to the workers, runs the caller's part, waits for them, and applies the stall policy. */
+function runThreaded(e: Engine, own: () => void, post: (p: WorkerPool) => void): void {
+  post(e.pool!);
+  const t0 = performance.now();
+  let t1 = t0;
+  try {
+    own();
+    t1 = performance.now();
+  } finally {
+    e.pool!.join();
+  }
+  noteThreadedCall(t0, t1);
 }
 
 /** The shared memory's layout for one call (operands, C, offset tables, each thread's scratch), grown to fit. */
-function sharedLayout(e: Engine, m: MatMulJob, chunkRows: number, workers: number[]): { place: Placement; scratch: { t: number; pa: number; pb: number; cp: number }[] } {
+function sharedLayout(e: Engine, m: MatMulJob, chunkRows: number, workers: number[]): { place: Placement; scratch: ThreadScratch[] } {
   const A = e.dyn;
   const B = align(A + 4 * m.aLength);
   const C = align(B + 4 * m.bLength);
   const aoff = align(C + 4 * m.batch * m.M * m.N);
   const boff = align(aoff + 4 * m.batch);
-  let end = align(boff + 4 * m.batch);
-  const scratch: { t: number; pa: number; pb: number; cp: number }[] = [];
-  for (const t of [0, ...workers]) {
-    const s = scratchLayout(end, chunkRows, m.K, m.N);
-    scratch.push({ t, ...s });
-    end = s.end;
-  }
+  const { scratch, end } = threadScratch(align(boff + 4 * m.batch), chunkRows, m, workers);
   ensureMemory(e, end);
   return { place: { A, B, C, aoff, boff }, scratch };
 }
@@ -379,71 +406,13 @@ function noteThreadedCall(t0: number, t1: number): void {
   ({ strikes, backoff } = next);
 }
 
-/** The caller's share of the chunks on T threads: this fraction divided by T (it also copies the
- * workers' inputs in and their rows out). Paired at 256^3, 0.88 / 2 was 1-9 % faster than 1 / 2. */
-const CALLER_SHARE = 0.88;
-
-/**
- * Several threads with the inputs in a host heap: the caller computes chunks [0, mine) in place;
- * the workers take chunks [mine, n) from copies in the shared memory — all of B, and only the rows
- * of A those chunks need (whole batch items when A is transposed) — and the caller, once done with
- * its own, takes whatever of those is left, then copies their rows of C out (one contiguous range:
- * chunks run in row order). At 256^3 that copies B, half of A and half of C instead of all three.
- * Returns false, having done nothing, if the host heap has no room for the caller's scratch.
- */
-function runSplit(e: Engine, ex: Exports, place: InPlace, m: MatMulJob, chunkRows: number, workers: number[]): boolean {
-  const { batch, M, K, N } = m;
-  const nrb = Math.ceil(M / chunkRows);
-  const nchunks = batch * nrb;
-  const mine = Math.floor((nchunks * CALLER_SHARE) / (1 + workers.length));
-  const { place: sp, scratch } = sharedLayout(e, m, chunkRows, workers);
-  const h = heapJob(ex, place, m, chunkRows, mine);
-  if (!h) return false;
-  try {
-    const { f32, i32 } = e;
-    const host = new Float32Array(place.heap.memory.buffer);
-    f32.set(host.subarray(place.b / 4, place.b / 4 + m.bLength), sp.B / 4);
-    const aOffset = (bi: number) => (m.aOffsets ? m.aOffsets[bi] : bi * M * K);
-    for (let c = mine, item = -1; c < nchunks; c++) {
-      const bi = Math.floor(c / nrb);
-      const from = place.a / 4 + aOffset(bi);
-      if (m.transposeA) {
-        if (bi !== item) f32.set(host.subarray(from, from + M * K), sp.A / 4 + aOffset(bi));
-        item = bi;
-      } else {
-        const r0 = (c % nrb) * chunkRows;
-        const r1 = Math.min(M, r0 + chunkRows);
-        f32.set(host.subarray(from + r0 * K, from + r1 * K), sp.A / 4 + aOffset(bi) + r0 * K);
-      }
-    }
-    writeJob(i32, e.job, sp, m, chunkRows, scratch, mine);
-    e.pool!.post(e.job, workers);
-    const t0 = performance.now();
-    let t1 = t0;
-    try {
-      ex.run_job(h.job, 0);
-      e.ex.run_job(e.job, 0); // the workers' chunks not taken yet
-      t1 = performance.now();
-    } finally {
-      e.pool!.join();
-    }
-    noteThreadedCall(t0, t1);
-    const cLength = batch * M * N;
-    const start = (Math.floor(mine / nrb) * M + (mine % nrb) * chunkRows) * N;
-    new Float32Array(place.heap.memory.buffer, h.C, cLength).set(f32.subarray(sp.C / 4 + start, sp.C / 4 + cLength), start);
-  } finally {
-    place.heap.free(h.raw);
-  }
-  return true;
-}
-
 /**
  * Runs one batched product. `fill(heap, aIndex, bIndex)` must copy A into heap from float index
  * aIndex and B from bIndex. Returns a view of C [batch, M, N] in the wasm memory, valid until the
  * next call. `threads` defaults to matmulThreads(). With `inPlace`, the result normally goes to
- * `inPlace.output()` and the call returns null: on one thread it runs in that heap (no copies), on
- * several through runSplit; with in-place calls switched off (setMatmulInPlace), or no room in that
- * heap for threaded scratch, it copies through `fill` as without it.
+ * `inPlace.output()` and the call returns null: it runs in that heap, on every thread (no copies);
+ * with in-place calls switched off (setMatmulInPlace), an unshared heap, or no room in that heap for
+ * the scratch, it copies through `fill` as without it.
  */
 export function runMatMul(job: MatMulJob, fill: (heap: Float32Array, aIndex: number, bIndex: number) => void, threads = matmulThreads(), inPlace?: InPlace): Float32Array | null {
   const e = mustLoad("matMul");
@@ -463,29 +432,16 @@ export function runMatMul(job: MatMulJob, fill: (heap: Float32Array, aIndex: num
   // workers' last chunk stays short (paired 2-thread runs at 256^3: +2-10 % over 4 chunks per thread).
   if (T > 1) chunkRows = Math.min(chunkRows, Math.max(8, pad4(Math.ceil((batch * M) / (16 * T)))));
   const ex = inPlaceExports(inPlace);
-  if (ex && T === 1) {
-    runInHeap(ex, inPlace!, job, chunkRows);
-    return null;
+  if (ex) {
+    if (workers.length > 0) e.pool!.attachHeap(heapModule!, inPlace!.heap.memory);
+    if (runInHeap(e, ex, inPlace!, job, chunkRows, workers)) return null;
   }
-  if (ex && runSplit(e, ex, inPlace!, job, chunkRows, workers)) return null;
 
   const { place, scratch } = sharedLayout(e, job, chunkRows, workers);
   fill(e.f32, place.A / 4, place.B / 4);
   writeJob(e.i32, e.job, place, job, chunkRows, scratch);
-  if (workers.length === 0) {
-    e.ex.run_job(e.job, 0);
-  } else {
-    e.pool!.post(e.job, workers);
-    const t0 = performance.now();
-    let t1 = t0;
-    try {
-      e.ex.run_job(e.job, 0);
-      t1 = performance.now();
-    } finally {
-      e.pool!.join();
-    }
-    noteThreadedCall(t0, t1);
-  }
+  if (workers.length === 0) e.ex.run_job(e.job, 0);
+  else runThreaded(e, () => e.ex.run_job(e.job, 0), (p) => p.post(e.job, workers));
   return e.f32.subarray(place.C / 4, place.C / 4 + cLength);
 }
 

@@ -7,14 +7,15 @@
 // (tf.fused.matMul, used by tfjs-layers) is left stock.
 // Inputs are read where the backend keeps them (cpu: backend.data values; wasm: the tfjs-wasm heap)
 // and copied into the matmul memory; the result is copied into a new output tensor. On the wasm
-// backend a call that runs on one thread (every GELU, small products, RLVR_THREADS=1) instead runs
-// in place in the tfjs-wasm heap (matmul.ts, matmul-heap.wasm): no copies; on several threads
-// the caller's share runs there and only the workers' share is copied. float32 only:
+// backend, once its heap is shared (src/kernels/wasmHeap.ts, done by src/engine/backend.ts), every
+// call instead runs in place in that heap on all threads (matmul.ts, matmul-heap.wasm): no copies.
+// float32 only:
 // other dtypes, empty outputs and calls too large for the 2 GiB kernel memory go to the stock kernel.
 // Batch dimensions broadcast as in NumPy (tfjs's stock kernels agree where their own indexing,
 // bi % batch, is right: equal batch shapes or one side without batch).
 import * as tf from "@tensorflow/tfjs";
 import { type HostHeap, type InPlace, matmulAvailable, matmulThreads, MatMulTooLarge, runGelu, runMatMul } from "./matmul.js";
+import { wasmHeapStatus } from "./wasmHeap.js";
 
 const KERNEL = "BatchMatMul";
 /** Our GELU op (tanh approximation) and its input gradient, registered with the fast matmul. */
@@ -257,5 +258,12 @@ export function fastMatmulBackends(): string[] {
 /** One line for logs: where the fast matmul runs and on how many threads. */
 export function describeFastMatmul(): string {
   const b = fastMatmulBackends();
-  return b.length === 0 ? "matmul: stock tfjs kernels" : `matmul: WebAssembly SIMD BatchMatMul (src/kernels/matmul.wasm) on the ${b.join(", ")} backend, ${matmulThreads()} thread${matmulThreads() === 1 ? "" : "s"}`;
+  if (b.length === 0) return "matmul: stock tfjs kernels";
+  const threads = `${matmulThreads()} thread${matmulThreads() === 1 ? "" : "s"}`;
+  let where = "";
+  if (b.includes("wasm") && tf.getBackend() === "wasm") {
+    const heap = hostHeap(tf.backend());
+    where = heap && heap.memory.buffer instanceof SharedArrayBuffer ? ", in place in the tfjs-wasm heap" : `, copying operands (the tfjs-wasm heap is not shared: ${wasmHeapStatus() ?? "the backend started before shareTfjsWasmHeap()"})`;
+  }
+  return `matmul: WebAssembly SIMD BatchMatMul (src/kernels/matmul.wasm) on the ${b.join(", ")} backend, ${threads}${where}`;
 }

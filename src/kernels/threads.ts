@@ -8,7 +8,12 @@
 // element is computed by exactly one thread in a fixed order: results do not depend on the split.
 // Workers are unref'd (they never keep the process alive) and start asynchronously: until one has
 // instantiated its module the caller simply works alone.
-import { Worker } from "node:worker_threads";
+// A job can also run in a second memory, a host's heap (the tfjs-wasm backend's, once it is shared:
+// src/kernels/wasmHeap.ts), through another module (matmul-heap.wasm): attachHeap() sends both to
+// every worker over its own MessagePort, and a post names the memory it runs in (HEAP: 0 = the
+// pool's own, g > 0 = the heap attached as generation g). A worker blocked in its job loop takes that
+// message synchronously (receiveMessageOnPort) the first time a job needs it.
+import { MessageChannel, type MessagePort, Worker } from "node:worker_threads";
 
 /** int32 slots of a worker's control block */
 export const CTRL_INTS = 16;
@@ -19,6 +24,7 @@ const READY = 3; // 1 once the worker has instantiated the module
 const ERR = 4; // 1 when the last job threw in the worker
 const STOP = 5; // 1: the worker exits its loop
 const SPIN = 6; // microseconds the worker polls for the next job before it sleeps
+const HEAP = 7; // the memory the posted job runs in: 0 = the pool's, g = the host heap of generation g
 
 const IDLE = 0;
 const POSTED = 1;
@@ -28,8 +34,8 @@ const CANCELLED = 4;
 
 // CommonJS, evaluated in the worker (no loader, no TypeScript).
 const WORKER_SOURCE = `
-const { workerData, parentPort } = require("node:worker_threads");
-const { module, memory, ctrl, index } = workerData;
+const { workerData, parentPort, receiveMessageOnPort } = require("node:worker_threads");
+const { module, memory, ctrl, index, port } = workerData;
 const c = new Int32Array(memory.buffer, ctrl, ${CTRL_INTS});
 let run;
 try {
@@ -37,6 +43,21 @@ try {
 } catch (e) {
   parentPort.postMessage({ error: String((e && e.message) || e) });
   throw e;
+}
+// the host heap's run_job, for generation heapGen (messages { gen, module, memory } on port)
+let heapRun = null;
+let heapGen = 0;
+function runIn(gen) {
+  if (gen === 0) return run;
+  const t0 = Date.now();
+  while (heapGen !== gen) {
+    const m = receiveMessageOnPort(port);
+    if (m) {
+      heapGen = m.message.gen;
+      heapRun = new WebAssembly.Instance(m.message.module, { env: { memory: m.message.memory } }).exports.run_job;
+    } else if (Date.now() - t0 > 10000) throw new Error("no host heap of generation " + gen + " arrived");
+  }
+  return heapRun;
 }
 Atomics.store(c, ${READY}, 1);
 let seen = Atomics.load(c, ${SEQ});
@@ -51,7 +72,7 @@ for (;;) {
   if (Atomics.load(c, ${STOP})) break;
   if (Atomics.compareExchange(c, ${STATE}, ${POSTED}, ${TAKEN}) !== ${POSTED}) continue;
   try {
-    run(Atomics.load(c, ${JOB}), index);
+    runIn(Atomics.load(c, ${HEAP}))(Atomics.load(c, ${JOB}), index);
     Atomics.store(c, ${ERR}, 0);
   } catch (e) {
     Atomics.store(c, ${ERR}, 1);
@@ -64,6 +85,8 @@ for (;;) {
 
 interface Slot {
   worker: Worker;
+  /** our end of the worker's heap channel */
+  port: MessagePort;
   ctrl: Int32Array;
   /** thread index in the Job's scratch table (1-based; 0 is the caller) */
   index: number;
@@ -89,6 +112,8 @@ export class WorkerPool {
   private readonly slots: Slot[] = [];
   /** posts made, and posts cancelled because no worker picked them up before the caller finished */
   readonly stats = { posted: 0, cancelled: 0 };
+  /** the host heap attached last (attachHeap), as generation `gen` */
+  private heap: { gen: number; module: WebAssembly.Module; memory: WebAssembly.Memory } | null = null;
 
   /**
    * @param ctrlBase byte offset of CTRL_INTS * 4 * maxWorkers bytes reserved for control blocks
@@ -108,12 +133,16 @@ export class WorkerPool {
       const ctrl = new Int32Array(this.memory.buffer, ctrlOffset, CTRL_INTS);
       ctrl.fill(0);
       ctrl[SPIN] = this.spinMicros;
+      const { port1, port2 } = new MessageChannel();
       const worker = new Worker(WORKER_SOURCE, {
         eval: true,
         execArgv: [],
-        workerData: { module: this.module, memory: this.memory, ctrl: ctrlOffset, index: i + 1 },
+        workerData: { module: this.module, memory: this.memory, ctrl: ctrlOffset, index: i + 1, port: port2 },
+        transferList: [port2],
       });
-      const slot: Slot = { worker, ctrl, index: i + 1, posted: false, dead: false, error: "" };
+      const slot: Slot = { worker, port: port1, ctrl, index: i + 1, posted: false, dead: false, error: "" };
+      port1.unref();
+      if (this.heap) port1.postMessage(this.heap);
       worker.on("message", (m: { error?: string }) => {
         if (m?.error) slot.error = m.error;
       });
@@ -158,10 +187,26 @@ export class WorkerPool {
     }
   }
 
-  /** Posts the job at byte offset `job` to the workers with these thread indices. */
-  post(job: number, indices: number[]): void {
+  /**
+   * Makes `memory` (shared) the host heap that posts with `inHeap` run in, through `module`
+   * (instantiated by each worker over it when a job first needs it); returns its generation. Only a
+   * different memory is sent again.
+   */
+  attachHeap(module: WebAssembly.Module, memory: WebAssembly.Memory): number {
+    if (this.heap?.memory !== memory || this.heap.module !== module) {
+      this.heap = { gen: (this.heap?.gen ?? 0) + 1, module, memory };
+      for (const s of this.slots) s.port.postMessage(this.heap);
+    }
+    return this.heap.gen;
+  }
+
+  /** Posts the job at byte offset `job` to the workers with these thread indices; with `inHeap`,
+   * `job` is an offset in the attached host heap and runs there. */
+  post(job: number, indices: number[], inHeap = false): void {
+    if (inHeap && !this.heap) throw new Error("WorkerPool.post: no host heap attached");
     for (const idx of indices) {
       const s = this.slots[idx - 1];
+      Atomics.store(s.ctrl, HEAP, inHeap ? this.heap!.gen : 0);
       Atomics.store(s.ctrl, JOB, job);
       Atomics.store(s.ctrl, STATE, POSTED);
       Atomics.add(s.ctrl, SEQ, 1);
@@ -212,6 +257,7 @@ export class WorkerPool {
       Atomics.add(s.ctrl, SEQ, 1);
       Atomics.notify(s.ctrl, SEQ);
     }
+    for (const s of slots) s.port.close();
     await Promise.all(slots.map((s) => s.worker.terminate()));
   }
 
