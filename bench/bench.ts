@@ -19,7 +19,7 @@
 // --json prints one JSON object on stdout (progress goes to stderr). Threads: RLVR_THREADS (default
 // min(2, cores)). On a machine busy with other work, the threaded numbers mostly measure the load.
 import * as tf from "@tensorflow/tfjs";
-import "@tensorflow/tfjs-backend-wasm";
+import * as wasmPackage from "@tensorflow/tfjs-backend-wasm";
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
@@ -37,6 +37,11 @@ import { sample, selectKernels } from "../src/model/sampler.js";
 import { GrpoTrainer } from "../src/rl/trainer.js";
 import { loadTokenizer } from "../src/text/tokenizer.js";
 import { corpusStream, DEFAULT_CORPUS, promptText, type CorpusItem } from "../src/world/corpus.js";
+import { shareTfjsWasmHeap } from "../src/kernels/wasmHeap.js";
+
+// before the wasm backend starts: its heap shared, so that threaded matmuls run in it (no copies)
+const heapNotShared = shareTfjsWasmHeap(wasmPackage);
+if (heapNotShared) console.error(heapNotShared);
 
 const argv = process.argv.slice(2);
 const has = (name: string) => argv.includes(`--${name}`);

@@ -11,9 +11,14 @@
 import fs from "node:fs";
 import { Worker } from "node:worker_threads";
 import * as tf from "@tensorflow/tfjs";
-import "@tensorflow/tfjs-backend-wasm";
+import * as wasmPackage from "@tensorflow/tfjs-backend-wasm";
 import { matmulThreadsReady, setMatmulThreads } from "../src/kernels/matmul.js";
 import { installFastMatmul } from "../src/kernels/tfjsKernels.js";
+import { shareTfjsWasmHeap } from "../src/kernels/wasmHeap.js";
+
+// before the wasm backend starts: its heap shared, so that threaded matmuls run in it (no copies)
+const heapNotShared = shareTfjsWasmHeap(wasmPackage);
+if (heapNotShared) console.error(heapNotShared);
 
 interface Probe {
   micro(pa: number, pb: number, kl: number, reps: number): number;

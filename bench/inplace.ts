@@ -4,7 +4,7 @@
 // median update time of 8 steps each after a warm-up, and the median paired ratio.
 //   npx tsx bench/inplace.ts [threads]   (default 1)
 import * as tf from "@tensorflow/tfjs";
-import "@tensorflow/tfjs-backend-wasm";
+import * as wasmPackage from "@tensorflow/tfjs-backend-wasm";
 import { makeRng } from "../src/engine/rng.js";
 import { GrpoSchema } from "../src/experiment/schema.js";
 import { matmulThreadsReady, setMatmulInPlace, setMatmulThreads } from "../src/kernels/matmul.js";
@@ -13,6 +13,11 @@ import type { Params } from "../src/model/gpt.js";
 import { selectKernels } from "../src/model/sampler.js";
 import { GrpoTrainer } from "../src/rl/trainer.js";
 import { loadTokenizer } from "../src/text/tokenizer.js";
+import { shareTfjsWasmHeap } from "../src/kernels/wasmHeap.js";
+
+// before the wasm backend starts: its heap shared, so that threaded matmuls run in it (no copies)
+const heapNotShared = shareTfjsWasmHeap(wasmPackage);
+if (heapNotShared) console.error(heapNotShared);
 
 const threads = Number(process.argv[2] ?? 1);
 if (!Number.isInteger(threads) || threads < 1) throw new Error(`threads: use a positive integer, got ${process.argv[2]}`);

@@ -4,9 +4,14 @@
 // tfjs). Rounds alternate the implementations back to back; medians are reported.
 //   npx tsx bench/matmul.ts [--size 256] [--rounds 5]
 import * as tf from "@tensorflow/tfjs";
-import "@tensorflow/tfjs-backend-wasm";
+import * as wasmPackage from "@tensorflow/tfjs-backend-wasm";
 import { makeRng } from "../src/engine/rng.js";
 import { matMul, matmulAvailable } from "../src/kernels/matmul.js";
+import { shareTfjsWasmHeap } from "../src/kernels/wasmHeap.js";
+
+// before the wasm backend starts: its heap shared, so that threaded matmuls run in it (no copies)
+const heapNotShared = shareTfjsWasmHeap(wasmPackage);
+if (heapNotShared) console.error(heapNotShared);
 
 function arg(name: string, dflt: string): string {
   const i = process.argv.indexOf(`--${name}`);
