@@ -3,7 +3,9 @@
 //    N threads, stock tfjs wasm, stock tfjs cpu — for the products of a gpt-nano training step
 //    (batch 32 x 50 tokens) and 256^3, each transpose combination; median (and, for fast, best) of
 //    --rounds rounds, the implementations alternating within each round; timings include the
-//    copies in and out (on one thread, fast runs in place in tfjs's heap: no copies);
+//    copies in and out (fast runs in place in tfjs's heap, made shared at start: no copies); the
+//    N-thread / 1-thread ratio both of the medians and as the median of per-round ratios (fast1 and
+//    fastN run back to back in each round, so that ratio is paired against the host's drift);
 //  - training tokens/s: pretraining steps (as in src/model/pretrain.ts: gpt-nano, batch 32,
 //    length-bucketed corpus batches), each batch run 3 times with each kernel, alternating; the
 //    median per batch counts (single steps swing by +-50% when other processes share the cores);
@@ -141,6 +143,8 @@ async function matmulTimer(impl: Impl, s: Shape, ta: boolean, tb: boolean, data:
 const byTranspose: Record<string, Record<string, Record<Impl, number>>> = {};
 /** best round of each (the machine's capability when nothing else competes for the core) */
 const byTransposeBest: Record<string, Record<string, Record<Impl, number>>> = {};
+/** fastN / fast1: the ratio of the medians, and the median of the per-round (paired) ratios */
+const threadRatio: Record<string, Record<string, { ofMedians: number; paired: number }>> = {};
 if (!has("skip-matmul")) {
   log(`\nmatmul GFLOP/s through tf.matMul (median of ${rounds} rounds; fastN = ${N} threads)`);
   log(["shape".padEnd(27), "op".padEnd(5), ...IMPLS.map((i) => i.padStart(7)), "  best", ...IMPLS.slice(0, 2).map((i) => i.padStart(7))].join(" "));
@@ -148,6 +152,7 @@ if (!has("skip-matmul")) {
   for (const s of SHAPES) {
     byTranspose[s.name] = {};
     byTransposeBest[s.name] = {};
+    threadRatio[s.name] = {};
     const data: [Float32Array, Float32Array] = [
       Float32Array.from({ length: s.batch * s.M * s.K }, () => rng.next() - 0.5),
       Float32Array.from({ length: s.batch * s.K * s.N }, () => rng.next() - 0.5),
@@ -158,7 +163,9 @@ if (!has("skip-matmul")) {
       const med = Object.fromEntries(IMPLS.map((i) => [i, round(median(res[i]))])) as Record<Impl, number>;
       byTranspose[s.name][op] = med;
       byTransposeBest[s.name][op] = Object.fromEntries(IMPLS.map((i) => [i, round(Math.max(...res[i]))])) as Record<Impl, number>;
-      log([s.name.padEnd(27), op.padEnd(5), ...IMPLS.map((i) => med[i].toFixed(2).padStart(7)), "  best", ...IMPLS.slice(0, 2).map((i) => byTransposeBest[s.name][op][i].toFixed(2).padStart(7))].join(" "));
+      const tr = { ofMedians: round(med.fastN / med.fast1), paired: round(median(res.fastN.map((v, r) => v / res.fast1[r]))) };
+      threadRatio[s.name][op] = tr;
+      log([s.name.padEnd(27), op.padEnd(5), ...IMPLS.map((i) => med[i].toFixed(2).padStart(7)), "  best", ...IMPLS.slice(0, 2).map((i) => byTransposeBest[s.name][op][i].toFixed(2).padStart(7)), `  N/1 ${tr.ofMedians.toFixed(2)} paired ${tr.paired.toFixed(2)}`].join(" "));
     }
   }
   setMatmulThreads(N);
@@ -335,6 +342,7 @@ const result = {
   matmulGflopsBest: byTransposeBest["256x256x256"]?.AB ?? null,
   matmulGflopsByTranspose: byTranspose,
   matmulGflopsByTransposeBest: byTransposeBest,
+  matmulThreadRatio: threadRatio,
   trainTokensPerSecond: { fast: round(train.fast.tokens / train.fast.seconds, 0), stock: round(train.stock.tokens / train.stock.seconds, 0) },
   rolloutTokensPerSecond: { fast: med(rollout.fast), stock: med(rollout.stock) },
   grpoStepSeconds: { fast: round(grpo.fast.total), stock: round(grpo.stock.total) },
@@ -351,7 +359,8 @@ if (asJson) {
     log(`  matmul 256^3 plain GFLOP/s: fast 1 thread ${plain.fast1}, fast ${N} threads ${plain.fastN}, stock wasm ${plain.wasm}, stock cpu ${plain.cpu}`);
     for (const [op, m] of Object.entries(byTranspose["256x256x256"])) {
       const b = byTransposeBest["256x256x256"][op];
-      log(`    ${op.padEnd(5)} fast1 median ${m.fast1} (best ${b.fast1}), fast${N} median ${m.fastN} (best ${b.fastN}), ${N} threads / 1: ${(m.fastN / m.fast1).toFixed(2)}x median, ${(b.fastN / b.fast1).toFixed(2)}x best`);
+      const tr = threadRatio["256x256x256"][op];
+      log(`    ${op.padEnd(5)} fast1 median ${m.fast1} (best ${b.fast1}), fast${N} median ${m.fastN} (best ${b.fastN}), ${N} threads / 1: ${tr.ofMedians.toFixed(2)}x of medians, ${tr.paired.toFixed(2)}x paired per round, ${(b.fastN / b.fast1).toFixed(2)}x best`);
     }
   }
   log(`  training tokens/s: fast ${result.trainTokensPerSecond.fast}, stock ${result.trainTokensPerSecond.stock} (${(result.trainTokensPerSecond.fast / result.trainTokensPerSecond.stock).toFixed(2)}x)`);
