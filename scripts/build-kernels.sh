@@ -11,6 +11,8 @@
 # own heap (made shared by src/kernels/wasmHeap.ts), on the caller's thread and in every worker: no
 # copies. So it must never write anywhere but through the pointers it is given: the build fails if
 # it has a data section or touches a global (the stack pointer).
+# matmul-fma.wasm and matmul-heap-fma.wasm: the same two with -DRLVR_FMA (relaxed-SIMD fused
+# multiply-add in the micro-kernel; matmul.ts uses them unless RLVR_MATMUL=exact).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -z "${CLANG:-}" ]; then
@@ -30,17 +32,24 @@ for name in decode matmul; do
   "$CLANG" "${FLAGS[@]}" ${extra[@]+"${extra[@]}"} -o "src/kernels/$name.wasm" "$src"
   echo "built src/kernels/$name.wasm ($(wc -c < "src/kernels/$name.wasm") bytes) with $("$CLANG" --version | head -1)"
 done
-heap=src/kernels/matmul-heap.wasm
-"$CLANG" "${FLAGS[@]}" -matomics -Wl,--import-memory -Wl,--shared-memory -Wl,--max-memory=4294967296 -o "$heap" src/kernels/matmul.c
 OBJDUMP="${OBJDUMP:-$(dirname "$(command -v "$CLANG")")/$(basename "$CLANG" | sed 's/^clang/llvm-objdump/')}"
 command -v "$OBJDUMP" >/dev/null || OBJDUMP=llvm-objdump
-if command -v "$OBJDUMP" >/dev/null; then
-  if "$OBJDUMP" -h "$heap" | grep -qw DATA || "$OBJDUMP" -d "$heap" | grep -q 'global\.'; then
-    echo "$heap uses static data or the stack (global.get/set): it cannot run inside another module's heap; keep its functions free of stack arrays" >&2
-    exit 1
+FMA=(-DRLVR_FMA -mrelaxed-simd)
+"$CLANG" "${FLAGS[@]}" "${SHARED[@]}" "${FMA[@]}" -o src/kernels/matmul-fma.wasm src/kernels/matmul.c
+echo "built src/kernels/matmul-fma.wasm ($(wc -c < src/kernels/matmul-fma.wasm) bytes)"
+for variant in "" "-fma"; do
+  heap="src/kernels/matmul-heap$variant.wasm"
+  extra=()
+  [ -n "$variant" ] && extra=("${FMA[@]}")
+  "$CLANG" "${FLAGS[@]}" -matomics -Wl,--import-memory -Wl,--shared-memory -Wl,--max-memory=4294967296 ${extra[@]+"${extra[@]}"} -o "$heap" src/kernels/matmul.c
+  if command -v "$OBJDUMP" >/dev/null; then
+    if "$OBJDUMP" -h "$heap" | grep -qw DATA || "$OBJDUMP" -d "$heap" | grep -q 'global\.'; then
+      echo "$heap uses static data or the stack (global.get/set): it cannot run inside another module's heap; keep its functions free of stack arrays" >&2
+      exit 1
+    fi
+    check="checked with $OBJDUMP: no data, no globals used"
+  else
+    check="not checked (no llvm-objdump); matmul.ts still refuses a data section"
   fi
-  check="checked with $OBJDUMP: no data, no globals used"
-else
-  check="not checked (no llvm-objdump); matmul.ts still refuses a data section"
-fi
-echo "built $heap ($(wc -c < "$heap") bytes; $check)"
+  echo "built $heap ($(wc -c < "$heap") bytes; $check)"
+done

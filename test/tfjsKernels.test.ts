@@ -10,10 +10,11 @@
 // the scratch they allocated; an unshared heap is copied from instead.
 import * as tf from "@tensorflow/tfjs";
 import * as wasmPackage from "@tensorflow/tfjs-backend-wasm";
+import { execFileSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makeRng } from "../src/engine/rng.js";
 import { attentionAllHeads, attentionPerHead, disposeParams, gelu, initParams, lmLoss, resolveModelConfig, type Params } from "../src/model/gpt.js";
-import { afterThreadedCall, hasDataSection, type HostHeap, matMul, matmulAvailable, matmulThreadStats, matmulThreadsReady, MAX_STRIKES, runGelu, runMatMul, setMatmulInPlace, setMatmulThreads } from "../src/kernels/matmul.js";
+import { afterThreadedCall, hasDataSection, type HostHeap, matMul, matmulAvailable, matmulThreadStats, matmulThreadsReady, MATMUL_VARIANTS, type MatmulVariant, matmulVariant, MAX_STRIKES, parseVariant, runGelu, runMatMul, setMatmulInPlace, setMatmulThreads, setMatmulVariant } from "../src/kernels/matmul.js";
 import { batchOffsets, fastKernelsActive, fastMatmulBackends, GELU, installFastMatmul, uninstallFastMatmul } from "../src/kernels/tfjsKernels.js";
 import { selectKernels } from "../src/model/sampler.js";
 import { shareTfjsWasmHeap, withSharedMemory } from "../src/kernels/wasmHeap.js";
@@ -110,8 +111,10 @@ afterAll(async () => {
   await tf.setBackend("cpu");
 });
 
-describe.skipIf(!available)("fast BatchMatMul kernel", () => {
+for (const variant of MATMUL_VARIANTS)
+describe.skipIf(!available)(`fast BatchMatMul kernel, ${variant} build`, () => {
   beforeAll(async () => {
+    setMatmulVariant(variant);
     await matmulThreadsReady(2);
   });
 
@@ -510,5 +513,39 @@ describe.skipIf(!available)("fast BatchMatMul kernel", () => {
         expect(Buffer.from(many.buffer).equals(Buffer.from(one.buffer))).toBe(true);
       }
     }
+  });
+});
+
+describe.skipIf(!available)("the fma and exact builds", () => {
+  it("exact never fuses; fma agrees with exact within the tolerance, bit for bit iff not fused here; neither depends on V8's compiler tier", () => {
+    const a = rand(3 * 61 * 200);
+    const b = rand(3 * 200 * 47);
+    const run = (v: MatmulVariant) => {
+      setMatmulVariant(v);
+      return { out: matMul(a, b, 61, 200, 47, { batch: 3, threads: 1 }).slice(), info: matmulVariant()! };
+    };
+    const exact = run("exact");
+    const fma = run("fma");
+    expect(exact.info).toEqual({ variant: "exact", fused: false });
+    expect(fma.info.variant).toBe("fma");
+    const scale = Math.max(1, ...Array.from(exact.out, Math.abs));
+    expect(maxAbsDiff(fma.out, exact.out) / scale).toBeLessThanOrEqual(TOL);
+    expect(Buffer.from(fma.out.buffer).equals(Buffer.from(exact.out.buffer))).toBe(!fma.info.fused);
+    console.log(`fma build: ${fma.info.fused ? "fused" : "not fused"} on this CPU; max |fma - exact| ${(maxAbsDiff(fma.out, exact.out) / scale).toExponential(2)} (relative)`);
+    // each build's outputs (4 transposes x 2 shapes x 1 and 2 threads) hashed under Liftoff only and TurboFan only
+    for (const v of MATMUL_VARIANTS) {
+      const hashes = ["--liftoff-only", "--no-liftoff"].map((flag) => execFileSync(process.execPath, [flag, "--import", "tsx", "test/fixtures/matmulHash.ts", v], { encoding: "utf8" }).trim());
+      expect(hashes[0], `${v}: Liftoff vs TurboFan`).toMatch(/^[0-9a-f]{64}$/);
+      expect(hashes[1], `${v}: Liftoff vs TurboFan`).toBe(hashes[0]);
+    }
+    setMatmulVariant("fma");
+  });
+
+  it("RLVR_MATMUL names a build; anything else is an error naming both", () => {
+    expect(parseVariant("exact")).toBe("exact");
+    expect(parseVariant("fma")).toBe("fma");
+    expect(parseVariant(undefined)).toBeNull();
+    expect(parseVariant("")).toBeNull();
+    expect(() => parseVariant("fast")).toThrow(/RLVR_MATMUL="fast": use one of fma, exact/);
   });
 });

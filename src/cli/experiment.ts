@@ -137,7 +137,7 @@ runMain(async () => {
       continue;
     }
     if (mode === "fresh" && flags.force) fs.rmSync(d, { recursive: true, force: true });
-    const r = await runSeed({ exp, example, benchmarks, backend, versions, outDir, provenance: { file, overrides: process.argv.slice(3), kernels: kernels.name }, log: (l) => console.log(l), shouldStop: () => stop }, seed, mode);
+    const r = await runSeed({ exp, example, benchmarks, backend, versions, outDir, provenance: { file, overrides: process.argv.slice(3), kernels: kernels.name, matmulBuild: kernels.matmulBuild }, log: (l) => console.log(l), shouldStop: () => stop }, seed, mode);
     if (r.stopped || !r.summary) {
       const cmd = ["npm run experiment --", ...process.argv.slice(2).filter((a) => a !== "--force" && a !== "--resume"), "--resume"].join(" ");
       console.log(`stopped: state saved in ${r.dir}; continue with: ${cmd}`);

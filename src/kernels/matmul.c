@@ -3,9 +3,13 @@
 // Both operands are packed first (A into 4-row panels [K][4], B into 8-column panels [K][8],
 // zero-padded), so the micro-kernel (4 x 8 register tile, 8 accumulators) reads both contiguously
 // whatever the transposes; K is blocked by KC so a B panel block stays in L1.
-// Every C element is summed over k = 0..K-1 in order (acc = acc + a*b, no FMA, no reassociation),
-// and depends only on its row of op(A) and its column of op(B): results are bit-identical from run
-// to run, across transpose combinations, and whatever the split of the work.
+// Every C element is summed over k = 0..K-1 in order (acc = acc + a*b, no reassociation), and
+// depends only on its row of op(A) and its column of op(B): results are bit-identical from run to
+// run, across transpose combinations, and whatever the split of the work. Built two ways: exact
+// (a*b rounded, then added: the same on every CPU) and, with -DRLVR_FMA, with relaxed-SIMD
+// f32x4.relaxed_madd, which V8 compiles to a fused multiply-add where the CPU has one (x86-64 FMA3,
+// arm64) and to mul + add elsewhere — the same choice in every tier and call on a given CPU
+// (fma_probe() tells which). FMA needs half the floating-point instructions.
 //
 // Threads: the work of one call (a Job in the shared memory) is cut into chunks of up to
 // `chunk_rows` output rows of one batch item; every thread (the main thread and the workers, each
@@ -20,7 +24,11 @@
 #define EXPORT(name) __attribute__((export_name(#name)))
 #define LD(p) wasm_v128_load(p)
 #define ST(p, v) wasm_v128_store(p, v)
+#ifdef RLVR_FMA
+#define FMA(c, a, b) c = wasm_f32x4_relaxed_madd(a, b, c)
+#else
 #define FMA(c, a, b) c = wasm_f32x4_add(c, wasm_f32x4_mul(a, b))
+#endif
 #define KC 256
 #define MAXT 16
 
@@ -48,6 +56,14 @@ typedef struct {
 } Job;
 
 EXPORT(job_size) int job_size(void) { return sizeof(Job); }
+
+/** The multiply-add of the micro-kernel on (1 + 2^-23)(1 - 2^-23) - 1: -2^-46 if fused (one
+ * rounding), 0 if not (the product rounds to 1). */
+EXPORT(fma_probe) float fma_probe(float a, float b, float c) {
+  v128_t acc = wasm_f32x4_splat(c);
+  FMA(acc, wasm_f32x4_splat(a), wasm_f32x4_splat(b));
+  return wasm_f32x4_extract_lane(acc, 0);
+}
 EXPORT(max_threads) int max_threads(void) { return MAXT; }
 
 // pa[(i / 4) * K * 4 + k * 4 + i % 4] = op(A)[r0 + i][k] for i < rows, padded with zero rows to a

@@ -14,7 +14,7 @@
 // Batch dimensions broadcast as in NumPy (tfjs's stock kernels agree where their own indexing,
 // bi % batch, is right: equal batch shapes or one side without batch).
 import * as tf from "@tensorflow/tfjs";
-import { type HostHeap, type InPlace, matmulAvailable, matmulThreads, MatMulTooLarge, runGelu, runMatMul } from "./matmul.js";
+import { type HostHeap, type InPlace, matmulAvailable, matmulThreads, MatMulTooLarge, matmulVariant, runGelu, runMatMul } from "./matmul.js";
 import { wasmHeapStatus } from "./wasmHeap.js";
 
 const KERNEL = "BatchMatMul";
@@ -265,5 +265,7 @@ export function describeFastMatmul(): string {
     const heap = hostHeap(tf.backend());
     where = heap && heap.memory.buffer instanceof SharedArrayBuffer ? ", in place in the tfjs-wasm heap" : `, copying operands (the tfjs-wasm heap is not shared: ${wasmHeapStatus() ?? "the backend started before shareTfjsWasmHeap()"})`;
   }
-  return `matmul: WebAssembly SIMD BatchMatMul (src/kernels/matmul.wasm) on the ${b.join(", ")} backend, ${threads}${where}`;
+  const v = matmulVariant();
+  const build = v?.variant === "fma" ? `fma build (relaxed-SIMD multiply-add, ${v.fused ? "fused on this CPU" : "not fused on this CPU"}; RLVR_MATMUL=exact for the exact one)` : "exact build (product rounded before the add)";
+  return `matmul: WebAssembly SIMD BatchMatMul (src/kernels/matmul${v?.variant === "fma" ? "-fma" : ""}.wasm, ${build}) on the ${b.join(", ")} backend, ${threads}${where}`;
 }

@@ -8,7 +8,7 @@
 import * as tf from "@tensorflow/tfjs";
 import type { Rng } from "../engine/rng.js";
 import { FastKVDecoder, generateFast } from "../kernels/fastDecoder.js";
-import { matmulAvailable, matmulUnavailableReason } from "../kernels/matmul.js";
+import { matmulAvailable, matmulUnavailableReason, matmulVariant } from "../kernels/matmul.js";
 import { describeFastMatmul, FAST_MATMUL_BACKENDS, installFastMatmul, uninstallFastMatmul } from "../kernels/tfjsKernels.js";
 import { generate, type GenerateOptions, type HostWeights } from "./decode.js";
 
@@ -18,8 +18,9 @@ export type KernelsName = (typeof KERNELS)[number];
 let active: "fast" | "stock" = FastKVDecoder.available() ? "fast" : "stock";
 
 /** Chooses the decoder and the tfjs matmul kernel; returns a line saying which and why
- * (`matmul`: the backend the fast matmul is installed on, or null). */
-export function selectKernels(requested: string = "auto"): { name: "fast" | "stock"; message: string; matmul: string | null } {
+ * (`matmul`: the backend the fast matmul is installed on, or null; `matmulBuild`: its build —
+ * "fma (fused)", "fma (not fused)" or "exact" — or null). */
+export function selectKernels(requested: string = "auto"): { name: "fast" | "stock"; message: string; matmul: string | null; matmulBuild: string | null } {
   if (!(KERNELS as readonly string[]).includes(requested)) throw new Error(`--kernels: unknown value ${JSON.stringify(requested)}; use one of ${KERNELS.join(", ")}`);
   if (requested === "stock") active = "stock";
   else if (FastKVDecoder.available()) active = "fast";
@@ -27,7 +28,9 @@ export function selectKernels(requested: string = "auto"): { name: "fast" | "sto
   else active = "stock";
   const why = active === "fast" ? "WebAssembly SIMD fused decode step (src/kernels/decode.wasm)" : requested === "stock" ? "plain-JS decoder, as requested" : `plain-JS decoder (fast kernels unavailable: ${FastKVDecoder.unavailableReason()})`;
   const mm = selectMatmul(requested);
-  return { name: active, message: `kernels: ${active} — ${why}; ${mm.message}`, matmul: mm.backend };
+  const v = mm.backend ? matmulVariant() : null;
+  const matmulBuild = v ? (v.variant === "fma" ? `fma (${v.fused ? "fused" : "not fused"})` : "exact") : null;
+  return { name: active, message: `kernels: ${active} — ${why}; ${mm.message}`, matmul: mm.backend, matmulBuild };
 }
 
 function selectMatmul(requested: string): { backend: string | null; message: string } {
