@@ -1,6 +1,7 @@
 // Fast kernels vs stock, measured back to back in one process (`npm run bench`):
 //  - matmul GFLOP/s through tf.matMul — the fast BatchMatMul kernel on the wasm backend with 1 and
-//    N threads, stock tfjs wasm, stock tfjs cpu — for the products of a gpt-nano training step
+//    N threads (its default build: fma where it loads) and its exact build on 1 thread, stock tfjs
+//    wasm, stock tfjs cpu — for the products of a gpt-nano training step
 //    (batch 32 x 50 tokens) and 256^3, each transpose combination; median (and, for fast, best) of
 //    --rounds rounds, the implementations alternating within each round; timings include the
 //    copies in and out (fast runs in place in tfjs's heap, made shared at start: no copies); the
@@ -28,7 +29,7 @@ import os from "node:os";
 import path from "node:path";
 import { makeRng } from "../src/engine/rng.js";
 import { GrpoSchema } from "../src/experiment/schema.js";
-import { matmulAvailable, matmulThreads, matmulThreadStats, matmulThreadsReady, matmulUnavailableReason, setMatmulThreads } from "../src/kernels/matmul.js";
+import { matmulAvailable, matmulThreads, matmulThreadStats, matmulThreadsReady, matmulUnavailableReason, matmulVariant, setMatmulThreads, setMatmulVariant } from "../src/kernels/matmul.js";
 import { installFastMatmul, uninstallFastMatmul } from "../src/kernels/tfjsKernels.js";
 import { loadCheckpoint } from "../src/model/checkpoint.js";
 import { hostWeights } from "../src/model/decode.js";
@@ -74,10 +75,12 @@ async function useBackend(name: string): Promise<void> {
 
 await useBackend(backendName);
 const N = matmulThreads();
+/** the fast kernel's default build (RLVR_MATMUL, else fma where it loads) */
+const FAST_BUILD = matmulVariant()!.variant;
 const readyThreads = await matmulThreadsReady(N);
 const tok = loadTokenizer("data/tokenizer");
 const V = tok.vocabSize;
-log(`backend ${backendName}; matmul threads N = ${N} (${readyThreads} ready; ${os.cpus().length} cores; load average ${os.loadavg().map((x) => x.toFixed(2)).join(" ")})`);
+log(`backend ${backendName}; matmul threads N = ${N} (${readyThreads} ready; ${os.cpus().length} cores; load average ${os.loadavg().map((x) => x.toFixed(2)).join(" ")}); fast matmul build: ${FAST_BUILD}${matmulVariant()!.fused ? " (fused multiply-add on this CPU)" : ""}`);
 
 // ---------------------------------------------------------------------------------------------
 // matmul
@@ -106,7 +109,10 @@ const COMBOS: [string, boolean, boolean][] = [
   ["AtB", true, false],
   ["AtBt", true, true],
 ];
-const IMPLS = ["fast1", "fastN", "wasm", "cpu"] as const;
+/** fast1 / fastN: the fast kernel's default build (fma where it loads) on 1 / N threads; exact1: its
+ * exact build on 1 thread (RLVR_MATMUL=exact); wasm, cpu: stock tfjs */
+const IMPLS = ["fast1", "fastN", "exact1", "wasm", "cpu"] as const;
+
 type Impl = (typeof IMPLS)[number];
 
 /** seconds per call: repeats fn for ~budgetMs (at least twice) after one warm-up call */
@@ -126,9 +132,10 @@ function time(fn: () => void): number {
 async function matmulTimer(impl: Impl, s: Shape, ta: boolean, tb: boolean, data: [Float32Array, Float32Array]): Promise<number> {
   uninstallFastMatmul();
   await useBackend(impl === "cpu" ? "cpu" : "wasm");
-  if (impl === "fast1" || impl === "fastN") {
+  if (impl === "fast1" || impl === "fastN" || impl === "exact1") {
+    setMatmulVariant(impl === "exact1" ? "exact" : FAST_BUILD);
     installFastMatmul("wasm");
-    setMatmulThreads(impl === "fast1" ? 1 : N);
+    setMatmulThreads(impl === "fastN" ? N : 1);
   }
   const aShape = ta ? [s.K, s.M] : [s.M, s.K];
   const bShape = tb ? [s.N, s.K] : [s.K, s.N];
@@ -158,7 +165,7 @@ if (!has("skip-matmul")) {
       Float32Array.from({ length: s.batch * s.K * s.N }, () => rng.next() - 0.5),
     ];
     for (const [op, ta, tb] of COMBOS) {
-      const res: Record<Impl, number[]> = { fast1: [], fastN: [], wasm: [], cpu: [] };
+      const res: Record<Impl, number[]> = { fast1: [], fastN: [], exact1: [], wasm: [], cpu: [] };
       for (let r = 0; r < rounds; r++) for (const impl of IMPLS) res[impl].push(await matmulTimer(impl, s, ta, tb, data));
       const med = Object.fromEntries(IMPLS.map((i) => [i, round(median(res[i]))])) as Record<Impl, number>;
       byTranspose[s.name][op] = med;
@@ -169,6 +176,7 @@ if (!has("skip-matmul")) {
     }
   }
   setMatmulThreads(N);
+  setMatmulVariant(FAST_BUILD);
 }
 await useBackend(backendName);
 
@@ -338,7 +346,8 @@ const result = {
   cores: os.cpus().length,
   loadAverage: os.loadavg().map((x) => round(x)),
   weights,
-  matmulGflops: plain ? { fast1: plain.fast1, fastN: plain.fastN, wasm: plain.wasm, cpu: plain.cpu } : null,
+  matmulBuild: matmulVariant(),
+  matmulGflops: plain ? { fast1: plain.fast1, fastN: plain.fastN, exact1: plain.exact1, wasm: plain.wasm, cpu: plain.cpu } : null,
   matmulGflopsBest: byTransposeBest["256x256x256"]?.AB ?? null,
   matmulGflopsByTranspose: byTranspose,
   matmulGflopsByTransposeBest: byTransposeBest,
@@ -356,7 +365,7 @@ if (asJson) {
 } else {
   log("\nsummary");
   if (plain) {
-    log(`  matmul 256^3 plain GFLOP/s: fast 1 thread ${plain.fast1}, fast ${N} threads ${plain.fastN}, stock wasm ${plain.wasm}, stock cpu ${plain.cpu}`);
+    log(`  matmul 256^3 plain GFLOP/s: fast (${FAST_BUILD} build) 1 thread ${plain.fast1}, ${N} threads ${plain.fastN}; exact build 1 thread ${plain.exact1}; stock wasm ${plain.wasm}, stock cpu ${plain.cpu}`);
     for (const [op, m] of Object.entries(byTranspose["256x256x256"])) {
       const b = byTransposeBest["256x256x256"][op];
       const tr = threadRatio["256x256x256"][op];

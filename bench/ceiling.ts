@@ -5,14 +5,16 @@
 //    micro-kernel's own loop; `bregs`, the same with B in registers; `indep`, independent mul and
 //    add chains (the most f32x4 arithmetic V8 gets through here without FMA); a dependent f64 add
 //    chain for the clock (3-cycle latency assumed);
-//  - tf.matMul 256^3 with the fast kernel on 1 thread (in place in tfjs's heap) and on 2, each
-//    transpose combination; the `micro` probe on two threads at once vs one.
+//  - tf.matMul 256^3 with the fast kernel's exact build (the loop the `micro` probe reproduces; the
+//    default fma build needs half the instructions and is timed by `npm run bench`) on 1 thread (in
+//    place in tfjs's heap) and on 2, each transpose combination; the `micro` probe on two threads at
+//    once vs one.
 //   bash bench/probes/build.sh && npx tsx bench/ceiling.ts [--rounds 10]
 import fs from "node:fs";
 import { Worker } from "node:worker_threads";
 import * as tf from "@tensorflow/tfjs";
 import * as wasmPackage from "@tensorflow/tfjs-backend-wasm";
-import { matmulThreadsReady, setMatmulThreads } from "../src/kernels/matmul.js";
+import { matmulThreadsReady, setMatmulThreads, setMatmulVariant } from "../src/kernels/matmul.js";
 import { installFastMatmul } from "../src/kernels/tfjsKernels.js";
 import { shareTfjsWasmHeap } from "../src/kernels/wasmHeap.js";
 
@@ -80,6 +82,7 @@ await new Promise((r) => worker.once("message", r));
 await tf.setBackend("wasm");
 await tf.ready();
 installFastMatmul("wasm");
+setMatmulVariant("exact");
 setMatmulThreads(2);
 if ((await matmulThreadsReady(2)) < 2) throw new Error("the matmul worker did not start");
 const n = 256;
