@@ -1,10 +1,10 @@
 // Fast kernels vs stock, measured back to back in one process (`npm run bench`):
 //  - matmul GFLOP/s through tf.matMul — the fast BatchMatMul kernel on the wasm backend with 1 and
 //    N threads (its default build: fma where it loads) and its exact build on 1 thread, stock tfjs
-//    wasm, stock tfjs cpu — for the products of a gpt-nano training step
-//    (batch 32 x 50 tokens) and 256^3, each transpose combination; median (and, for fast, best) of
-//    --rounds rounds, the implementations alternating within each round; timings include the
-//    copies in and out (fast runs in place in tfjs's heap, made shared at start: no copies); the
+//    wasm, stock tfjs cpu — for the products of a gpt-nano training step (batch 32 x 50 tokens) and
+//    256^3, each transpose combination; median (and, for fast, best) of --rounds rounds (after one
+//    unrecorded warm-up window of each), the implementations alternating within each round; timings
+//    include the copies in and out (fast runs in place in tfjs's heap, made shared at start: none); the
 //    N-thread / 1-thread ratio both of the medians and as the median of per-round ratios (fast1 and
 //    fastN run back to back in each round, so that ratio is paired against the host's drift);
 //  - training tokens/s: pretraining steps (as in src/model/pretrain.ts: gpt-nano, batch 32,
@@ -156,6 +156,14 @@ if (!has("skip-matmul")) {
   log(`\nmatmul GFLOP/s through tf.matMul (median of ${rounds} rounds; fastN = ${N} threads)`);
   log(["shape".padEnd(27), "op".padEnd(5), ...IMPLS.map((i) => i.padStart(7)), "  best", ...IMPLS.slice(0, 2).map((i) => i.padStart(7))].join(" "));
   const rng = makeRng(1, "bench-matmul");
+  // warm-up, not recorded: one window of each implementation (V8 compiles our kernels in a baseline
+  // tier first — a 256^3 product takes 5-16 ms on its first calls instead of ~1 — and the workers
+  // instantiate the tfjs-heap module on their first job)
+  {
+    const s = SHAPES[0];
+    const warm: [Float32Array, Float32Array] = [new Float32Array(s.M * s.K).fill(0.5), new Float32Array(s.K * s.N).fill(0.25)];
+    for (const impl of IMPLS) await matmulTimer(impl, s, false, false, warm);
+  }
   for (const s of SHAPES) {
     byTranspose[s.name] = {};
     byTransposeBest[s.name] = {};
