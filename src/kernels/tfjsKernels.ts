@@ -8,7 +8,7 @@
 // Inputs are read where the backend keeps them (cpu: backend.data values; wasm: the tfjs-wasm heap)
 // and copied into the matmul memory; the result is copied into a new output tensor. On the wasm
 // backend, once its heap is shared (src/kernels/wasmHeap.ts, done by src/engine/backend.ts), every
-// call instead runs in place in that heap on all threads (matmul.ts, matmul-heap.wasm): no copies.
+// call instead runs in place in that heap on all threads (matmul.ts, matmul-heap*.wasm): no copies.
 // float32 only:
 // other dtypes, empty outputs and calls too large for the 2 GiB kernel memory go to the stock kernel.
 // Batch dimensions broadcast as in NumPy (tfjs's stock kernels agree where their own indexing,
