@@ -288,11 +288,15 @@ describe.skipIf(!available)(`fast BatchMatMul kernel, ${variant} build`, () => {
           setMatmulInPlace(false);
           const want = both();
           setMatmulInPlace(true);
+          setMatmulThreads(2); // clears a run-alone pause left by a stall above (other test files share the cores)
           const s1 = matmulThreadStats();
-          for (let rep = 0; rep < 10; rep++) both().forEach((v, i) => expect(Buffer.from(v.buffer).equals(Buffer.from(want[i].buffer)), `2 threads, output ${i}`).toBe(true));
+          const taken = () => matmulThreadStats().posted - matmulThreadStats().cancelled - (s1.posted - s1.cancelled);
+          // these products take ~0.1 ms: on a loaded machine the worker may miss many; repeat until it took one
+          let reps = 0;
+          for (; reps < 10 || (taken() === 0 && reps < 500); reps++) both().forEach((v, i) => expect(Buffer.from(v.buffer).equals(Buffer.from(want[i].buffer)), `2 threads, output ${i}`).toBe(true));
           const s2 = matmulThreadStats();
-          if (backend === "wasm") expect(s2.inPlace - s1.inPlace).toBe(20);
-          expect(s2.posted - s2.cancelled - (s1.posted - s1.cancelled), "jobs taken by the worker").toBeGreaterThan(0);
+          if (backend === "wasm") expect(s2.inPlace - s1.inPlace).toBe(2 * reps);
+          expect(taken(), "jobs taken by the worker").toBeGreaterThan(0);
           tf.dispose([P, Q]);
         } finally {
           setMatmulInPlace(true);
@@ -457,8 +461,9 @@ describe.skipIf(!available)(`fast BatchMatMul kernel, ${variant} build`, () => {
         ...Array.from({ length: threads > 1 ? 4 : 0 }, (): (typeof cases)[number] => [2, 200, 64, 96, true, false, false]),
       ];
       const s0 = matmulThreadStats();
+      const taken = () => matmulThreadStats().posted - matmulThreadStats().cancelled - (s0.posted - s0.cancelled);
       expect(hasDataSection(new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 11, 1, 0]))).toBe(true);
-      for (const [batch, M, K, N, ta, tb, bcast] of cases) {
+      const runCase = ([batch, M, K, N, ta, tb, bcast]: (typeof cases)[number]) => {
         bytes.fill(0xa5);
         top = FLOOR;
         const a = rand(batch * M * K);
@@ -478,8 +483,11 @@ describe.skipIf(!available)(`fast BatchMatMul kernel, ${variant} build`, () => {
         expect(Array.from(new Float32Array(memory.buffer, pb, b.length))).toEqual(Array.from(b));
         expect(live, "scratch freed").toBe(threads > 0 ? 3 : 2);
         live = 0;
-      }
-      if (threads > 1) expect(matmulThreadStats().posted - matmulThreadStats().cancelled - (s0.posted - s0.cancelled), "jobs taken by workers").toBeGreaterThan(0);
+      };
+      cases.forEach(runCase);
+      // each product takes ~0.2 ms: on a loaded machine the workers may miss them; repeat until one took part
+      for (let extra = 0; threads > 1 && taken() === 0 && extra < 500; extra++) runCase(cases[cases.length - 1]);
+      if (threads > 1) expect(taken(), "jobs taken by workers").toBeGreaterThan(0);
       if (threads === 0) continue;
       for (const n of [1, 2, 3, 4, 7, 1001]) {
         for (const backward of [false, true]) {
@@ -517,7 +525,7 @@ describe.skipIf(!available)(`fast BatchMatMul kernel, ${variant} build`, () => {
 });
 
 describe.skipIf(!available)("the fma and exact builds", () => {
-  it("exact never fuses; fma agrees with exact within the tolerance, bit for bit iff not fused here; neither depends on V8's compiler tier", () => {
+  it("exact never fuses; fma agrees with exact within the tolerance, bit for bit iff not fused here, GELU bit for bit; neither depends on V8's compiler tier", () => {
     const a = rand(3 * 61 * 200);
     const b = rand(3 * 200 * 47);
     const run = (v: MatmulVariant) => {
@@ -532,6 +540,14 @@ describe.skipIf(!available)("the fma and exact builds", () => {
     expect(maxAbsDiff(fma.out, exact.out) / scale).toBeLessThanOrEqual(TOL);
     expect(Buffer.from(fma.out.buffer).equals(Buffer.from(exact.out.buffer))).toBe(!fma.info.fused);
     console.log(`fma build: ${fma.info.fused ? "fused" : "not fused"} on this CPU; max |fma - exact| ${(maxAbsDiff(fma.out, exact.out) / scale).toExponential(2)} (relative)`);
+    // GELU has no multiply-add to fuse: the same bits in both builds
+    const x = rand(1003).map((v) => 8 * v);
+    const dy = rand(1003);
+    const gelus = MATMUL_VARIANTS.map((v) => {
+      setMatmulVariant(v);
+      return [false, true].map((backward) => runGelu(x.length, backward, (h, xi, di) => (h.set(x, xi), h.set(dy, di)))!.slice());
+    });
+    gelus[1].forEach((g, i) => expect(Buffer.from(g.buffer).equals(Buffer.from(gelus[0][i].buffer)), `gelu ${i ? "backward" : "forward"}`).toBe(true));
     // each build's outputs (4 transposes x 2 shapes x 1 and 2 threads) hashed under Liftoff only and TurboFan only
     for (const v of MATMUL_VARIANTS) {
       const hashes = ["--liftoff-only", "--no-liftoff"].map((flag) => execFileSync(process.execPath, [flag, "--import", "tsx", "test/fixtures/matmulHash.ts", v], { encoding: "utf8" }).trim());
