@@ -19,6 +19,7 @@ import os from "node:os";
 import v8 from "node:v8";
 import { fileURLToPath } from "node:url";
 import { CTRL_INTS, WorkerPool } from "./threads.js";
+import { sections } from "./wasmBinary.js";
 
 /** The two builds of matmul.c (scripts/build-kernels.sh): "fma" multiplies and adds with relaxed-SIMD
  * f32x4.relaxed_madd (fused where the CPU has FMA), "exact" rounds the product before adding (the
@@ -164,18 +165,7 @@ export interface HostHeap {
 /** Whether a WebAssembly binary has a data section (id 11): such a module would write its static data
  * into whatever memory it is given, so it must not run in a host's heap. */
 export function hasDataSection(bytes: Uint8Array): boolean {
-  let p = 8; // magic + version
-  while (p < bytes.length) {
-    const id = bytes[p++];
-    let size = 0;
-    for (let shift = 0; ; shift += 7) {
-      const b = bytes[p++];
-      size += (b & 0x7f) * 2 ** shift;
-      if (b < 0x80) break;
-    }
-    if (id === 11) return true;
-    p += size;
-  }
+  for (const { id } of sections(bytes)) if (id === 11) return true;
   return false;
 }
 
@@ -434,21 +424,26 @@ function runInHeap(e: Engine, ex: Exports, place: InPlace, m: MatMulJob, chunkRo
   const h = heapJob(ex, place, m, chunkRows, workers);
   if (!h) return false;
   try {
-    if (workers.length === 0) ex.run_job(h.job, 0);
-    else runThreaded(e, () => ex.run_job(h.job, 0), (p) => p.post(h.job, workers, true));
+    if (workers.length > 0) e.pool!.attachHeap(e.heapModule!, place.heap.memory);
+    runJob(e, ex, h.job, workers, true);
   } finally {
     place.heap.free(h.raw);
   }
   return true;
 }
 
-/** Posts a job to the workers, runs the caller's part, waits for them, and applies the stall policy. */
-function runThreaded(e: Engine, own: () => void, post: (p: WorkerPool) => void): void {
-  post(e.pool!);
+/** Runs `job` with `ex` on the caller's thread; with `workers`, posts it to them first (in the
+ * attached host heap when `inHeap`), waits for them, and applies the stall policy. */
+function runJob(e: Engine, ex: Exports, job: number, workers: number[], inHeap: boolean): void {
+  if (workers.length === 0) {
+    ex.run_job(job, 0);
+    return;
+  }
+  e.pool!.post(job, workers, inHeap);
   const t0 = performance.now();
   let t1 = t0;
   try {
-    own();
+    ex.run_job(job, 0);
     t1 = performance.now();
   } finally {
     e.pool!.join();
@@ -503,16 +498,12 @@ export function runMatMul(job: MatMulJob, fill: (heap: Float32Array, aIndex: num
   // workers' last chunk stays short (paired 2-thread runs at 256^3: +2-10 % over 4 chunks per thread).
   if (T > 1) chunkRows = Math.min(chunkRows, Math.max(8, pad4(Math.ceil((batch * M) / (16 * T)))));
   const ex = inPlaceExports(e, inPlace);
-  if (ex) {
-    if (workers.length > 0) e.pool!.attachHeap(e.heapModule!, inPlace!.heap.memory);
-    if (runInHeap(e, ex, inPlace!, job, chunkRows, workers)) return null;
-  }
+  if (ex && runInHeap(e, ex, inPlace!, job, chunkRows, workers)) return null;
 
   const { place, scratch } = sharedLayout(e, job, chunkRows, workers);
   fill(e.f32, place.A / 4, place.B / 4);
   writeJob(e.i32, e.job, place, job, chunkRows, scratch);
-  if (workers.length === 0) e.ex.run_job(e.job, 0);
-  else runThreaded(e, () => e.ex.run_job(e.job, 0), (p) => p.post(e.job, workers));
+  runJob(e, e.ex, e.job, workers, false);
   return e.f32.subarray(place.C / 4, place.C / 4 + cLength);
 }
 

@@ -12,20 +12,10 @@ import fs from "node:fs";
 import { createRequire } from "node:module";
 import os from "node:os";
 import path from "node:path";
+import { leb, sections } from "./wasmBinary.js";
 
 const SIMD = "tfjs-backend-wasm-simd.wasm";
 const BINARIES = ["tfjs-backend-wasm.wasm", SIMD, "tfjs-backend-wasm-threaded-simd.wasm"];
-
-/** Reads an unsigned LEB128 at p: [value, next position]. */
-function leb(bytes: Uint8Array, p: number): [number, number] {
-  let v = 0;
-  for (let shift = 0; ; shift += 7) {
-    if (p >= bytes.length) throw new Error("truncated LEB128");
-    const b = bytes[p++];
-    v += (b & 0x7f) * 2 ** shift;
-    if (b < 0x80) return [v, p];
-  }
-}
 
 /**
  * A copy of a WebAssembly binary whose one memory, defined with a maximum, is declared shared (the
@@ -33,11 +23,7 @@ function leb(bytes: Uint8Array, p: number): [number, number] {
  * anything else (no memory section, several memories, an imported memory, no maximum).
  */
 export function withSharedMemory(bytes: Uint8Array<ArrayBuffer>): Uint8Array<ArrayBuffer> {
-  if (bytes.length < 8 || bytes[0] !== 0 || bytes[1] !== 0x61 || bytes[2] !== 0x73 || bytes[3] !== 0x6d) throw new Error("not a WebAssembly binary");
-  let p = 8;
-  while (p < bytes.length) {
-    const id = bytes[p++];
-    const [size, body] = leb(bytes, p);
+  for (const { id, body } of sections(bytes)) {
     if (id === 5) {
       const [count, at] = leb(bytes, body);
       if (count !== 1) throw new Error(`${count} memories defined; expected 1`);
@@ -48,7 +34,6 @@ export function withSharedMemory(bytes: Uint8Array<ArrayBuffer>): Uint8Array<Arr
       out[at] = 0x03;
       return out;
     }
-    p = body + size;
   }
   throw new Error("no memory section (imported memory?)");
 }
