@@ -6,7 +6,9 @@
 //    unrecorded warm-up window of each), the implementations alternating within each round; timings
 //    include the copies in and out (fast runs in place in tfjs's heap, made shared at start: none); the
 //    N-thread / 1-thread ratio both of the medians and as the median of per-round ratios (fast1 and
-//    fastN run back to back in each round, so that ratio is paired against the host's drift);
+//    fastN run back to back in each round, so that ratio is paired against the host's drift), the
+//    share of the CPUs' time the host stole during the 1- and N-thread windows (a VM's "steal" in
+//    Linux's /proc/stat; src/engine/cpuStat.ts);
 //  - training tokens/s: pretraining steps (as in src/model/pretrain.ts: gpt-nano, batch 32,
 //    length-bucketed corpus batches), each batch run 3 times with each kernel, alternating; the
 //    median per batch counts (single steps swing by +-50% when other processes share the cores);
@@ -27,6 +29,7 @@ import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { cpuDelta, readCpuTimes, stealShare } from "../src/engine/cpuStat.js";
 import { makeRng } from "../src/engine/rng.js";
 import { GrpoSchema } from "../src/experiment/schema.js";
 import { matmulAvailable, matmulThreads, matmulThreadStats, matmulThreadsReady, matmulUnavailableReason, matmulVariant, setMatmulThreads, setMatmulVariant } from "../src/kernels/matmul.js";
@@ -152,6 +155,8 @@ const byTranspose: Record<string, Record<string, Record<Impl, number>>> = {};
 const byTransposeBest: Record<string, Record<string, Record<Impl, number>>> = {};
 /** fastN / fast1: the ratio of the medians, and the median of the per-round (paired) ratios */
 const threadRatio: Record<string, Record<string, { ofMedians: number; paired: number }>> = {};
+/** share of all CPUs' time the host stole during the fast1 and fastN windows (Linux /proc/stat; null elsewhere) */
+const stolenShare: Record<string, Record<string, { fast1: number | null; fastN: number | null }>> = {};
 if (!has("skip-matmul")) {
   log(`\nmatmul GFLOP/s through tf.matMul (median of ${rounds} rounds; fastN = ${N} threads)`);
   log(["shape".padEnd(27), "op".padEnd(5), ...IMPLS.map((i) => i.padStart(7)), "  best", ...IMPLS.slice(0, 2).map((i) => i.padStart(7))].join(" "));
@@ -168,19 +173,29 @@ if (!has("skip-matmul")) {
     byTranspose[s.name] = {};
     byTransposeBest[s.name] = {};
     threadRatio[s.name] = {};
+    stolenShare[s.name] = {};
     const data: [Float32Array, Float32Array] = [
       Float32Array.from({ length: s.batch * s.M * s.K }, () => rng.next() - 0.5),
       Float32Array.from({ length: s.batch * s.K * s.N }, () => rng.next() - 0.5),
     ];
     for (const [op, ta, tb] of COMBOS) {
       const res: Record<Impl, number[]> = { fast1: [], fastN: [], exact1: [], wasm: [], cpu: [] };
-      for (let r = 0; r < rounds; r++) for (const impl of IMPLS) res[impl].push(await matmulTimer(impl, s, ta, tb, data));
+      const cpu: Record<Impl, ReturnType<typeof cpuDelta>[]> = { fast1: [], fastN: [], exact1: [], wasm: [], cpu: [] };
+      for (let r = 0; r < rounds; r++)
+        for (const impl of IMPLS) {
+          const before = readCpuTimes();
+          res[impl].push(await matmulTimer(impl, s, ta, tb, data));
+          cpu[impl].push(cpuDelta(before, readCpuTimes()));
+        }
       const med = Object.fromEntries(IMPLS.map((i) => [i, round(median(res[i]))])) as Record<Impl, number>;
       byTranspose[s.name][op] = med;
       byTransposeBest[s.name][op] = Object.fromEntries(IMPLS.map((i) => [i, round(Math.max(...res[i]))])) as Record<Impl, number>;
       const tr = { ofMedians: round(med.fastN / med.fast1), paired: round(median(res.fastN.map((v, r) => v / res.fast1[r]))) };
       threadRatio[s.name][op] = tr;
-      log([s.name.padEnd(27), op.padEnd(5), ...IMPLS.map((i) => med[i].toFixed(2).padStart(7)), "  best", ...IMPLS.slice(0, 2).map((i) => byTransposeBest[s.name][op][i].toFixed(2).padStart(7)), `  N/1 ${tr.ofMedians.toFixed(2)} paired ${tr.paired.toFixed(2)}`].join(" "));
+      const stolen = { fast1: stealShare(cpu.fast1), fastN: stealShare(cpu.fastN) };
+      stolenShare[s.name][op] = { fast1: stolen.fast1 === null ? null : round(stolen.fast1, 3), fastN: stolen.fastN === null ? null : round(stolen.fastN, 3) };
+      const pct = (x: number | null) => (x === null ? "n/a" : `${(100 * x).toFixed(0)}%`);
+      log([s.name.padEnd(27), op.padEnd(5), ...IMPLS.map((i) => med[i].toFixed(2).padStart(7)), "  best", ...IMPLS.slice(0, 2).map((i) => byTransposeBest[s.name][op][i].toFixed(2).padStart(7)), `  N/1 ${tr.ofMedians.toFixed(2)} paired ${tr.paired.toFixed(2)}`, `stolen ${pct(stolen.fast1)}/${pct(stolen.fastN)}`].join(" "));
     }
   }
   setMatmulThreads(N);
@@ -360,6 +375,7 @@ const result = {
   matmulGflopsByTranspose: byTranspose,
   matmulGflopsByTransposeBest: byTransposeBest,
   matmulThreadRatio: threadRatio,
+  matmulStolenShare: stolenShare,
   trainTokensPerSecond: { fast: round(train.fast.tokens / train.fast.seconds, 0), stock: round(train.stock.tokens / train.stock.seconds, 0) },
   rolloutTokensPerSecond: { fast: med(rollout.fast), stock: med(rollout.stock) },
   grpoStepSeconds: { fast: round(grpo.fast.total), stock: round(grpo.stock.total) },
@@ -377,7 +393,9 @@ if (asJson) {
     for (const [op, m] of Object.entries(byTranspose["256x256x256"])) {
       const b = byTransposeBest["256x256x256"][op];
       const tr = threadRatio["256x256x256"][op];
-      log(`    ${op.padEnd(5)} fast1 median ${m.fast1} (best ${b.fast1}), fast${N} median ${m.fastN} (best ${b.fastN}), ${N} threads / 1: ${tr.ofMedians.toFixed(2)}x of medians, ${tr.paired.toFixed(2)}x paired per round, ${(b.fastN / b.fast1).toFixed(2)}x best`);
+      const st = stolenShare["256x256x256"][op];
+      const stolen = st.fastN === null ? "host steal not measured here" : `host stole ${(100 * st.fast1!).toFixed(1)}% / ${(100 * st.fastN).toFixed(1)}% of the CPUs during the 1- / ${N}-thread windows`;
+      log(`    ${op.padEnd(5)} fast1 median ${m.fast1} (best ${b.fast1}), fast${N} median ${m.fastN} (best ${b.fastN}), ${N} threads / 1: ${tr.ofMedians.toFixed(2)}x of medians, ${tr.paired.toFixed(2)}x paired per round, ${(b.fastN / b.fast1).toFixed(2)}x best; ${stolen}`);
     }
   }
   log(`  training tokens/s: fast ${result.trainTokensPerSecond.fast}, stock ${result.trainTokensPerSecond.stock} (${(result.trainTokensPerSecond.fast / result.trainTokensPerSecond.stock).toFixed(2)}x)`);

@@ -1,6 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { describe, expect, it } from "vitest";
 import { selectBackend } from "../src/engine/backend.js";
+import { cpuDelta, parseProcStat, readCpuTimes, stealShare } from "../src/engine/cpuStat.js";
 import { wasmHeapStatus } from "../src/kernels/wasmHeap.js";
 
 const absentNative = async (pkg: string) => {
@@ -33,5 +34,41 @@ describe("backend selection", () => {
 
   it("an unknown backend name lists the valid ones", async () => {
     await expect(selectBackend("gpu" as never)).rejects.toThrow(/auto, tensorflow, wasm, cpu/);
+  });
+});
+
+describe("host CPU time (/proc/stat) for the bench", () => {
+  // two CPUs' worth of ticks: user nice system idle iowait irq softirq steal guest guest_nice
+  const stat = (user: number, idle: number, steal: number) =>
+    `cpu  ${user} 0 10 ${idle} 5 0 1 ${steal} 7 0\ncpu0 1 2 3 4 5 6 7 8 9 10\nintr 123\n`;
+
+  it("reads the aggregate cpu line (guest time is already inside user)", () => {
+    expect(parseProcStat(stat(100, 50, 4))).toEqual({ total: 100 + 10 + 50 + 5 + 1 + 4, idle: 55, steal: 4 });
+  });
+
+  it("rejects text without a well-formed cpu line", () => {
+    expect(parseProcStat("cpu0 1 2 3 4 5 6 7 8\n")).toBeNull();
+    expect(parseProcStat("cpu  1 2 3\n")).toBeNull();
+    expect(parseProcStat("cpu  1 2 x 4 5 6 7 8\n")).toBeNull();
+  });
+
+  it("stolen share over several windows: stolen ticks over all ticks", () => {
+    const a = parseProcStat(stat(100, 50, 4));
+    const b = parseProcStat(stat(130, 60, 10)); // 30 + 10 + 6 = 46 ticks, 6 stolen
+    const c = parseProcStat(stat(150, 60, 10)); // 20 ticks, none stolen
+    expect(cpuDelta(a, b)).toEqual({ ticks: 46, steal: 6 });
+    expect(stealShare([cpuDelta(a, b), cpuDelta(b, c)])).toBeCloseTo(6 / 66, 12);
+    expect(stealShare([cpuDelta(b, c)])).toBe(0);
+    expect(stealShare([cpuDelta(a, b), cpuDelta(null, c)])).toBeNull();
+    expect(stealShare([cpuDelta(b, b)])).toBeNull();
+    expect(stealShare([])).toBeNull();
+  });
+
+  it("reads this machine's times where /proc/stat exists", () => {
+    const t = readCpuTimes();
+    if (process.platform === "linux") {
+      expect(t).not.toBeNull();
+      expect(t!.total).toBeGreaterThan(t!.steal);
+    } else expect(t).toBeNull();
   });
 });
