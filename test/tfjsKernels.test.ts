@@ -359,6 +359,63 @@ describe.skipIf(!available)(`fast BatchMatMul kernel, ${variant} build`, () => {
         tf.dispose([qkv, mask, w]);
       });
 
+      it.skipIf(backend !== "wasm")("wasm: SplitV and Identity replaced by copies / shares of the same bits; gradients equal; restored on uninstall", () => {
+        uninstallFastMatmul();
+        const stockSplit = tf.getKernel("SplitV", backend)!.kernelFunc;
+        const stockIdentity = tf.getKernel("Identity", backend)!.kernelFunc;
+        const cases: { shape: number[]; axis: number; splits: number | number[]; dtype?: "int32" }[] = [
+          { shape: [5, 6, 7], axis: 1, splits: 3 },
+          { shape: [4, 9, 3, 2], axis: 1, splits: [2, 4, 3] },
+          { shape: [4, 9, 3, 2], axis: -1, splits: 2 },
+          { shape: [3, 12, 5], axis: 0, splits: [1, -1] },
+          { shape: [13], axis: 0, splits: [5, 0, 8] },
+          { shape: [2, 6, 4], axis: 2, splits: [1, 3], dtype: "int32" },
+          { shape: [3, 0, 4], axis: 2, splits: 2 },
+        ];
+        // the same inputs for stock and fast
+        const inputs = cases.map(({ shape, dtype }) => (dtype ? Int32Array.from(rand(size(shape)), (v) => Math.round(v * 1000)) : rand(size(shape))));
+        const gradInput = rand(4 * 9 * 3);
+        const splitAll = () =>
+          cases.map(({ shape, axis, splits, dtype }, i) => {
+            const x = tf.tensor(inputs[i], shape, dtype);
+            const parts = tf.split(x, splits, axis);
+            const out = parts.map((t) => ({ shape: t.shape, values: Array.from(t.dataSync()) }));
+            tf.dispose([x, ...parts]);
+            return out;
+          });
+        const gradOf = () => {
+          const x = tf.tensor(gradInput, [4, 9, 3]);
+          const g = tf.grad((t: tf.Tensor) => tf.add(tf.split(t, [2, 4, 3], 1)[1].square().sum(), tf.split(t, 3, 2)[2].mul(3).sum()))(x);
+          const v = Array.from(g.dataSync());
+          tf.dispose([x, g]);
+          return v;
+        };
+        const stockSplits = splitAll();
+        const stockGrad = gradOf();
+        expect(installFastMatmul(backend)).toBe(true);
+        expect(tf.getKernel("SplitV", backend)!.kernelFunc).not.toBe(stockSplit);
+        const before = tf.memory().numTensors;
+        expect(splitAll()).toEqual(stockSplits);
+        expect(gradOf()).toEqual(stockGrad);
+        expect(tf.memory().numTensors).toBe(before);
+
+        // a clone shares the data (reference-counted): it outlives the original, and freeing both frees it
+        const bytes = tf.memory().numBytes;
+        const x = tf.tensor([1.5, -2, 3.25, Number.NaN], [2, 2]);
+        const y = tf.clone(x);
+        expect((tf.backend() as unknown as { refCount(d: object): number }).refCount(x.dataId)).toBe(2);
+        x.dispose();
+        expect(Array.from(y.dataSync())).toEqual([1.5, -2, 3.25, Number.NaN]);
+        y.dispose();
+        expect(tf.memory().numBytes).toBe(bytes);
+        expect(tf.memory().numTensors).toBe(before);
+
+        uninstallFastMatmul();
+        expect(tf.getKernel("SplitV", backend)!.kernelFunc).toBe(stockSplit);
+        expect(tf.getKernel("Identity", backend)!.kernelFunc).toBe(stockIdentity);
+        installFastMatmul(backend);
+      });
+
       it("uninstall restores the stock kernel, bit for bit", () => {
         uninstallFastMatmul();
         const stockFunc = tf.getKernel("BatchMatMul", backend)!.kernelFunc;

@@ -3,6 +3,12 @@
 // BatchMatMuls — runs on it; and our GELU op (`RlvrGelu`, with its gradient `RlvrGeluGrad`), which
 // src/model/gpt.ts uses while these kernels are installed. The stock kernel config is kept and
 // restored by uninstallFastMatmul(), which also removes the GELU kernels.
+// On the wasm backend two data-movement kernels are replaced too (values unchanged, bit for bit):
+// `Identity` shares the tensor's data (reference-counted, as the cpu backend and tfjs-wasm's own
+// Reshape do) instead of copying it — tfjs clones every tensor it saves for a gradient, ~150 MB of
+// copies per GRPO step — and `SplitV` copies each part's contiguous runs straight out of the heap
+// instead of tfjs-wasm's Slice, which first copies the whole input out (readSync) and then the part
+// 16 floats at a time (~6-9 ms per attention split of a GRPO batch).
 // Our ops (src/model/gpt.ts) dispatch only BatchMatMul (checked with tf.profile); `_FusedMatMul`
 // (tf.fused.matMul, used by tfjs-layers) is left stock.
 // Inputs are read where the backend keeps them (cpu: backend.data values; wasm: the tfjs-wasm heap)
@@ -33,6 +39,8 @@ type KernelFunc = (args: { inputs: Record<string, TensorInfo>; backend: unknown;
 
 /** stock kernel configs of the backends we replaced */
 const stock = new Map<string, tf.KernelConfig>();
+/** the stock data-movement kernels replaced on a backend (wasm: Identity, SplitV), restored on uninstall */
+const stockMovers = new Map<string, tf.KernelConfig[]>();
 
 /** Where a float32 tensor's values are: a view of them, valid until the backend allocates again. */
 type Reader = (t: TensorInfo) => Float32Array;
@@ -201,6 +209,44 @@ function geluKernel(backendName: string, backward: boolean): KernelFunc {
   };
 }
 
+/** Identity that shares x's data (the backend counts references; tfjs tensors are never written in
+ * place), as tfjs's cpu backend does; strings go to the stock kernel. */
+function identityKernel(fallback: KernelFunc): KernelFunc {
+  return (args) => {
+    const { x } = args.inputs;
+    if (x.dtype === "string") return fallback(args);
+    (args.backend as { incRef(dataId: object): void }).incRef(x.dataId);
+    return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+  };
+}
+
+/** SplitV on the wasm backend for 4-byte dtypes: for each part and each index of the axes before
+ * `axis`, one contiguous run copied from heap to heap (bytes unchanged). Others go to the stock kernel. */
+function splitVKernel(fallback: KernelFunc): KernelFunc {
+  return (args) => {
+    const { x } = args.inputs;
+    if (x.dtype !== "float32" && x.dtype !== "int32") return fallback(args);
+    const backend = args.backend as any;
+    const axis = tf.util.parseAxisParam(args.attrs!.axis as number, x.shape)[0];
+    const sizes = tf.backend_util.prepareSplitSize(x as unknown as tf.Tensor, args.attrs!.numOrSizeSplits as number | number[], axis);
+    const outer = sizeOf(x.shape.slice(0, axis));
+    const inner = sizeOf(x.shape.slice(axis + 1));
+    const row = x.shape[axis] * inner;
+    const outs: TensorInfo[] = sizes.map((s) => backend.makeOutput(x.shape.map((d, i) => (i === axis ? s : d)), x.dtype));
+    // views taken after every allocation (an allocation may grow the heap and replace HEAPU8)
+    const view = (t: TensorInfo) => new Int32Array(backend.wasm.HEAPU8.buffer, backend.dataIdMap.get(t.dataId).memoryOffset, sizeOf(t.shape));
+    const src = view(x);
+    let begin = 0;
+    sizes.forEach((s, j) => {
+      const dst = view(outs[j]);
+      const part = s * inner;
+      for (let o = 0; o < outer; o++) dst.set(src.subarray(o * row + begin * inner, o * row + begin * inner + part), o * part);
+      begin += s;
+    });
+    return outs;
+  };
+}
+
 let geluGradient = false;
 function registerGeluGradient(): void {
   if (geluGradient) return;
@@ -230,6 +276,17 @@ export function installFastMatmul(backendName: string = tf.getBackend()): boolea
   for (const [name, backward] of [[GELU, false], [GELU_GRAD, true]] as const) {
     tf.registerKernel({ kernelName: name, backendName, kernelFunc: geluKernel(backendName, backward) as unknown as tf.KernelFunc });
   }
+  if (backendName === "wasm") {
+    const replaced: tf.KernelConfig[] = [];
+    for (const [name, make] of [["Identity", identityKernel], ["SplitV", splitVKernel]] as const) {
+      const cfg = tf.getKernel(name, backendName);
+      if (!cfg) continue;
+      replaced.push(cfg);
+      tf.unregisterKernel(name, backendName);
+      tf.registerKernel({ kernelName: name, backendName, kernelFunc: make(cfg.kernelFunc as unknown as KernelFunc) as unknown as tf.KernelFunc });
+    }
+    stockMovers.set(backendName, replaced);
+  }
   return true;
 }
 
@@ -240,8 +297,13 @@ export function uninstallFastMatmul(): void {
     tf.registerKernel(config);
     tf.unregisterKernel(GELU, backendName);
     tf.unregisterKernel(GELU_GRAD, backendName);
+    for (const cfg of stockMovers.get(backendName) ?? []) {
+      tf.unregisterKernel(cfg.kernelName, backendName);
+      tf.registerKernel(cfg);
+    }
   }
   stock.clear();
+  stockMovers.clear();
 }
 
 /** Whether the fast kernels (BatchMatMul, GELU) serve the active backend now: the model then uses
