@@ -5,8 +5,9 @@
 # offsets into WebAssembly loads (clang 14 does not: its matmul runs ~15% slower under V8). Uses
 # clang-19 if present, else clang; CLANG=/path/to/clang overrides. Output is deterministic for a
 # given clang version.
-# matmul.wasm imports a shared memory (threads: every worker runs its own instance over it), so it
-# is built with atomics; decode.wasm owns its memory. matmul-heap.wasm is the same source built for
+# matmul.wasm and decode.wasm import a shared memory (threads: every worker runs its own instance
+# over it), so they are built with atomics, and decode.wasm must not use the stack (every instance's
+# stack pointer would start at the same address): the build fails if it touches a global. matmul-heap.wasm is the same source built for
 # another imported shared memory of up to 4 GiB: matmul.ts runs it inside the tfjs-wasm backend's
 # own heap (made shared by src/kernels/wasmHeap.ts), on the caller's thread and in every worker: no
 # copies. So it must never write anywhere but through the pointers it is given: the build fails if
@@ -27,13 +28,15 @@ SHARED=(-matomics -Wl,--import-memory -Wl,--shared-memory -Wl,--max-memory=21474
 for name in decode matmul; do
   src="src/kernels/$name.c"
   [ -f "$src" ] || continue
-  extra=()
-  [ "$name" = matmul ] && extra=("${SHARED[@]}")
-  "$CLANG" "${FLAGS[@]}" ${extra[@]+"${extra[@]}"} -o "src/kernels/$name.wasm" "$src"
+  "$CLANG" "${FLAGS[@]}" "${SHARED[@]}" -o "src/kernels/$name.wasm" "$src"
   echo "built src/kernels/$name.wasm ($(wc -c < "src/kernels/$name.wasm") bytes) with $("$CLANG" --version | head -1)"
 done
 OBJDUMP="${OBJDUMP:-$(dirname "$(command -v "$CLANG")")/$(basename "$CLANG" | sed 's/^clang/llvm-objdump/')}"
 command -v "$OBJDUMP" >/dev/null || OBJDUMP=llvm-objdump
+if command -v "$OBJDUMP" >/dev/null && "$OBJDUMP" -d src/kernels/decode.wasm | grep -q 'global\.'; then
+  echo "src/kernels/decode.wasm uses the stack (global.get/set): its threads would share one stack; keep its functions free of stack arrays" >&2
+  exit 1
+fi
 FMA=(-DRLVR_FMA -mrelaxed-simd)
 "$CLANG" "${FLAGS[@]}" "${SHARED[@]}" "${FMA[@]}" -o src/kernels/matmul-fma.wasm src/kernels/matmul.c
 echo "built src/kernels/matmul-fma.wasm ($(wc -c < src/kernels/matmul-fma.wasm) bytes)"

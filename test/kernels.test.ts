@@ -1,13 +1,13 @@
 // WebAssembly decode kernel (src/kernels/decode.wasm via fastDecoder.ts) against the host JS
 // decoder (src/model/decode.ts): logits within 1e-4, bit-identical reruns, a sequence's logits
-// independent of its batch, and generateFast == generate token for token.
+// independent of its batch and of the thread count, and generateFast == generate token for token.
 import * as tf from "@tensorflow/tfjs";
 import { beforeAll, describe, expect, it } from "vitest";
 import { makeRng } from "../src/engine/rng.js";
 import { disposeParams, initParams, resolveModelConfig, type ModelConfig } from "../src/model/gpt.js";
 import { generate, hostWeights, KVDecoder, type GenerateOptions, type HostWeights } from "../src/model/decode.js";
-import { FastKVDecoder, generateFast, kernelMath } from "../src/kernels/fastDecoder.js";
-import { matMul, matmulAvailable } from "../src/kernels/matmul.js";
+import { decoderThreadStats, decoderThreadsReady, FastKVDecoder, generateFast, kernelMath } from "../src/kernels/fastDecoder.js";
+import { defaultThreads, matMul, matmulAvailable, setMatmulThreads } from "../src/kernels/matmul.js";
 
 const available = FastKVDecoder.available();
 if (!available) {
@@ -141,6 +141,49 @@ describe.skipIf(!available)("FastKVDecoder (WebAssembly SIMD)", () => {
       expect(Array.from(all2[pos])).toEqual(Array.from(all1[pos]));
       expect(Array.from(only7[pos].subarray(7 * 58, 8 * 58))).toEqual(Array.from(all1[pos].subarray(7 * 58, 8 * 58)));
       expect(Array.from(odd[pos].subarray(7 * 58, 8 * 58))).toEqual(Array.from(all1[pos].subarray(7 * 58, 8 * 58)));
+    }
+  });
+
+  it("1 thread and 2 or 3 threads give bit-identical logits; the workers take part", async () => {
+    const cfg = resolveModelConfig("gpt-nano", 58, { contextLength: 40, width: 36, heads: 3, layers: 2 });
+    const hw = weights(cfg, 13);
+    const B = 37; // chunks of 4 rows on 3 threads, the last one short
+    const rng = makeRng(6, "kernel-threads");
+    const toks = Array.from({ length: 25 }, () => Int32Array.from({ length: B }, () => rng.int(0, 57)));
+    const wants = toks.map((_, pos) => Uint8Array.from({ length: B }, (_, b) => ((b + pos) % 3 === 0 ? 0 : 1)));
+    const runAll = (): number[][] => {
+      const dec = new FastKVDecoder(hw, B);
+      const out = new Float32Array(B * 58);
+      const res: number[][] = [];
+      try {
+        for (let pos = 0; pos < toks.length; pos++) {
+          out.fill(0);
+          dec.stepBatch(toks[pos], new Uint8Array(B).fill(1), pos, wants[pos], out);
+          res.push(Array.from(out));
+        }
+      } finally {
+        dec.dispose();
+      }
+      return res;
+    };
+    try {
+      setMatmulThreads(1);
+      const one = runAll();
+      for (const n of [2, 3]) {
+        setMatmulThreads(n);
+        expect(await decoderThreadsReady(n)).toBe(n);
+        // repeated (bounded) until a worker took a chunk: on a busy machine it may wake too late
+        for (let attempt = 0; attempt < 20; attempt++) {
+          const before = decoderThreadStats();
+          expect(runAll()).toEqual(one);
+          const after = decoderThreadStats();
+          expect(after.threadedSteps).toBeGreaterThan(before.threadedSteps);
+          if (after.posted - after.cancelled > before.posted - before.cancelled) break;
+          if (attempt === 19) throw new Error(`no worker took part in ${n}-thread decoding in 20 tries`);
+        }
+      }
+    } finally {
+      setMatmulThreads(defaultThreads());
     }
   });
 

@@ -108,6 +108,7 @@ static void mm(const float *A, int lda, int M, int K, const float *W, int ldw, i
   for (int j = 0; j < N; j += NR) {
     const int nv = (N - j) / 4 < NV ? (N - j) / 4 : NV;
     v128_t bv[NV];
+#pragma clang loop unroll(full)
     for (int v = 0; v < NV; v++) bv[v] = bias && v < nv ? LD(bias + j + 4 * v) : wasm_f32x4_splat(0.0f);
     int r = 0;
     if (nv == NV) {
@@ -117,7 +118,7 @@ static void mm(const float *A, int lda, int M, int K, const float *W, int ldw, i
       // last, narrower column panel: one 4-wide vector at a time, one row at a time
       for (; r < M; r++)
         for (int v = 0; v < nv; v++) {
-          v128_t c = bv[v];
+          v128_t c = bias ? LD(bias + j + 4 * v) : wasm_f32x4_splat(0.0f); // = bv[v], without indexing bv at run time
           const float *a = A + r * lda, *w = W + j + 4 * v;
           for (int k = 0; k < K; k++, w += ldw) FMA(c, wasm_f32x4_splat(a[k]), LD(w));
           float *o = out + r * ldo + j + 4 * v;
@@ -297,4 +298,48 @@ EXPORT(decode_step) int decode_step(const Desc *d, int nb, int pos) {
   }
   if (nw > 0) mm(h, Cp, nw, C, d->lm_head, d->Vp, d->Vp, 0, d->logits, d->Vp, 0);
   return nw;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Threads (fastDecoder.ts with threads.ts's WorkerPool: every worker runs its own instance of this
+// module over the one shared memory). A step's rows are independent, so they are cut into chunks of
+// `chunk` rows taken from an atomic counter by every thread; thread t runs decode_step on its own
+// copy ts[t] of the Desc, pointed at the chunk's rows, activations and logits (rows before r0 that
+// want logits: want_before[r0]) and at its own attention buffer att[t]. Each row goes through the
+// same operations as on one thread: results do not depend on the thread count or the split.
+#define MAXT 16
+
+typedef struct {
+  const Desc *d;
+  int nb, pos, chunk, nchunks;
+  int next; // next chunk to take (atomic)
+  const int *want_before;
+  float *att[MAXT];
+  Desc ts[MAXT];
+} Job;
+
+EXPORT(job_size) int job_size(void) { return (int)sizeof(Job); }
+EXPORT(max_threads) int max_threads(void) { return MAXT; }
+
+/** Thread t (0 = the caller's own) takes chunks of the step until none are left. */
+EXPORT(run_job) void run_job(Job *j, int t) {
+  Desc *ld = &j->ts[t];
+  for (;;) {
+    const int c = __atomic_fetch_add(&j->next, 1, __ATOMIC_SEQ_CST);
+    if (c >= j->nchunks) break;
+    const Desc *d = j->d;
+    const int r0 = c * j->chunk, n = j->nb - r0 < j->chunk ? j->nb - r0 : j->chunk;
+    *ld = *d;
+    ld->x = d->x + r0 * d->Cp;
+    ld->h = d->h + r0 * d->Cp;
+    ld->y = d->y + r0 * d->Cp;
+    ld->qkv = d->qkv + r0 * d->C3p;
+    ld->mlp = d->mlp + r0 * d->Hp;
+    ld->rows_b = d->rows_b + r0;
+    ld->rows_tok = d->rows_tok + r0;
+    ld->rows_want = d->rows_want + r0;
+    ld->logits = d->logits + j->want_before[r0] * d->Vp;
+    ld->att = j->att[t];
+    decode_step(ld, n, j->pos);
+  }
 }

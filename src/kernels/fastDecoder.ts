@@ -6,11 +6,19 @@
 // their memory, grown once to the largest batch seen) are pooled and reused across decoders.
 // Arithmetic is float32 (LayerNorm statistics float64): logits agree with the float64 host
 // decoder to ~1e-5, and are bit-identical from run to run.
+// Threads: the memory is shared, and a step of at least MIN_THREADED_ROWS rows runs on the
+// matmul's thread count (matmulThreads(): RLVR_THREADS, default min(2, cores)): each instance has
+// its own WorkerPool (threads.ts), whose workers run their own instances of decode.wasm over the
+// same memory and take chunks of rows with the caller (run_job in decode.c). Rows are independent,
+// so results are bit-identical for any thread count; a worker that stalls the caller makes the
+// next steps run alone for a while (matmul.ts afterThreadedCall).
 import fs from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { Rng } from "../engine/rng.js";
 import { paramShapes } from "../model/gpt.js";
 import { acceptToken, sampleToken, startGeneration, type GenerateOptions, type HostWeights } from "../model/decode.js";
+import { afterThreadedCall, matmulThreads } from "./matmul.js";
+import { CTRL_INTS, WorkerPool } from "./threads.js";
 
 const WASM_URL = new URL("./decode.wasm", import.meta.url);
 
@@ -33,19 +41,41 @@ const LAYER: [string, string, boolean][] = [
 ];
 
 interface Exports {
-  memory: WebAssembly.Memory;
   __heap_base: WebAssembly.Global;
   desc_size(): number;
   layer_size(): number;
+  job_size(): number;
+  max_threads(): number;
   vec_math(f: number, inPtr: number, outPtr: number, n: number): void;
   decode_step(desc: number, nb: number, pos: number): number;
+  run_job(job: number, thread: number): void;
 }
+
+/** An instance over its own shared memory, with its worker threads once a step needed them. */
+interface Instance {
+  ex: Exports;
+  memory: WebAssembly.Memory;
+  workers: WorkerPool | null;
+}
+
+// Job fields in decode.c (int32 / pointers): d, nb, pos, chunk, nchunks, next, want_before, att[MAXT]
+const JOB = { d: 0, nb: 1, pos: 2, chunk: 3, nchunks: 4, next: 5, wantBefore: 6, att: 7 } as const;
+/** steps with fewer rows run on the caller's thread alone (a worker's wake-up costs ~10-50 µs) */
+const MIN_THREADED_ROWS = 8;
+/** pages of a new instance's memory (grown to each decoder's layout), and its maximum (2 GiB) */
+const INITIAL_PAGES = 32;
+const MAX_PAGES = 32768;
 
 let compiled: WebAssembly.Module | null | undefined;
 let loadError = "";
 /** idle instances kept for reuse (more than this many decoders alive at once allocate afresh) */
 const POOL_MAX = 4;
-const pool: Exports[] = [];
+const pool: Instance[] = [];
+/** threaded steps to run alone before trying the workers again (afterThreadedCall) */
+let backoff = 0;
+let strikes = 0;
+/** steps run with workers, posts to workers, and posts no worker picked up in time (all instances) */
+const stats = { threadedSteps: 0, posted: 0, cancelled: 0 };
 
 function wasmModule(): WebAssembly.Module | null {
   if (compiled !== undefined) return compiled;
@@ -59,16 +89,55 @@ function wasmModule(): WebAssembly.Module | null {
   return compiled;
 }
 
-function acquire(): Exports {
+function acquire(): Instance {
   const pooled = pool.pop();
   if (pooled) return pooled;
   const mod = wasmModule();
   if (!mod) throw new Error(`FastKVDecoder: cannot load ${fileURLToPath(WASM_URL)} (${loadError}); run npm run build:kernels`);
-  const ex = new WebAssembly.Instance(mod, {}).exports as unknown as Exports;
-  if (ex.desc_size() !== DESC.length * 4 || ex.layer_size() !== LAYER.length * 4) {
+  const memory = new WebAssembly.Memory({ initial: INITIAL_PAGES, maximum: MAX_PAGES, shared: true });
+  const ex = new WebAssembly.Instance(mod, { env: { memory } }).exports as unknown as Exports;
+  if (ex.desc_size() !== DESC.length * 4 || ex.layer_size() !== LAYER.length * 4 || ex.job_size() !== (JOB.att + ex.max_threads() * (1 + DESC.length)) * 4) {
     throw new Error("FastKVDecoder: decode.wasm does not match fastDecoder.ts (struct layout); rebuild the kernels");
   }
-  return ex;
+  return { ex, memory, workers: null };
+}
+
+/** Steps run with workers so far, posts to workers, and posts cancelled (the step was done before
+ * a worker woke), over every decoder. */
+export function decoderThreadStats(): { threadedSteps: number; posted: number; cancelled: number } {
+  return { ...stats };
+}
+
+/** Starts the workers of the next decoder's instance for `n` threads; resolves with how many threads are ready. */
+export async function decoderThreadsReady(n = matmulThreads()): Promise<number> {
+  if (n <= 1) return 1;
+  const inst = acquire();
+  try {
+    return 1 + (await workersOf(inst).whenReady(n - 1));
+  } finally {
+    release(inst);
+  }
+}
+
+/** The instance's worker pool (created on first use; its control blocks sit in the fixed layout). */
+function workersOf(inst: Instance): WorkerPool {
+  inst.workers ??= new WorkerPool(wasmModule()!, inst.memory, fixedLayout(inst.ex).ctrl, inst.ex.max_threads() - 1);
+  return inst.workers;
+}
+
+function release(inst: Instance): void {
+  if (pool.length < POOL_MAX) pool.push(inst);
+  else void inst.workers?.terminate();
+}
+
+/** The first bytes after __heap_base, the same in every decoder on an instance (its workers' control
+ * blocks must not move): the Desc, the control blocks, the Job. */
+function fixedLayout(ex: Exports): { lay: Layout; desc: number; ctrl: number; job: number } {
+  const lay = new Layout(ex.__heap_base.value as number);
+  const desc = lay.alloc(DESC.length);
+  const ctrl = lay.alloc(CTRL_INTS * (ex.max_threads() - 1));
+  const job = lay.alloc(ex.job_size() / 4);
+  return { lay, desc, ctrl, job };
 }
 
 const pad8 = (n: number) => (n + 7) & ~7;
@@ -91,7 +160,9 @@ class Layout {
  * Same semantics as KVDecoder (decode.ts); call dispose() when done so the instance is reused.
  */
 export class FastKVDecoder {
-  private ex: Exports | null;
+  private inst: Instance | null;
+  private readonly job: number;
+  private readonly wantBefore: number;
   private readonly f32: Float32Array;
   private readonly i32: Int32Array;
   private readonly desc: number;
@@ -127,11 +198,11 @@ export class FastKVDecoder {
     this.Vp = Vp;
     this.T = T;
     this.row64 = new Float64Array(V);
-    const ex = acquire();
-    this.ex = ex;
+    const inst = acquire();
+    this.inst = inst;
+    const { ex } = inst;
 
-    const lay = new Layout(ex.__heap_base.value as number);
-    const desc = lay.alloc(DESC.length);
+    const { lay, desc, job } = fixedLayout(ex);
     const layers = lay.alloc(LAYER.length * L);
     // weights: [name, pointer, rows, cols, padded cols]
     const copies: [Float32Array, number, number, number, number][] = [];
@@ -172,20 +243,29 @@ export class FastKVDecoder {
     d.rows_b = lay.alloc(batch);
     d.rows_tok = lay.alloc(batch);
     d.rows_want = lay.alloc(batch);
+    const wantBefore = lay.alloc(batch + 1);
+    const att = Array.from({ length: ex.max_threads() }, () => lay.alloc((T + 3) & ~3));
 
-    const mem = ex.memory;
+    const mem = inst.memory;
     if (mem.buffer.byteLength < lay.end) mem.grow(Math.ceil((lay.end - mem.buffer.byteLength) / 65536));
     this.f32 = new Float32Array(mem.buffer);
     this.i32 = new Int32Array(mem.buffer);
-    // zero everything we own (padding of weights and biases must be 0; the cache starts clean)
-    this.f32.fill(0, desc / 4, lay.end / 4);
+    // zero everything after the fixed part (padding of weights and biases must be 0; the cache
+    // starts clean); the fixed part holds the workers' control blocks, and the Desc and Job are
+    // written below
+    this.f32.fill(0, layers / 4, lay.end / 4);
     for (const [src, p, rows, cols, ld] of copies) {
       if (ld === cols) this.f32.set(src, p / 4);
       else for (let r = 0; r < rows; r++) this.f32.set(src.subarray(r * cols, (r + 1) * cols), p / 4 + r * ld);
     }
     DESC.forEach((k, i) => (this.i32[desc / 4 + i] = d[k]));
     layerPtrs.forEach((p, i) => (this.i32[layers / 4 + i] = p));
+    this.i32[job / 4 + JOB.d] = desc;
+    this.i32[job / 4 + JOB.wantBefore] = wantBefore;
+    att.forEach((p, t) => (this.i32[job / 4 + JOB.att + t] = p));
     this.desc = desc;
+    this.job = job;
+    this.wantBefore = wantBefore / 4;
     this.rowsB = d.rows_b / 4;
     this.rowsTok = d.rows_tok / 4;
     this.rowsWant = d.rows_want / 4;
@@ -194,13 +274,13 @@ export class FastKVDecoder {
 
   /** Returns the wasm instance to the pool; the decoder cannot be used afterwards. */
   dispose(): void {
-    if (this.ex && pool.length < POOL_MAX) pool.push(this.ex);
-    this.ex = null;
+    if (this.inst) release(this.inst);
+    this.inst = null;
   }
 
-  private live(): Exports {
-    if (!this.ex) throw new Error("FastKVDecoder: used after dispose()");
-    return this.ex;
+  private live(): Instance {
+    if (!this.inst) throw new Error("FastKVDecoder: used after dispose()");
+    return this.inst;
   }
 
   private checkPos(pos: number): void {
@@ -216,10 +296,45 @@ export class FastKVDecoder {
    * that wanted logits; read them (in row order) with logitsRow(i).
    */
   run(nb: number, pos: number): number {
-    const ex = this.live();
+    const inst = this.live();
     this.checkPos(pos);
     if (nb > this.batch) throw new Error(`FastKVDecoder: ${nb} rows for a batch of ${this.batch}`);
-    return nb > 0 ? ex.decode_step(this.desc, nb, pos) : 0;
+    if (nb === 0) return 0;
+    const threads = Math.min(matmulThreads(), inst.ex.max_threads());
+    let workers: number[] = [];
+    if (threads > 1 && nb >= MIN_THREADED_ROWS) {
+      const pool = workersOf(inst);
+      pool.ensure(threads - 1);
+      if (backoff > 0) backoff--;
+      else workers = pool.ready(threads - 1);
+    }
+    if (workers.length === 0) return inst.ex.decode_step(this.desc, nb, pos);
+    // rows before each row that want logits (where its logits go), chunks of >= 4 rows, ~4 per thread
+    const wb = this.wantBefore;
+    this.i32[wb] = 0;
+    for (let r = 0; r < nb; r++) this.i32[wb + r + 1] = this.i32[wb + r] + (this.i32[this.rowsWant + r] ? 1 : 0);
+    const chunk = Math.max(4, Math.ceil(nb / (4 * (1 + workers.length)) / 4) * 4);
+    const j = this.job / 4;
+    this.i32[j + JOB.nb] = nb;
+    this.i32[j + JOB.pos] = pos;
+    this.i32[j + JOB.chunk] = chunk;
+    this.i32[j + JOB.nchunks] = Math.ceil(nb / chunk);
+    Atomics.store(this.i32, j + JOB.next, 0);
+    const cancelled = inst.workers!.stats.cancelled;
+    inst.workers!.post(this.job, workers);
+    const t0 = performance.now();
+    let t1 = t0;
+    try {
+      inst.ex.run_job(this.job, 0);
+      t1 = performance.now();
+    } finally {
+      inst.workers!.join();
+    }
+    ({ strikes, backoff } = afterThreadedCall({ strikes, backoff }, t1 - t0, performance.now() - t1));
+    stats.threadedSteps++;
+    stats.posted += workers.length;
+    stats.cancelled += inst.workers!.stats.cancelled - cancelled;
+    return this.i32[wb + nb];
   }
 
   /** Row r of the next run feeds `token` for sequence b; want: compute its logits. */
@@ -316,18 +431,19 @@ export function generateFast(
 
 /** Test hook: applies the kernel's float32 exp (f=0), tanh (1) or GELU (2) to xs. */
 export function kernelMath(f: 0 | 1 | 2, xs: Float32Array): Float32Array {
-  const ex = acquire();
+  const inst = acquire();
+  const { ex, memory } = inst;
   try {
     const n = (xs.length + 3) & ~3;
-    const base = ((ex.__heap_base.value as number) + 15) & ~15;
+    const base = fixedLayout(ex).lay.end;
     const need = base + 8 * n;
-    if (ex.memory.buffer.byteLength < need) ex.memory.grow(Math.ceil((need - ex.memory.buffer.byteLength) / 65536));
-    const f32 = new Float32Array(ex.memory.buffer);
+    if (memory.buffer.byteLength < need) memory.grow(Math.ceil((need - memory.buffer.byteLength) / 65536));
+    const f32 = new Float32Array(memory.buffer);
     f32.fill(0, base / 4, base / 4 + n);
     f32.set(xs, base / 4);
     ex.vec_math(f, base, base + 4 * n, n);
     return f32.slice(base / 4 + n, base / 4 + n + xs.length);
   } finally {
-    if (pool.length < POOL_MAX) pool.push(ex);
+    release(inst);
   }
 }
