@@ -546,7 +546,9 @@ describe.skipIf(!available)(`fast BatchMatMul kernel, ${variant} build`, () => {
       for (let extra = 0; threads > 1 && taken() === 0 && extra < 500; extra++) runCase(cases[cases.length - 1]);
       if (threads > 1) expect(taken(), "jobs taken by workers").toBeGreaterThan(0);
       if (threads === 0) continue;
-      for (const n of [1, 2, 3, 4, 7, 1001]) {
+      // GELU: 150001 floats run on every thread (chunks of 16384), the rest on the caller's
+      const g0 = taken();
+      for (const n of [1, 2, 3, 4, 7, 1001, 150001, 150001, 150001]) {
         for (const backward of [false, true]) {
           bytes.fill(0xa5);
           top = FLOOR;
@@ -555,27 +557,34 @@ describe.skipIf(!available)(`fast BatchMatMul kernel, ${variant} build`, () => {
           const want = runGelu(n, backward, (h, xi, di) => {
             h.set(x, xi);
             if (backward) h.set(dy, di);
-          })!.slice();
+          }, undefined, 1)!.slice();
           const px = put(x);
           const pd = put(dy);
           let po = 0;
-          expect(runGelu(n, backward, () => expect.unreachable("copied"), { heap, a: px, b: backward ? pd : 0, output: () => (po = heap.malloc(4 * n)) })).toBeNull();
-          expect(Array.from(new Float32Array(memory.buffer, po, n)), `gelu n=${n} backward=${backward}`).toEqual(Array.from(want));
+          expect(runGelu(n, backward, () => expect.unreachable("copied"), { heap, a: px, b: backward ? pd : 0, output: () => (po = heap.malloc(4 * n)) }, threads)).toBeNull();
+          expect(Buffer.from(new Uint8Array(memory.buffer, po, 4 * n)).equals(Buffer.from(want.buffer)), `gelu n=${n} backward=${backward}, ${threads} threads`).toBe(true);
           expect(bytes.subarray(0, FLOOR).every((v) => v === 0xa5)).toBe(true);
+          expect(Array.from(new Float32Array(memory.buffer, px, n))).toEqual(Array.from(x));
         }
       }
+      if (threads > 1) expect(taken(), "GELU chunks taken by workers").toBeGreaterThan(g0);
     }
   });
 
-  it("raw matMul: 1 thread and N threads are bit-identical", async () => {
+  it("raw matMul and GELU (copying): 1 thread and N threads are bit-identical", async () => {
     const a = rand(5 * 333 * 77);
     const b = rand(77 * 130);
     const one = matMul(a, b, 333, 77, 130, { batch: 5, broadcastB: true, threads: 1 });
+    const x = rand(100003).map((v) => 10 * v);
+    const dy = rand(x.length);
+    const gelus = (threads: number) => [false, true].map((backward) => runGelu(x.length, backward, (h, xi, di) => (h.set(x, xi), h.set(dy, di)), undefined, threads)!.slice());
+    const gelu1 = gelus(1);
     for (const n of [2, 4]) {
       expect(await matmulThreadsReady(n)).toBe(n);
       for (let rep = 0; rep < 10; rep++) {
         const many = matMul(a, b, 333, 77, 130, { batch: 5, broadcastB: true, threads: n });
         expect(Buffer.from(many.buffer).equals(Buffer.from(one.buffer))).toBe(true);
+        gelus(n).forEach((g, i) => expect(Buffer.from(g.buffer).equals(Buffer.from(gelu1[i].buffer))).toBe(true));
       }
     }
   });

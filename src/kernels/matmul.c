@@ -51,7 +51,8 @@ typedef struct {
   int chunk_rows; // a multiple of 4
   int nchunks;    // batch * ceil(M / chunk_rows)
   int next;       // next chunk to take (atomic)
-  int pad[2];
+  int kind;       // 0: matmul; 1, 2: GELU forward / backward over M floats, chunk_rows floats per chunk
+  int pad;
   Scratch ts[MAXT];
 } Job;
 
@@ -204,13 +205,22 @@ static void run_chunk(const Job *j, Scratch *s, int c) {
       if (!(i < (rows & ~3) && jj < (N & ~7))) out[i * N + jj] = cp[i * Np + jj];
 }
 
-/** Thread t (0 = the caller's own thread) takes chunks of the job until none are left. */
+EXPORT(gelu) void gelu(int backward, const float *x, const float *dy, float *out, int n);
+
+/** Thread t (0 = the caller's own thread) takes chunks of the job until none are left. A GELU job
+ * (kind 1 or 2) is cut at multiples of 4 floats: every element goes through the same vector
+ * operations as in one gelu() call over all of them. */
 EXPORT(run_job) void run_job(Job *j, int t) {
   Scratch *s = &j->ts[t];
   for (;;) {
     const int c = __atomic_fetch_add(&j->next, 1, __ATOMIC_SEQ_CST);
     if (c >= j->nchunks) break;
-    run_chunk(j, s, c);
+    if (j->kind == 0) {
+      run_chunk(j, s, c);
+    } else {
+      const int i0 = c * j->chunk_rows, n = j->M - i0 < j->chunk_rows ? j->M - i0 : j->chunk_rows;
+      gelu(j->kind == 2, j->A + i0, j->kind == 2 ? j->B + i0 : j->B, j->C + i0, n);
+    }
   }
 }
 

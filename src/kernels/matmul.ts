@@ -50,7 +50,10 @@ interface Exports {
 }
 
 // Int32 fields of Job in matmul.c, then Scratch ts[MAXT] (pa, pb, cp, packed)
-const J = { A: 0, B: 1, C: 2, aoff: 3, boff: 4, batch: 5, M: 6, K: 7, N: 8, ta: 9, tb: 10, chunkRows: 11, nchunks: 12, next: 13, ts: 16 } as const;
+const J = { A: 0, B: 1, C: 2, aoff: 3, boff: 4, batch: 5, M: 6, K: 7, N: 8, ta: 9, tb: 10, chunkRows: 11, nchunks: 12, next: 13, kind: 14, ts: 16 } as const;
+/** GELUs of at least this many floats run on every thread, in chunks of GELU_CHUNK floats */
+const MIN_THREADED_GELU = 65536;
+const GELU_CHUNK = 16384;
 
 interface Engine {
   variant: MatmulVariant;
@@ -360,6 +363,7 @@ function writeJob(i32: Int32Array, job: number, p: Placement, m: MatMulJob, chun
   i32[j + J.tb] = m.transposeB ? 1 : 0;
   i32[j + J.chunkRows] = chunkRows;
   i32[j + J.nchunks] = M > 0 && N > 0 ? batch * Math.ceil(M / Math.max(chunkRows, 1)) : 0;
+  i32[j + J.kind] = 0;
   Atomics.store(i32, j + J.next, 0);
   for (const { t, pa, pb, cp } of scratch) {
     i32[j + J.ts + 4 * t] = pa;
@@ -507,17 +511,52 @@ export function runMatMul(job: MatMulJob, fill: (heap: Float32Array, aIndex: num
   return e.f32.subarray(place.C / 4, place.C / 4 + cLength);
 }
 
+/** Writes a GELU job (run_job kind 1 / 2) over n floats at byte `job`. */
+function writeGeluJob(i32: Int32Array, job: number, x: number, dy: number, out: number, n: number, backward: boolean): void {
+  const j = job / 4;
+  i32[j + J.A] = x;
+  i32[j + J.B] = dy;
+  i32[j + J.C] = out;
+  i32[j + J.M] = n;
+  i32[j + J.chunkRows] = GELU_CHUNK;
+  i32[j + J.nchunks] = Math.ceil(n / GELU_CHUNK);
+  i32[j + J.kind] = backward ? 2 : 1;
+  Atomics.store(i32, j + J.next, 0);
+}
+
 /**
- * GELU (tanh approximation; src/kernels/vmath.h) over n floats on the caller's thread:
- * out = gelu(x), or out = dy * gelu'(x) when `backward`. `fill(heap, xIndex, dyIndex)` copies x (and
+ * GELU (tanh approximation; src/kernels/vmath.h) over n floats: out = gelu(x), or out = dy *
+ * gelu'(x) when `backward`; from MIN_THREADED_GELU floats on `threads` threads (default
+ * matmulThreads()), in chunks (the same bits as on one). `fill(heap, xIndex, dyIndex)` copies x (and
  * dy) in. Returns a view of out in the wasm memory, valid until the next call — or, with `inPlace`
  * (x at `inPlace.a`, dy at `inPlace.b`), computes straight into `inPlace.output()` and returns null.
  */
-export function runGelu(n: number, backward: boolean, fill: (heap: Float32Array, xIndex: number, dyIndex: number) => void, inPlace?: InPlace): Float32Array | null {
+export function runGelu(n: number, backward: boolean, fill: (heap: Float32Array, xIndex: number, dyIndex: number) => void, inPlace?: InPlace, threads = matmulThreads()): Float32Array | null {
   const e = mustLoad("gelu");
+  const kind = backward ? 1 : 0;
+  let workers: number[] = [];
+  if (threads > 1 && n >= MIN_THREADED_GELU) {
+    const p = pool(e);
+    p.ensure(threads - 1);
+    if (backoff > 0) backoff--;
+    else workers = p.ready(threads - 1);
+  }
   const ex = inPlaceExports(e, inPlace);
   if (ex) {
-    ex.gelu(backward ? 1 : 0, inPlace!.a, inPlace!.b, inPlace!.output(), n);
+    const out = inPlace!.output();
+    const raw = workers.length > 0 ? inPlace!.heap.malloc(ex.job_size() + 64) : 0;
+    if (!raw) {
+      ex.gelu(kind, inPlace!.a, inPlace!.b, out, n);
+      return null;
+    }
+    try {
+      const job = align(raw);
+      writeGeluJob(new Int32Array(inPlace!.heap.memory.buffer), job, inPlace!.a, inPlace!.b, out, n, backward);
+      e.pool!.attachHeap(e.heapModule!, inPlace!.heap.memory);
+      runJob(e, ex, job, workers, true);
+    } finally {
+      inPlace!.heap.free(raw);
+    }
     return null;
   }
   const px = e.dyn;
@@ -525,7 +564,12 @@ export function runGelu(n: number, backward: boolean, fill: (heap: Float32Array,
   const pout = align(pdy + 4 * (backward ? n : 0));
   ensureMemory(e, align(pout + 4 * n));
   fill(e.f32, px / 4, pdy / 4);
-  e.ex.gelu(backward ? 1 : 0, px, pdy, pout, n);
+  if (workers.length > 0) {
+    writeGeluJob(e.i32, e.job, px, pdy, pout, n, backward);
+    runJob(e, e.ex, e.job, workers, false);
+  } else {
+    e.ex.gelu(kind, px, pdy, pout, n);
+  }
   return e.f32.subarray(pout / 4, pout / 4 + n);
 }
 
