@@ -359,10 +359,35 @@ describe.skipIf(!available)(`fast BatchMatMul kernel, ${variant} build`, () => {
         tf.dispose([qkv, mask, w]);
       });
 
-      it.skipIf(backend !== "wasm")("wasm: SplitV and Identity replaced by copies / shares of the same bits; gradients equal; restored on uninstall", () => {
+      it.skipIf(backend !== "wasm")("wasm: Sum over leading axes as column sums, SplitV and Identity as copies / shares: the same bits as stock; gradients equal; restored on uninstall", () => {
         uninstallFastMatmul();
         const stockSplit = tf.getKernel("SplitV", backend)!.kernelFunc;
         const stockIdentity = tf.getKernel("Identity", backend)!.kernelFunc;
+        const stockSum = tf.getKernel("Sum", backend)!.kernelFunc;
+        // sums: leading axes (ours; C = 1, 3, 4, 16, 37, 64 for every tail of the column loop), others (stock)
+        const sumCases: { shape: number[]; axis: number | number[]; keepDims?: boolean; dtype?: "int32" }[] = [
+          { shape: [4224, 64], axis: 0 },
+          { shape: [301, 37], axis: -2 },
+          { shape: [5, 7, 16], axis: [0, 1] },
+          { shape: [5, 7, 16], axis: [1, 0] },
+          { shape: [9, 3], axis: 0, keepDims: true },
+          { shape: [6, 1], axis: 0 },
+          { shape: [2, 3, 4], axis: [0] },
+          { shape: [33, 5], axis: 1 },
+          { shape: [4, 5, 6], axis: [0, 2] },
+          { shape: [4, 5], axis: [0, 1] },
+          { shape: [11, 6], axis: 0, dtype: "int32" },
+        ];
+        const sumInputs = sumCases.map(({ shape, dtype }) => (dtype ? Int32Array.from(rand(size(shape)), (v) => Math.round(v * 1000)) : rand(size(shape)).map((v) => v * 1e3)));
+        const sumAll = () =>
+          sumCases.map(({ shape, axis, keepDims, dtype }, i) => {
+            const x = tf.tensor(sumInputs[i], shape, dtype);
+            const y = tf.sum(x, axis, keepDims);
+            const out = { shape: y.shape, values: Array.from(y.dataSync()) };
+            tf.dispose([x, y]);
+            return out;
+          });
+        const stockSums = sumAll();
         const cases: { shape: number[]; axis: number; splits: number | number[]; dtype?: "int32" }[] = [
           { shape: [5, 6, 7], axis: 1, splits: 3 },
           { shape: [4, 9, 3, 2], axis: 1, splits: [2, 4, 3] },
@@ -395,8 +420,15 @@ describe.skipIf(!available)(`fast BatchMatMul kernel, ${variant} build`, () => {
         expect(installFastMatmul(backend)).toBe(true);
         expect(tf.getKernel("SplitV", backend)!.kernelFunc).not.toBe(stockSplit);
         const before = tf.memory().numTensors;
+        expect(tf.getKernel("Sum", backend)!.kernelFunc).not.toBe(stockSum);
         expect(splitAll()).toEqual(stockSplits);
         expect(gradOf()).toEqual(stockGrad);
+        expect(sumAll()).toEqual(stockSums);
+        // over no rows: zeros (stock wasm returns whatever its fresh output memory held)
+        const empty = tf.tensor([], [0, 6]);
+        const zeros = tf.sum(empty, 0);
+        expect(Array.from(zeros.dataSync())).toEqual([0, 0, 0, 0, 0, 0]);
+        tf.dispose([empty, zeros]);
         expect(tf.memory().numTensors).toBe(before);
 
         // a clone shares the data (reference-counted): it outlives the original, and freeing both frees it
@@ -413,6 +445,7 @@ describe.skipIf(!available)(`fast BatchMatMul kernel, ${variant} build`, () => {
         uninstallFastMatmul();
         expect(tf.getKernel("SplitV", backend)!.kernelFunc).toBe(stockSplit);
         expect(tf.getKernel("Identity", backend)!.kernelFunc).toBe(stockIdentity);
+        expect(tf.getKernel("Sum", backend)!.kernelFunc).toBe(stockSum);
         installFastMatmul(backend);
       });
 

@@ -3,7 +3,9 @@
 // BatchMatMuls — runs on it; and our GELU op (`RlvrGelu`, with its gradient `RlvrGeluGrad`), which
 // src/model/gpt.ts uses while these kernels are installed. The stock kernel config is kept and
 // restored by uninstallFastMatmul(), which also removes the GELU kernels.
-// On the wasm backend two data-movement kernels are replaced too (values unchanged, bit for bit):
+// On the wasm backend three more kernels are replaced (values unchanged, bit for bit): `Sum` over
+// leading axes (the bias gradients: column sums) runs in matmul.wasm without tfjs-wasm's transpose,
+// with the same float32 additions in the same order; and two data-movement kernels:
 // `Identity` shares the tensor's data (reference-counted, as the cpu backend and tfjs-wasm's own
 // Reshape do) instead of copying it — tfjs clones every tensor it saves for a gradient, ~150 MB of
 // copies per GRPO step — and `SplitV` copies each part's contiguous runs straight out of the heap
@@ -20,7 +22,7 @@
 // Batch dimensions broadcast as in NumPy (tfjs's stock kernels agree where their own indexing,
 // bi % batch, is right: equal batch shapes or one side without batch).
 import * as tf from "@tensorflow/tfjs";
-import { type HostHeap, type InPlace, matmulAvailable, matmulThreads, MatMulTooLarge, matmulVariant, runGelu, runMatMul } from "./matmul.js";
+import { type HostHeap, type InPlace, matmulAvailable, matmulThreads, MatMulTooLarge, matmulVariant, runColSum, runGelu, runMatMul } from "./matmul.js";
 import { wasmHeapStatus } from "./wasmHeap.js";
 
 const KERNEL = "BatchMatMul";
@@ -39,8 +41,8 @@ type KernelFunc = (args: { inputs: Record<string, TensorInfo>; backend: unknown;
 
 /** stock kernel configs of the backends we replaced */
 const stock = new Map<string, tf.KernelConfig>();
-/** the stock data-movement kernels replaced on a backend (wasm: Identity, SplitV), restored on uninstall */
-const stockMovers = new Map<string, tf.KernelConfig[]>();
+/** the other stock kernels replaced on a backend (wasm: Identity, SplitV, Sum), restored on uninstall */
+const stockOthers = new Map<string, tf.KernelConfig[]>();
 
 /** Where a float32 tensor's values are: a view of them, valid until the backend allocates again. */
 type Reader = (t: TensorInfo) => Float32Array;
@@ -247,6 +249,26 @@ function splitVKernel(fallback: KernelFunc): KernelFunc {
   };
 }
 
+/** Sum of a float32 tensor over a leading run of its axes (axis 0 of a [rows, cols] gradient: a bias
+ * gradient) as column sums in matmul.wasm; anything else goes to the stock kernel. */
+function sumKernel(backendName: string, fallback: KernelFunc): KernelFunc {
+  return (args) => {
+    const { x } = args.inputs;
+    if (x.dtype !== "float32" || x.shape.length < 2) return fallback(args);
+    // axes 0..p-1 in that order (stock sums the reduced axes in the order given, the last fastest)
+    const axes = tf.util.parseAxisParam(args.attrs!.axis as number | number[], x.shape);
+    if (axes.length === 0 || axes.length >= x.shape.length || axes.some((a, i) => a !== i)) return fallback(args);
+    const R = sizeOf(x.shape.slice(0, axes.length));
+    const C = sizeOf(x.shape.slice(axes.length));
+    if (C === 0) return fallback(args); // (R = 0 is ours: zeros; stock wasm leaves garbage)
+    const shape = args.attrs!.keepDims ? x.shape.map((d, i) => (i < axes.length ? 1 : d)) : x.shape.slice(axes.length);
+    const { read, write, place } = io(backendName, args.backend);
+    const inPlace = place(x, undefined, shape);
+    const out = runColSum(R, C, (heap, xi) => heap.set(read(x), xi), inPlace);
+    return out ? write(shape, out) : inPlace!.result();
+  };
+}
+
 let geluGradient = false;
 function registerGeluGradient(): void {
   if (geluGradient) return;
@@ -278,14 +300,15 @@ export function installFastMatmul(backendName: string = tf.getBackend()): boolea
   }
   if (backendName === "wasm") {
     const replaced: tf.KernelConfig[] = [];
-    for (const [name, make] of [["Identity", identityKernel], ["SplitV", splitVKernel]] as const) {
+    const kernels: [string, (fallback: KernelFunc) => KernelFunc][] = [["Identity", identityKernel], ["SplitV", splitVKernel], ["Sum", (f) => sumKernel(backendName, f)]];
+    for (const [name, make] of kernels) {
       const cfg = tf.getKernel(name, backendName);
       if (!cfg) continue;
       replaced.push(cfg);
       tf.unregisterKernel(name, backendName);
       tf.registerKernel({ kernelName: name, backendName, kernelFunc: make(cfg.kernelFunc as unknown as KernelFunc) as unknown as tf.KernelFunc });
     }
-    stockMovers.set(backendName, replaced);
+    stockOthers.set(backendName, replaced);
   }
   return true;
 }
@@ -297,13 +320,13 @@ export function uninstallFastMatmul(): void {
     tf.registerKernel(config);
     tf.unregisterKernel(GELU, backendName);
     tf.unregisterKernel(GELU_GRAD, backendName);
-    for (const cfg of stockMovers.get(backendName) ?? []) {
+    for (const cfg of stockOthers.get(backendName) ?? []) {
       tf.unregisterKernel(cfg.kernelName, backendName);
       tf.registerKernel(cfg);
     }
   }
   stock.clear();
-  stockMovers.clear();
+  stockOthers.clear();
 }
 
 /** Whether the fast kernels (BatchMatMul, GELU) serve the active backend now: the model then uses
