@@ -18,7 +18,7 @@ import type { Rng } from "../engine/rng.js";
 import { paramShapes } from "../model/gpt.js";
 import { acceptToken, sampleToken, startGeneration, type GenerateOptions, type HostWeights } from "../model/decode.js";
 import { afterThreadedCall, matmulThreads } from "./matmul.js";
-import { CTRL_INTS, WorkerPool } from "./threads.js";
+import { CTRL_INTS, type RunAlone, takeWorkers, WorkerPool } from "./threads.js";
 
 const WASM_URL = new URL("./decode.wasm", import.meta.url);
 
@@ -72,8 +72,7 @@ let loadError = "";
 const POOL_MAX = 4;
 const pool: Instance[] = [];
 /** threaded steps to run alone before trying the workers again (afterThreadedCall) */
-let backoff = 0;
-let strikes = 0;
+const alone: RunAlone = { strikes: 0, backoff: 0 };
 /** steps run with workers, posts to workers, and posts no worker picked up in time (all instances) */
 const stats = { threadedSteps: 0, posted: 0, cancelled: 0 };
 
@@ -301,13 +300,7 @@ export class FastKVDecoder {
     if (nb > this.batch) throw new Error(`FastKVDecoder: ${nb} rows for a batch of ${this.batch}`);
     if (nb === 0) return 0;
     const threads = Math.min(matmulThreads(), inst.ex.max_threads());
-    let workers: number[] = [];
-    if (threads > 1 && nb >= MIN_THREADED_ROWS) {
-      const pool = workersOf(inst);
-      pool.ensure(threads - 1);
-      if (backoff > 0) backoff--;
-      else workers = pool.ready(threads - 1);
-    }
+    const workers = threads > 1 && nb >= MIN_THREADED_ROWS ? takeWorkers(workersOf(inst), threads, alone) : [];
     if (workers.length === 0) return inst.ex.decode_step(this.desc, nb, pos);
     // rows before each row that want logits (where its logits go), chunks of >= 4 rows, ~4 per thread
     const wb = this.wantBefore;
@@ -330,7 +323,7 @@ export class FastKVDecoder {
     } finally {
       inst.workers!.join();
     }
-    ({ strikes, backoff } = afterThreadedCall({ strikes, backoff }, t1 - t0, performance.now() - t1));
+    ({ strikes: alone.strikes, backoff: alone.backoff } = afterThreadedCall(alone, t1 - t0, performance.now() - t1));
     stats.threadedSteps++;
     stats.posted += workers.length;
     stats.cancelled += inst.workers!.stats.cancelled - cancelled;

@@ -18,7 +18,7 @@ import fs from "node:fs";
 import os from "node:os";
 import v8 from "node:v8";
 import { fileURLToPath } from "node:url";
-import { CTRL_INTS, WorkerPool } from "./threads.js";
+import { CTRL_INTS, type RunAlone, takeWorkers, WorkerPool } from "./threads.js";
 import { sections } from "./wasmBinary.js";
 
 /** The two builds of matmul.c (scripts/build-kernels.sh): "fma" multiplies and adds with relaxed-SIMD
@@ -82,8 +82,7 @@ let variant: MatmulVariant | undefined;
 let threadCount: number | undefined;
 let spinMicros: number | undefined;
 /** threaded calls to run alone before trying the workers again, and the current doubling (see runMatMul) */
-let backoff = 0;
-let strikes = 0;
+const alone: RunAlone = { strikes: 0, backoff: 0 };
 let stalls = 0;
 /** calls run in place in a host heap (matmul and GELU), and whether that is allowed */
 let inPlaceCalls = 0;
@@ -148,8 +147,8 @@ function mustLoad(what: string): Engine {
 export function setMatmulVariant(v: MatmulVariant): void {
   if (!(MATMUL_VARIANTS as readonly string[]).includes(v)) throw new Error(`matmul variant: use one of ${MATMUL_VARIANTS.join(", ")}, got ${JSON.stringify(v)}`);
   variant = v;
-  backoff = 0;
-  strikes = 0;
+  alone.backoff = 0;
+  alone.strikes = 0;
 }
 
 /** The build in use and whether its multiply-add is fused on this CPU (null: no kernel loads). */
@@ -244,8 +243,8 @@ export function setMatmulThreads(n: number): void {
   const max = e ? e.maxThreads : 16;
   if (!Number.isInteger(n) || n < 1 || n > max) throw new Error(`matmul threads: use an integer from 1 to ${max}, got ${n}`);
   threadCount = n;
-  backoff = 0;
-  strikes = 0;
+  alone.backoff = 0;
+  alone.strikes = 0;
   if (e && n > 1) pool(e).ensure(n - 1);
 }
 
@@ -472,9 +471,9 @@ function sharedLayout(e: Engine, m: MatMulJob, chunkRows: number, workers: numbe
  * was then descheduled (the cores busy with other processes) made the caller wait; after such a
  * call, work alone for a while (doubling each time; afterThreadedCall). */
 function noteThreadedCall(t0: number, t1: number): void {
-  const next = afterThreadedCall({ strikes, backoff }, t1 - t0, performance.now() - t1);
+  const next = afterThreadedCall(alone, t1 - t0, performance.now() - t1);
   if (next.stalled) stalls++;
-  ({ strikes, backoff } = next);
+  ({ strikes: alone.strikes, backoff: alone.backoff } = next);
 }
 
 /**
@@ -490,13 +489,7 @@ export function runMatMul(job: MatMulJob, fill: (heap: Float32Array, aIndex: num
   const { batch, M, K, N } = job;
   const cLength = batch * M * N;
   // threads: the caller plus the workers that are up
-  let workers: number[] = [];
-  if (threads > 1 && 2 * cLength * K >= MIN_THREADED_FLOPS) {
-    const p = pool(e);
-    p.ensure(threads - 1);
-    if (backoff > 0) backoff--;
-    else workers = p.ready(threads - 1);
-  }
+  const workers = threads > 1 && 2 * cLength * K >= MIN_THREADED_FLOPS ? takeWorkers(pool(e), threads, alone) : [];
   const T = 1 + workers.length;
   let chunkRows = Math.min(pad4(M), 128);
   // With threads: ~16 chunks per thread, at least 8 rows each, so that the caller's wait for the
@@ -535,13 +528,7 @@ function writeGeluJob(i32: Int32Array, job: number, x: number, dy: number, out: 
 export function runGelu(n: number, backward: boolean, fill: (heap: Float32Array, xIndex: number, dyIndex: number) => void, inPlace?: InPlace, threads = matmulThreads()): Float32Array | null {
   const e = mustLoad("gelu");
   const kind = backward ? 1 : 0;
-  let workers: number[] = [];
-  if (threads > 1 && n >= MIN_THREADED_GELU) {
-    const p = pool(e);
-    p.ensure(threads - 1);
-    if (backoff > 0) backoff--;
-    else workers = p.ready(threads - 1);
-  }
+  const workers = threads > 1 && n >= MIN_THREADED_GELU ? takeWorkers(pool(e), threads, alone) : [];
   const ex = inPlaceExports(e, inPlace);
   if (ex) {
     const out = inPlace!.output();

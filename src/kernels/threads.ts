@@ -105,6 +105,25 @@ interface Slot {
  */
 export const DEFAULT_SPIN_US = 1000;
 
+/** A kind of threaded call's run-alone state (matmul.ts afterThreadedCall): calls left to run on the
+ * caller's thread alone, and the current strikes. */
+export interface RunAlone {
+  strikes: number;
+  backoff: number;
+}
+
+/** The workers (thread indices) to post a job of `threads` threads to: none while `alone` says to
+ * run alone (that call is counted), else the ready ones among the first threads - 1, which are
+ * started if they are not yet. */
+export function takeWorkers(pool: WorkerPool, threads: number, alone: RunAlone): number[] {
+  pool.ensure(threads - 1);
+  if (alone.backoff > 0) {
+    alone.backoff--;
+    return [];
+  }
+  return pool.ready(threads - 1);
+}
+
 /** How long join() waits for a worker that took a job before giving up (ms). */
 const JOIN_TIMEOUT_MS = 120_000;
 
