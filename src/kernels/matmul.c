@@ -15,7 +15,8 @@
 // `chunk_rows` output rows of one batch item; every thread (the main thread and the workers, each
 // with its own instance of this module over one shared memory) calls run_job, which takes chunks
 // from an atomic counter until none are left. Each thread packs into its own Scratch.
-// Also here: GELU forward/backward for the training graph (gelu(), single-threaded).
+// Also here: GELU forward/backward for the training graph (gelu(); run_job splits a long one into
+// chunks of floats for the threads), and column sums (colsum(): tfjs's Sum over leading axes).
 // Build: scripts/build-kernels.sh (clang --target=wasm32 -O3 -msimd128 -matomics, imported shared
 // memory). Host side: matmul.ts (memory, jobs), threads.ts (workers), tfjsKernels.ts (tfjs kernels).
 #include <wasm_simd128.h>

@@ -1,5 +1,6 @@
-// Worker threads for the WebAssembly matmul (matmul.ts): each worker runs its own instance of
-// matmul.wasm over the one shared WebAssembly.Memory and, after polling for a while
+// Worker threads for the WebAssembly kernels (matmul.ts: matmul and GELU; fastDecoder.ts: decode
+// steps; any module that imports its memory and exports run_job(job, thread)): each worker runs its
+// own instance of the module over the one shared WebAssembly.Memory and, after polling for a while
 // (DEFAULT_SPIN_US), sleeps in Atomics.wait until a job is posted to its control block (16 int32 in
 // the shared memory). The caller's thread always works on the job too; chunks of output rows are
 // handed out by an atomic counter inside the wasm, so a worker that is slow to wake (or
