@@ -5,7 +5,9 @@ import * as tf from "@tensorflow/tfjs";
 import { beforeAll, describe, expect, it } from "vitest";
 import { selectBackend } from "../src/engine/backend.js";
 import { makeRng } from "../src/engine/rng.js";
-import { forward, initParams, lmLoss, resolveModelConfig, countParams, disposeParams } from "../src/model/gpt.js";
+import { forward, initParams, lmLoss, resolveModelConfig, countParams, disposeParams, tokenLogProbs } from "../src/model/gpt.js";
+import { selectKernels } from "../src/model/sampler.js";
+import { fastKernelsActive } from "../src/kernels/tfjsKernels.js";
 import { generate, hostWeights, KVDecoder, sampleToken } from "../src/model/decode.js";
 import { AdamW, DEFAULT_ADAMW } from "../src/model/optim.js";
 import { loadCheckpoint, saveCheckpoint, decodeSafetensors, encodeSafetensors } from "../src/model/checkpoint.js";
@@ -86,6 +88,30 @@ describe("GPT model", () => {
     for (let i = 0; i < 300; i++) seen.add(sampleToken(logits, 4, { temperature: 1, topP: 0.6 }, rng));
     // 6/11 = 0.545 < 0.6, so the nucleus is {1, 2}; ids 0 and 3 (1/11 each) are never drawn
     expect([...seen].sort()).toEqual([1, 2]);
+  });
+
+  it("tokenLogProbs' logp is the same bits with and without entropy, on the gradient tape or not, fast or stock kernels (GrpoTrainer copies the old log-probs from the graph's own)", () => {
+    const params = initParams(cfg, 4);
+    const rng = makeRng(4, "logp-tape");
+    const ids = Array.from({ length: 6 }, () => Array.from({ length: 20 }, () => rng.int(3, 57)));
+    const inputs = tf.tensor2d(ids.map((r) => r.slice(0, -1)), undefined, "int32");
+    const targets = tf.tensor2d(ids.map((r) => r.slice(1)), undefined, "int32");
+    const wasFast = fastKernelsActive();
+    for (const kernels of ["fast", "stock"] as const) {
+      selectKernels(kernels);
+      const plain = tf.tidy(() => tokenLogProbs(params, cfg, inputs, targets).logp);
+      let onTape: number[] = [];
+      const { value, grads } = tf.variableGrads(() => {
+        const { logp, entropy } = tokenLogProbs(params, cfg, inputs, targets, true);
+        onTape = Array.from(logp.dataSync());
+        return logp.sum().add(entropy!.sum()) as tf.Scalar;
+      });
+      expect(onTape).toEqual(Array.from(plain.dataSync()));
+      tf.dispose([plain, value, ...Object.values(grads)]);
+    }
+    selectKernels(wasFast ? "fast" : "stock");
+    tf.dispose([inputs, targets]);
+    disposeParams(params);
   });
 
   it("no tfjs tensor leaks across a training step or a generation", () => {

@@ -123,14 +123,18 @@ export class GrpoTrainer {
     const targets = tf.tensor2d(batch.targets, undefined, "int32");
     const mask = tf.tensor2d(batch.mask, undefined, "float32");
     const advT = tf.tensor1d(adv, "float32");
-    const oldLogp = tf.tidy(() => tokenLogProbs(this.policy, model, inputs, targets).logp);
+    // With one update per batch the policy has not moved when the loss is taken, so the old
+    // log-probabilities are the graph's own logp, bit for bit: they are copied from it (off the tape)
+    // instead of taking a forward pass of their own.
+    const oldLogp = cfg.updatesPerBatch > 1 ? tf.tidy(() => tokenLogProbs(this.policy, model, inputs, targets).logp) : null;
     const refLogp = tf.tidy(() => tokenLogProbs(this.reference, model, inputs, targets).logp);
     let last = { loss: 0, pg: 0, kl: 0, entropy: 0, clipFrac: 0, gradNorm: 0 };
     for (let u = 0; u < cfg.updatesPerBatch; u++) {
       let parts: tf.Scalar[] = [];
       const { value, grads } = tf.variableGrads(() => {
         const { logp, entropy } = tokenLogProbs(this.policy, model, inputs, targets, true);
-        const r = grpoLossTf({ logp, oldLogp, refLogp, entropy: entropy!, adv: advT, mask }, cfg.loss);
+        const old = oldLogp ?? tf.tensor2d(logp.dataSync(), logp.shape);
+        const r = grpoLossTf({ logp, oldLogp: old, refLogp, entropy: entropy!, adv: advT, mask }, cfg.loss);
         parts = [r.pg, r.kl, r.entropy, r.clipFrac].map((t) => tf.keep(t));
         return r.loss;
       });
@@ -139,7 +143,7 @@ export class GrpoTrainer {
       const lossValue = value.dataSync()[0];
       const [pg, kl, ent, clipFrac] = parts.map((t) => t.dataSync()[0]);
       if (!Number.isFinite(lossValue)) {
-        tf.dispose([value, ...parts, ...Object.values(grads), inputs, targets, mask, advT, oldLogp, refLogp]);
+        tf.dispose([value, ...parts, ...Object.values(grads), inputs, targets, mask, advT, refLogp, ...(oldLogp ? [oldLogp] : [])]);
         throw new NumericalFault(`loss is ${lossValue}; the update was not applied`);
       }
       let gradNorm: number;
@@ -150,7 +154,7 @@ export class GrpoTrainer {
       }
       last = { loss: lossValue, pg, kl, entropy: ent, clipFrac, gradNorm };
     }
-    tf.dispose([inputs, targets, mask, advT, oldLogp, refLogp]);
+    tf.dispose([inputs, targets, mask, advT, refLogp, ...(oldLogp ? [oldLogp] : [])]);
     const t2 = performance.now();
     const proc = (p: string) => scored.filter((s) => classifyProcedure(s.completion) === p).length / n;
     return {
