@@ -2,8 +2,9 @@
 //  - matmul GFLOP/s through tf.matMul — the fast BatchMatMul kernel on the wasm backend with 1 and
 //    N threads (its default build: fma where it loads) and its exact build on 1 thread, stock tfjs
 //    wasm, stock tfjs cpu — for the products of a gpt-nano training step (batch 32 x 50 tokens) and
-//    256^3, each transpose combination; median (and, for fast, best) of --rounds rounds (after one
-//    unrecorded warm-up window of each), the implementations alternating within each round; timings
+//    256^3, each transpose combination; median (and, for fast, best) of --rounds rounds (after
+//    --warmup unrecorded rounds, default 1, of one 256^3 window of each implementation and
+//    transpose), the transpose combinations and implementations alternating within each round; timings
 //    include the copies in and out (fast runs in place in tfjs's heap, made shared at start: none); the
 //    N-thread / 1-thread ratio both of the medians and as the median of per-round ratios (fast1 and
 //    fastN run back to back in each round, so that ratio is paired against the host's drift), the
@@ -19,7 +20,7 @@
 //  - with --experiments: wall time of `npm run experiment -- experiments/smoke.json --kernels fast|stock`
 //    (and experiments/default.json with --default).
 // "fast" / "stock" = selectKernels("fast" | "stock") (decoder and matmul kernel together).
-//   npm run bench -- [--json] [--rounds 3] [--ms 80] [--backend wasm|cpu] [--skip-matmul]
+//   npm run bench -- [--json] [--rounds 3] [--warmup 1] [--ms 80] [--backend wasm|cpu] [--skip-matmul]
 //                    [--checkpoint data/models/base] [--experiments] [--default]
 // --json prints one JSON object on stdout (progress goes to stderr). Threads: RLVR_THREADS (default
 // min(2, cores)). On a machine busy with other work, the threaded numbers mostly measure the load.
@@ -58,6 +59,7 @@ function arg(name: string, dflt: string): string {
 const asJson = has("json");
 const rounds = Math.max(1, Number(arg("rounds", "3")));
 const budgetMs = Math.max(10, Number(arg("ms", "80")));
+const warmupRounds = Math.max(0, Number(arg("warmup", "1")));
 const backendName = arg("backend", "wasm");
 if (!["wasm", "cpu"].includes(backendName)) throw new Error(`--backend: use wasm or cpu, got ${backendName}`);
 const log = (s: string) => (asJson ? process.stderr : process.stdout).write(s + "\n");
@@ -161,13 +163,14 @@ if (!has("skip-matmul")) {
   log(`\nmatmul GFLOP/s through tf.matMul (median of ${rounds} rounds; fastN = ${N} threads)`);
   log(["shape".padEnd(27), "op".padEnd(5), ...IMPLS.map((i) => i.padStart(7)), "  best", ...IMPLS.slice(0, 2).map((i) => i.padStart(7))].join(" "));
   const rng = makeRng(1, "bench-matmul");
-  // warm-up, not recorded: one window of each implementation (V8 compiles our kernels in a baseline
-  // tier first — a 256^3 product takes 5-16 ms on its first calls instead of ~1 — and the workers
-  // instantiate the tfjs-heap module on their first job)
+  // warm-up, not recorded: --warmup rounds (default 1) of one window of each implementation in each
+  // transpose combination (V8 compiles our kernels in a baseline tier first — a 256^3 product takes
+  // 5-16 ms on its first calls instead of ~1 — and the workers instantiate the tfjs-heap module on
+  // their first job)
   {
     const s = SHAPES[0];
     const warm: [Float32Array, Float32Array] = [new Float32Array(s.M * s.K).fill(0.5), new Float32Array(s.K * s.N).fill(0.25)];
-    for (const impl of IMPLS) await matmulTimer(impl, s, false, false, warm);
+    for (let w = 0; w < warmupRounds; w++) for (const [, ta, tb] of COMBOS) for (const impl of IMPLS) await matmulTimer(impl, s, ta, tb, warm);
   }
   for (const s of SHAPES) {
     byTranspose[s.name] = {};
@@ -178,21 +181,30 @@ if (!has("skip-matmul")) {
       Float32Array.from({ length: s.batch * s.M * s.K }, () => rng.next() - 0.5),
       Float32Array.from({ length: s.batch * s.K * s.N }, () => rng.next() - 0.5),
     ];
-    for (const [op, ta, tb] of COMBOS) {
-      const res: Record<Impl, number[]> = { fast1: [], fastN: [], exact1: [], wasm: [], cpu: [] };
-      const cpu: Record<Impl, ReturnType<typeof cpuDelta>[]> = { fast1: [], fastN: [], exact1: [], wasm: [], cpu: [] };
-      for (let r = 0; r < rounds; r++)
+    // rounds outermost: every transpose combination is sampled over the same stretch of time (with
+    // the combinations one after another, the first one measured absorbed the process's early
+    // background work — V8 compiling and tiering up in its own threads, which compete with the
+    // matmul worker for the second core: notebook §4d)
+    const res: Record<string, Record<Impl, number[]>> = {};
+    const cpu: Record<string, Record<Impl, ReturnType<typeof cpuDelta>[]>> = {};
+    for (const [op] of COMBOS) {
+      res[op] = { fast1: [], fastN: [], exact1: [], wasm: [], cpu: [] };
+      cpu[op] = { fast1: [], fastN: [], exact1: [], wasm: [], cpu: [] };
+    }
+    for (let r = 0; r < rounds; r++)
+      for (const [op, ta, tb] of COMBOS)
         for (const impl of IMPLS) {
           const before = readCpuTimes();
-          res[impl].push(await matmulTimer(impl, s, ta, tb, data));
-          cpu[impl].push(cpuDelta(before, readCpuTimes()));
+          res[op][impl].push(await matmulTimer(impl, s, ta, tb, data));
+          cpu[op][impl].push(cpuDelta(before, readCpuTimes()));
         }
-      const med = Object.fromEntries(IMPLS.map((i) => [i, round(median(res[i]))])) as Record<Impl, number>;
+    for (const [op] of COMBOS) {
+      const stolen = { fast1: stealShare(cpu[op].fast1), fastN: stealShare(cpu[op].fastN) };
+      const med = Object.fromEntries(IMPLS.map((i) => [i, round(median(res[op][i]))])) as Record<Impl, number>;
       byTranspose[s.name][op] = med;
-      byTransposeBest[s.name][op] = Object.fromEntries(IMPLS.map((i) => [i, round(Math.max(...res[i]))])) as Record<Impl, number>;
-      const tr = { ofMedians: round(med.fastN / med.fast1), paired: round(median(res.fastN.map((v, r) => v / res.fast1[r]))) };
+      byTransposeBest[s.name][op] = Object.fromEntries(IMPLS.map((i) => [i, round(Math.max(...res[op][i]))])) as Record<Impl, number>;
+      const tr = { ofMedians: round(med.fastN / med.fast1), paired: round(median(res[op].fastN.map((v, r) => v / res[op].fast1[r]))) };
       threadRatio[s.name][op] = tr;
-      const stolen = { fast1: stealShare(cpu.fast1), fastN: stealShare(cpu.fastN) };
       stolenShare[s.name][op] = { fast1: stolen.fast1 === null ? null : round(stolen.fast1, 3), fastN: stolen.fastN === null ? null : round(stolen.fastN, 3) };
       const pct = (x: number | null) => (x === null ? "n/a" : `${(100 * x).toFixed(0)}%`);
       log([s.name.padEnd(27), op.padEnd(5), ...IMPLS.map((i) => med[i].toFixed(2).padStart(7)), "  best", ...IMPLS.slice(0, 2).map((i) => byTransposeBest[s.name][op][i].toFixed(2).padStart(7)), `  N/1 ${tr.ofMedians.toFixed(2)} paired ${tr.paired.toFixed(2)}`, `stolen ${pct(stolen.fast1)}/${pct(stolen.fastN)}`].join(" "));
