@@ -182,9 +182,9 @@ if (!has("skip-matmul")) {
       Float32Array.from({ length: s.batch * s.K * s.N }, () => rng.next() - 0.5),
     ];
     // rounds outermost: every transpose combination is sampled over the same stretch of time (with
-    // the combinations one after another, the first one measured absorbed the process's early
-    // background work — V8 compiling and tiering up in its own threads, which compete with the
-    // matmul worker for the second core: notebook §4d)
+    // the combinations one after another, A·B — always measured first — had the lowest 2-thread
+    // ratio in five of seven runs; early background work of V8's own threads was suspected, not
+    // shown: notebook §4d)
     const res: Record<string, Record<Impl, number[]>> = {};
     const cpu: Record<string, Record<Impl, ReturnType<typeof cpuDelta>[]>> = {};
     for (const [op] of COMBOS) {
@@ -205,7 +205,8 @@ if (!has("skip-matmul")) {
       byTransposeBest[s.name][op] = Object.fromEntries(IMPLS.map((i) => [i, round(Math.max(...res[op][i]))])) as Record<Impl, number>;
       const tr = { ofMedians: round(med.fastN / med.fast1), paired: round(median(res[op].fastN.map((v, r) => v / res[op].fast1[r]))) };
       threadRatio[s.name][op] = tr;
-      stolenShare[s.name][op] = { fast1: stolen.fast1 === null ? null : round(stolen.fast1, 3), fastN: stolen.fastN === null ? null : round(stolen.fastN, 3) };
+      const share = (x: number | null) => (x === null ? null : round(x, 3));
+      stolenShare[s.name][op] = { fast1: share(stolen.fast1), fastN: share(stolen.fastN) };
       const pct = (x: number | null) => (x === null ? "n/a" : `${(100 * x).toFixed(0)}%`);
       log([s.name.padEnd(27), op.padEnd(5), ...IMPLS.map((i) => med[i].toFixed(2).padStart(7)), "  best", ...IMPLS.slice(0, 2).map((i) => byTransposeBest[s.name][op][i].toFixed(2).padStart(7)), `  N/1 ${tr.ofMedians.toFixed(2)} paired ${tr.paired.toFixed(2)}`, `stolen ${pct(stolen.fast1)}/${pct(stolen.fastN)}`].join(" "));
     }

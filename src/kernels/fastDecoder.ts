@@ -313,20 +313,13 @@ export class FastKVDecoder {
     this.i32[j + JOB.chunk] = chunk;
     this.i32[j + JOB.nchunks] = Math.ceil(nb / chunk);
     Atomics.store(this.i32, j + JOB.next, 0);
-    const cancelled = inst.workers!.stats.cancelled;
-    inst.workers!.post(this.job, workers);
-    const t0 = performance.now();
-    let t1 = t0;
-    try {
-      inst.ex.run_job(this.job, 0);
-      t1 = performance.now();
-    } finally {
-      inst.workers!.join();
-    }
-    ({ strikes: alone.strikes, backoff: alone.backoff } = afterThreadedCall(alone, t1 - t0, performance.now() - t1));
+    const pool = inst.workers!;
+    const cancelled = pool.stats.cancelled;
+    const { ownMs, waitedMs } = pool.runJob(this.job, workers, () => inst.ex.run_job(this.job, 0));
+    ({ strikes: alone.strikes, backoff: alone.backoff } = afterThreadedCall(alone, ownMs, waitedMs));
     stats.threadedSteps++;
     stats.posted += workers.length;
-    stats.cancelled += inst.workers!.stats.cancelled - cancelled;
+    stats.cancelled += pool.stats.cancelled - cancelled;
     return this.i32[wb + nb];
   }
 

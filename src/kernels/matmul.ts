@@ -428,31 +428,23 @@ function runInHeap(e: Engine, ex: Exports, place: InPlace, m: MatMulJob, chunkRo
   const h = heapJob(ex, place, m, chunkRows, workers);
   if (!h) return false;
   try {
-    if (workers.length > 0) e.pool!.attachHeap(e.heapModule!, place.heap.memory);
-    runJob(e, ex, h.job, workers, true);
+    runJob(e, ex, h.job, workers, place.heap.memory);
   } finally {
     place.heap.free(h.raw);
   }
   return true;
 }
 
-/** Runs `job` with `ex` on the caller's thread; with `workers`, posts it to them first (in the
- * attached host heap when `inHeap`), waits for them, and applies the stall policy. */
-function runJob(e: Engine, ex: Exports, job: number, workers: number[], inHeap: boolean): void {
+/** Runs `job` with `ex` on the caller's thread; with `workers`, posts it to them first (in
+ * `heapMemory`, a host heap, through the build's heap module, when given), waits for them, and
+ * applies the stall policy. */
+function runJob(e: Engine, ex: Exports, job: number, workers: number[], heapMemory?: WebAssembly.Memory): void {
   if (workers.length === 0) {
     ex.run_job(job, 0);
     return;
   }
-  e.pool!.post(job, workers, inHeap);
-  const t0 = performance.now();
-  let t1 = t0;
-  try {
-    ex.run_job(job, 0);
-    t1 = performance.now();
-  } finally {
-    e.pool!.join();
-  }
-  noteThreadedCall(t0, t1);
+  const { ownMs, waitedMs } = e.pool!.runJob(job, workers, () => ex.run_job(job, 0), heapMemory && { module: e.heapModule!, memory: heapMemory });
+  noteThreadedCall(ownMs, waitedMs);
 }
 
 /** The shared memory's layout for one call (operands, C, offset tables, each thread's scratch), grown to fit. */
@@ -467,11 +459,11 @@ function sharedLayout(e: Engine, m: MatMulJob, chunkRows: number, workers: numbe
   return { place: { A, B, C, aoff, boff }, scratch };
 }
 
-/** After a threaded call in which the caller worked from t0 to t1: a worker that took a chunk and
- * was then descheduled (the cores busy with other processes) made the caller wait; after such a
- * call, work alone for a while (doubling each time; afterThreadedCall). */
-function noteThreadedCall(t0: number, t1: number): void {
-  const next = afterThreadedCall(alone, t1 - t0, performance.now() - t1);
+/** After a threaded call in which the caller worked `ownMs` and then waited `waitedMs`: a worker that
+ * took a chunk and was then descheduled (the cores busy with other processes) made the caller wait;
+ * after such a call, work alone for a while (doubling each time; afterThreadedCall). */
+function noteThreadedCall(ownMs: number, waitedMs: number): void {
+  const next = afterThreadedCall(alone, ownMs, waitedMs);
   if (next.stalled) stalls++;
   ({ strikes: alone.strikes, backoff: alone.backoff } = next);
 }
@@ -501,7 +493,7 @@ export function runMatMul(job: MatMulJob, fill: (heap: Float32Array, aIndex: num
   const { place, scratch } = sharedLayout(e, job, chunkRows, workers);
   fill(e.f32, place.A / 4, place.B / 4);
   writeJob(e.i32, e.job, place, job, chunkRows, scratch);
-  runJob(e, e.ex, e.job, workers, false);
+  runJob(e, e.ex, e.job, workers);
   return e.f32.subarray(place.C / 4, place.C / 4 + cLength);
 }
 
@@ -527,21 +519,20 @@ function writeGeluJob(i32: Int32Array, job: number, x: number, dy: number, out: 
  */
 export function runGelu(n: number, backward: boolean, fill: (heap: Float32Array, xIndex: number, dyIndex: number) => void, inPlace?: InPlace, threads = matmulThreads()): Float32Array | null {
   const e = mustLoad("gelu");
-  const kind = backward ? 1 : 0;
+  const bw = backward ? 1 : 0;
   const workers = threads > 1 && n >= MIN_THREADED_GELU ? takeWorkers(pool(e), threads, alone) : [];
   const ex = inPlaceExports(e, inPlace);
   if (ex) {
     const out = inPlace!.output();
     const raw = workers.length > 0 ? inPlace!.heap.malloc(ex.job_size() + 64) : 0;
     if (!raw) {
-      ex.gelu(kind, inPlace!.a, inPlace!.b, out, n);
+      ex.gelu(bw, inPlace!.a, inPlace!.b, out, n);
       return null;
     }
     try {
       const job = align(raw);
       writeGeluJob(new Int32Array(inPlace!.heap.memory.buffer), job, inPlace!.a, inPlace!.b, out, n, backward);
-      e.pool!.attachHeap(e.heapModule!, inPlace!.heap.memory);
-      runJob(e, ex, job, workers, true);
+      runJob(e, ex, job, workers, inPlace!.heap.memory);
     } finally {
       inPlace!.heap.free(raw);
     }
@@ -554,9 +545,9 @@ export function runGelu(n: number, backward: boolean, fill: (heap: Float32Array,
   fill(e.f32, px / 4, pdy / 4);
   if (workers.length > 0) {
     writeGeluJob(e.i32, e.job, px, pdy, pout, n, backward);
-    runJob(e, e.ex, e.job, workers, false);
+    runJob(e, e.ex, e.job, workers);
   } else {
-    e.ex.gelu(kind, px, pdy, pout, n);
+    e.ex.gelu(bw, px, pdy, pout, n);
   }
   return e.f32.subarray(pout / 4, pout / 4 + n);
 }

@@ -228,15 +228,16 @@ function splitVKernel(fallback: KernelFunc): KernelFunc {
   return (args) => {
     const { x } = args.inputs;
     if (x.dtype !== "float32" && x.dtype !== "int32") return fallback(args);
-    const backend = args.backend as any;
     const axis = tf.util.parseAxisParam(args.attrs!.axis as number, x.shape)[0];
     const sizes = tf.backend_util.prepareSplitSize(x as unknown as tf.Tensor, args.attrs!.numOrSizeSplits as number | number[], axis);
     const outer = sizeOf(x.shape.slice(0, axis));
     const inner = sizeOf(x.shape.slice(axis + 1));
     const row = x.shape[axis] * inner;
-    const outs: TensorInfo[] = sizes.map((s) => backend.makeOutput(x.shape.map((d, i) => (i === axis ? s : d)), x.dtype));
-    // views taken after every allocation (an allocation may grow the heap and replace HEAPU8)
-    const view = (t: TensorInfo) => new Int32Array(backend.wasm.HEAPU8.buffer, backend.dataIdMap.get(t.dataId).memoryOffset, sizeOf(t.shape));
+    const backend = args.backend as { makeOutput(shape: number[], dtype: string): TensorInfo };
+    const outs = sizes.map((s) => backend.makeOutput(x.shape.map((d, i) => (i === axis ? s : d)), x.dtype));
+    // views taken after every allocation (an allocation may grow the heap and replace HEAPU8); a
+    // Float32Array view of int32 data is fine: set() between arrays of one type copies the bytes
+    const view = io("wasm", args.backend).read;
     const src = view(x);
     let begin = 0;
     sizes.forEach((s, j) => {

@@ -237,6 +237,25 @@ export class WorkerPool {
   }
 
   /**
+   * Posts the job at byte `job` to `workers` (with `heap`: attached first, and the job runs in it),
+   * runs the caller's own share (`caller()`: its run_job on thread 0), and joins. Returns how long
+   * the caller worked and then waited for the workers (for the run-alone policy, afterThreadedCall).
+   */
+  runJob(job: number, workers: number[], caller: () => void, heap?: { module: WebAssembly.Module; memory: WebAssembly.Memory }): { ownMs: number; waitedMs: number } {
+    if (heap) this.attachHeap(heap.module, heap.memory);
+    this.post(job, workers, !!heap);
+    const t0 = performance.now();
+    let t1 = t0;
+    try {
+      caller();
+      t1 = performance.now();
+    } finally {
+      this.join();
+    }
+    return { ownMs: t1 - t0, waitedMs: performance.now() - t1 };
+  }
+
+  /**
    * After the caller's own run_job returned (so no chunks are left): cancels the posts no worker
    * has picked up and waits for those that did. Throws if a worker failed.
    */
