@@ -33,11 +33,27 @@ import path from "node:path";
 import { cpuDelta, readCpuTimes, stealShare } from "../src/engine/cpuStat.js";
 import { makeRng } from "../src/engine/rng.js";
 import { GrpoSchema } from "../src/experiment/schema.js";
-import { matmulAvailable, matmulThreads, matmulThreadStats, matmulThreadsReady, matmulUnavailableReason, matmulVariant, setMatmulThreads, setMatmulVariant } from "../src/kernels/matmul.js";
+import {
+  matmulAvailable,
+  matmulThreads,
+  matmulThreadStats,
+  matmulThreadsReady,
+  matmulUnavailableReason,
+  matmulVariant,
+  setMatmulThreads,
+  setMatmulVariant,
+} from "../src/kernels/matmul.js";
 import { installFastMatmul, uninstallFastMatmul } from "../src/kernels/tfjsKernels.js";
 import { loadCheckpoint } from "../src/model/checkpoint.js";
 import { hostWeights } from "../src/model/decode.js";
-import { disposeParams, initParams, lmLoss, resolveModelConfig, type ModelConfig, type Params } from "../src/model/gpt.js";
+import {
+  disposeParams,
+  initParams,
+  lmLoss,
+  resolveModelConfig,
+  type ModelConfig,
+  type Params,
+} from "../src/model/gpt.js";
 import { AdamW } from "../src/model/optim.js";
 import { encodeBatch } from "../src/model/pretrain.js";
 import { sample, selectKernels } from "../src/model/sampler.js";
@@ -85,7 +101,12 @@ const FAST_BUILD = matmulVariant()!.variant;
 const readyThreads = await matmulThreadsReady(N);
 const tok = loadTokenizer("data/tokenizer");
 const V = tok.vocabSize;
-log(`backend ${backendName}; matmul threads N = ${N} (${readyThreads} ready; ${os.cpus().length} cores; load average ${os.loadavg().map((x) => x.toFixed(2)).join(" ")}); fast matmul build: ${FAST_BUILD}${matmulVariant()!.fused ? " (fused multiply-add on this CPU)" : ""}`);
+log(
+  `backend ${backendName}; matmul threads N = ${N} (${readyThreads} ready; ${os.cpus().length} cores; load average ${os
+    .loadavg()
+    .map((x) => x.toFixed(2))
+    .join(" ")}); fast matmul build: ${FAST_BUILD}${matmulVariant()!.fused ? " (fused multiply-add on this CPU)" : ""}`,
+);
 
 // ---------------------------------------------------------------------------------------------
 // matmul
@@ -134,7 +155,13 @@ function time(fn: () => void): number {
   return (t - t0) / 1000 / reps;
 }
 
-async function matmulTimer(impl: Impl, s: Shape, ta: boolean, tb: boolean, data: [Float32Array, Float32Array]): Promise<number> {
+async function matmulTimer(
+  impl: Impl,
+  s: Shape,
+  ta: boolean,
+  tb: boolean,
+  data: [Float32Array, Float32Array],
+): Promise<number> {
   uninstallFastMatmul();
   await useBackend(impl === "cpu" ? "cpu" : "wasm");
   if (impl === "fast1" || impl === "fastN" || impl === "exact1") {
@@ -161,7 +188,15 @@ const threadRatio: Record<string, Record<string, { ofMedians: number; paired: nu
 const stolenShare: Record<string, Record<string, { fast1: number | null; fastN: number | null }>> = {};
 if (!has("skip-matmul")) {
   log(`\nmatmul GFLOP/s through tf.matMul (median of ${rounds} rounds; fastN = ${N} threads)`);
-  log(["shape".padEnd(27), "op".padEnd(5), ...IMPLS.map((i) => i.padStart(7)), "  best", ...IMPLS.slice(0, 2).map((i) => i.padStart(7))].join(" "));
+  log(
+    [
+      "shape".padEnd(27),
+      "op".padEnd(5),
+      ...IMPLS.map((i) => i.padStart(7)),
+      "  best",
+      ...IMPLS.slice(0, 2).map((i) => i.padStart(7)),
+    ].join(" "),
+  );
   const rng = makeRng(1, "bench-matmul");
   // warm-up, not recorded: --warmup rounds (default 1) of one window of each implementation in each
   // transpose combination (V8 compiles our kernels in a baseline tier first — a 256^3 product takes
@@ -169,8 +204,12 @@ if (!has("skip-matmul")) {
   // their first job)
   {
     const s = SHAPES[0];
-    const warm: [Float32Array, Float32Array] = [new Float32Array(s.M * s.K).fill(0.5), new Float32Array(s.K * s.N).fill(0.25)];
-    for (let w = 0; w < warmupRounds; w++) for (const [, ta, tb] of COMBOS) for (const impl of IMPLS) await matmulTimer(impl, s, ta, tb, warm);
+    const warm: [Float32Array, Float32Array] = [
+      new Float32Array(s.M * s.K).fill(0.5),
+      new Float32Array(s.K * s.N).fill(0.25),
+    ];
+    for (let w = 0; w < warmupRounds; w++)
+      for (const [, ta, tb] of COMBOS) for (const impl of IMPLS) await matmulTimer(impl, s, ta, tb, warm);
   }
   for (const s of SHAPES) {
     byTranspose[s.name] = {};
@@ -202,13 +241,29 @@ if (!has("skip-matmul")) {
       const stolen = { fast1: stealShare(cpu[op].fast1), fastN: stealShare(cpu[op].fastN) };
       const med = Object.fromEntries(IMPLS.map((i) => [i, round(median(res[op][i]))])) as Record<Impl, number>;
       byTranspose[s.name][op] = med;
-      byTransposeBest[s.name][op] = Object.fromEntries(IMPLS.map((i) => [i, round(Math.max(...res[op][i]))])) as Record<Impl, number>;
-      const tr = { ofMedians: round(med.fastN / med.fast1), paired: round(median(res[op].fastN.map((v, r) => v / res[op].fast1[r]))) };
+      byTransposeBest[s.name][op] = Object.fromEntries(IMPLS.map((i) => [i, round(Math.max(...res[op][i]))])) as Record<
+        Impl,
+        number
+      >;
+      const tr = {
+        ofMedians: round(med.fastN / med.fast1),
+        paired: round(median(res[op].fastN.map((v, r) => v / res[op].fast1[r]))),
+      };
       threadRatio[s.name][op] = tr;
       const share = (x: number | null) => (x === null ? null : round(x, 3));
       stolenShare[s.name][op] = { fast1: share(stolen.fast1), fastN: share(stolen.fastN) };
       const pct = (x: number | null) => (x === null ? "n/a" : `${(100 * x).toFixed(0)}%`);
-      log([s.name.padEnd(27), op.padEnd(5), ...IMPLS.map((i) => med[i].toFixed(2).padStart(7)), "  best", ...IMPLS.slice(0, 2).map((i) => byTransposeBest[s.name][op][i].toFixed(2).padStart(7)), `  N/1 ${tr.ofMedians.toFixed(2)} paired ${tr.paired.toFixed(2)}`, `stolen ${pct(stolen.fast1)}/${pct(stolen.fastN)}`].join(" "));
+      log(
+        [
+          s.name.padEnd(27),
+          op.padEnd(5),
+          ...IMPLS.map((i) => med[i].toFixed(2).padStart(7)),
+          "  best",
+          ...IMPLS.slice(0, 2).map((i) => byTransposeBest[s.name][op][i].toFixed(2).padStart(7)),
+          `  N/1 ${tr.ofMedians.toFixed(2)} paired ${tr.paired.toFixed(2)}`,
+          `stolen ${pct(stolen.fast1)}/${pct(stolen.fastN)}`,
+        ].join(" "),
+      );
     }
   }
   setMatmulThreads(N);
@@ -232,7 +287,8 @@ if (fs.existsSync(path.join(BASE, "model.safetensors"))) {
   baseParams = initParams(cfg, 1);
   weights = "initParams(gpt-nano, seed 1)";
 }
-const cloneParams = (p: Params): Params => Object.fromEntries(Object.entries(p).map(([k, v]) => [k, tf.variable(v.clone(), true)]));
+const cloneParams = (p: Params): Params =>
+  Object.fromEntries(Object.entries(p).map(([k, v]) => [k, tf.variable(v.clone(), true)]));
 type Kernels = "fast" | "stock";
 const KERNELS: Kernels[] = ["fast", "stock"];
 
@@ -247,7 +303,9 @@ function trainBatches(n: number): ReturnType<typeof encodeBatch>[] {
   for (let i = 0; i < 32 * n; i++) pool.push(stream.next().value as CorpusItem);
   const len = (it: CorpusItem) => it.prompt.length + it.completion.length;
   pool.sort((a, b) => len(a) - len(b));
-  const out = Array.from({ length: n }, (_, i) => encodeBatch(pool.slice(i * 32, (i + 1) * 32), tok, trainModel.contextLength));
+  const out = Array.from({ length: n }, (_, i) =>
+    encodeBatch(pool.slice(i * 32, (i + 1) * 32), tok, trainModel.contextLength),
+  );
   const r = makeRng(2, "bench-train-order");
   for (let i = out.length - 1; i > 0; i--) {
     const j = r.int(0, i);
@@ -258,7 +316,14 @@ function trainBatches(n: number): ReturnType<typeof encodeBatch>[] {
 const trainState = Object.fromEntries(
   KERNELS.map((k) => {
     const params = initParams(trainModel, 1);
-    return [k, { params, opt: new AdamW(params, { beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0, gradClip: 1 }), names: new Map(Object.entries(params).map(([n, v]) => [v.name, n])) }];
+    return [
+      k,
+      {
+        params,
+        opt: new AdamW(params, { beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0, gradClip: 1 }),
+        names: new Map(Object.entries(params).map(([n, v]) => [v.name, n])),
+      },
+    ];
   }),
 ) as Record<Kernels, { params: Params; opt: AdamW; names: Map<string, string> }>;
 function trainStep(k: Kernels, batch: ReturnType<typeof encodeBatch>): number {
@@ -278,17 +343,22 @@ function trainStep(k: Kernels, batch: ReturnType<typeof encodeBatch>): number {
 }
 const train = { fast: { tokens: 0, seconds: 0 }, stock: { tokens: 0, seconds: 0 } };
 const TRAIN_REPS = 3;
-log(`\ntraining (pretraining steps, gpt-nano, batch 32; ${TRAIN_BATCHES} batches, each run ${TRAIN_REPS} times per kernel, alternating; median per batch), tokens/s`);
+log(
+  `\ntraining (pretraining steps, gpt-nano, batch 32; ${TRAIN_BATCHES} batches, each run ${TRAIN_REPS} times per kernel, alternating; median per batch), tokens/s`,
+);
 const batches = trainBatches(TRAIN_BATCHES);
 for (const k of KERNELS) trainStep(k, batches[0]); // warm-up
 batches.forEach((b, i) => {
   const secs: Record<Kernels, number[]> = { fast: [], stock: [] };
-  for (let r = 0; r < TRAIN_REPS; r++) for (const k of r % 2 === 0 ? KERNELS : [...KERNELS].reverse()) secs[k].push(trainStep(k, b));
+  for (let r = 0; r < TRAIN_REPS; r++)
+    for (const k of r % 2 === 0 ? KERNELS : [...KERNELS].reverse()) secs[k].push(trainStep(k, b));
   for (const k of KERNELS) {
     train[k].seconds += median(secs[k]);
     train[k].tokens += b.inputs.length * b.T;
   }
-  log(`  batch ${i + 1} (32 x ${b.T}): ${KERNELS.map((k) => `${k} ${(median(secs[k]) * 1000).toFixed(0)} ms`).join(", ")}`);
+  log(
+    `  batch ${i + 1} (32 x ${b.T}): ${KERNELS.map((k) => `${k} ${(median(secs[k]) * 1000).toFixed(0)} ms`).join(", ")}`,
+  );
 });
 for (const k of KERNELS) {
   trainState[k].opt.dispose();
@@ -323,10 +393,21 @@ const grpoCfg = GrpoSchema.parse({ copies: 8, rollouts: 8 });
 const grpoCfgUsed = { ...grpoCfg, maxNewTokens: Math.min(grpoCfg.maxNewTokens, cfg.contextLength) };
 const GRPO_STEPS = 2 * Math.min(rounds, 2);
 const grpo = { fast: { total: 0, rollout: 0, update: 0 }, stock: { total: 0, rollout: 0, update: 0 } };
-log(`\nGRPO step (8 copies x 8 rollouts of 12*2, maxNewTokens ${grpoCfgUsed.maxNewTokens}; ${GRPO_STEPS} steps per kernel after 1 warm-up, alternating), seconds/step`);
+log(
+  `\nGRPO step (8 copies x 8 rollouts of 12*2, maxNewTokens ${grpoCfgUsed.maxNewTokens}; ${GRPO_STEPS} steps per kernel after 1 warm-up, alternating), seconds/step`,
+);
 {
   const trainers = Object.fromEntries(
-    KERNELS.map((k) => [k, { trainer: new GrpoTrainer(cloneParams(baseParams), cloneParams(baseParams), cfg, tok, grpoCfgUsed, { prompt: "12*2", answer: "24" }), rng: makeRng(3, "bench-grpo") }]),
+    KERNELS.map((k) => [
+      k,
+      {
+        trainer: new GrpoTrainer(cloneParams(baseParams), cloneParams(baseParams), cfg, tok, grpoCfgUsed, {
+          prompt: "12*2",
+          answer: "24",
+        }),
+        rng: makeRng(3, "bench-grpo"),
+      },
+    ]),
   ) as Record<Kernels, { trainer: GrpoTrainer; rng: ReturnType<typeof makeRng> }>;
   const grpoStep = (k: Kernels) => {
     selectKernels(k);
@@ -364,10 +445,15 @@ if (has("experiments")) {
     for (const k of KERNELS) {
       const out = fs.mkdtempSync(path.join(os.tmpdir(), "bench-exp-"));
       const t0 = performance.now();
-      const r = spawnSync("npm", ["run", "experiment", "--", file, "--out", out, "--kernels", k], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+      const r = spawnSync("npm", ["run", "experiment", "--", file, "--out", out, "--kernels", k], {
+        encoding: "utf8",
+        stdio: ["ignore", "pipe", "pipe"],
+      });
       const seconds = (performance.now() - t0) / 1000;
       experiments[file][k] = { seconds: round(seconds, 1), exitCode: r.status };
-      log(`experiment ${file} --kernels ${k}: ${seconds.toFixed(1)} s, exit ${r.status}${r.status === 0 ? "" : `\n${(r.stderr || r.stdout).trim().split("\n").slice(-3).join("\n")}`}`);
+      log(
+        `experiment ${file} --kernels ${k}: ${seconds.toFixed(1)} s, exit ${r.status}${r.status === 0 ? "" : `\n${(r.stderr || r.stdout).trim().split("\n").slice(-3).join("\n")}`}`,
+      );
       fs.rmSync(out, { recursive: true, force: true });
     }
   }
@@ -383,16 +469,23 @@ const result = {
   loadAverage: os.loadavg().map((x) => round(x)),
   weights,
   matmulBuild: matmulVariant(),
-  matmulGflops: plain ? { fast1: plain.fast1, fastN: plain.fastN, exact1: plain.exact1, wasm: plain.wasm, cpu: plain.cpu } : null,
+  matmulGflops: plain
+    ? { fast1: plain.fast1, fastN: plain.fastN, exact1: plain.exact1, wasm: plain.wasm, cpu: plain.cpu }
+    : null,
   matmulGflopsBest: byTransposeBest["256x256x256"]?.AB ?? null,
   matmulGflopsByTranspose: byTranspose,
   matmulGflopsByTransposeBest: byTransposeBest,
   matmulThreadRatio: threadRatio,
   matmulStolenShare: stolenShare,
-  trainTokensPerSecond: { fast: round(train.fast.tokens / train.fast.seconds, 0), stock: round(train.stock.tokens / train.stock.seconds, 0) },
+  trainTokensPerSecond: {
+    fast: round(train.fast.tokens / train.fast.seconds, 0),
+    stock: round(train.stock.tokens / train.stock.seconds, 0),
+  },
   rolloutTokensPerSecond: { fast: med(rollout.fast), stock: med(rollout.stock) },
   grpoStepSeconds: { fast: round(grpo.fast.total), stock: round(grpo.stock.total) },
-  grpoStepDetail: Object.fromEntries(KERNELS.map((k) => [k, { rolloutSeconds: round(grpo[k].rollout), updateSeconds: round(grpo[k].update) }])),
+  grpoStepDetail: Object.fromEntries(
+    KERNELS.map((k) => [k, { rolloutSeconds: round(grpo[k].rollout), updateSeconds: round(grpo[k].update) }]),
+  ),
   experimentSeconds: has("experiments") ? experiments : undefined,
   threadStats: matmulThreadStats(),
 };
@@ -402,18 +495,31 @@ if (asJson) {
 } else {
   log("\nsummary");
   if (plain) {
-    log(`  matmul 256^3 plain GFLOP/s: fast (${FAST_BUILD} build) 1 thread ${plain.fast1}, ${N} threads ${plain.fastN}; exact build 1 thread ${plain.exact1}; stock wasm ${plain.wasm}, stock cpu ${plain.cpu}`);
+    log(
+      `  matmul 256^3 plain GFLOP/s: fast (${FAST_BUILD} build) 1 thread ${plain.fast1}, ${N} threads ${plain.fastN}; exact build 1 thread ${plain.exact1}; stock wasm ${plain.wasm}, stock cpu ${plain.cpu}`,
+    );
     for (const [op, m] of Object.entries(byTranspose["256x256x256"])) {
       const b = byTransposeBest["256x256x256"][op];
       const tr = threadRatio["256x256x256"][op];
       const st = stolenShare["256x256x256"][op];
-      const stolen = st.fastN === null ? "host steal not measured here" : `host stole ${(100 * st.fast1!).toFixed(1)}% / ${(100 * st.fastN).toFixed(1)}% of the CPUs during the 1- / ${N}-thread windows`;
-      log(`    ${op.padEnd(5)} fast1 median ${m.fast1} (best ${b.fast1}), fast${N} median ${m.fastN} (best ${b.fastN}), ${N} threads / 1: ${tr.ofMedians.toFixed(2)}x of medians, ${tr.paired.toFixed(2)}x paired per round, ${(b.fastN / b.fast1).toFixed(2)}x best; ${stolen}`);
+      const stolen =
+        st.fastN === null
+          ? "host steal not measured here"
+          : `host stole ${(100 * st.fast1!).toFixed(1)}% / ${(100 * st.fastN).toFixed(1)}% of the CPUs during the 1- / ${N}-thread windows`;
+      log(
+        `    ${op.padEnd(5)} fast1 median ${m.fast1} (best ${b.fast1}), fast${N} median ${m.fastN} (best ${b.fastN}), ${N} threads / 1: ${tr.ofMedians.toFixed(2)}x of medians, ${tr.paired.toFixed(2)}x paired per round, ${(b.fastN / b.fast1).toFixed(2)}x best; ${stolen}`,
+      );
     }
   }
-  log(`  training tokens/s: fast ${result.trainTokensPerSecond.fast}, stock ${result.trainTokensPerSecond.stock} (${(result.trainTokensPerSecond.fast / result.trainTokensPerSecond.stock).toFixed(2)}x)`);
-  log(`  rollout tokens/s: fast ${result.rolloutTokensPerSecond.fast}, stock ${result.rolloutTokensPerSecond.stock} (${(result.rolloutTokensPerSecond.fast / result.rolloutTokensPerSecond.stock).toFixed(1)}x)`);
-  log(`  GRPO step seconds: fast ${result.grpoStepSeconds.fast}, stock ${result.grpoStepSeconds.stock} (${(result.grpoStepSeconds.stock / result.grpoStepSeconds.fast).toFixed(2)}x)`);
+  log(
+    `  training tokens/s: fast ${result.trainTokensPerSecond.fast}, stock ${result.trainTokensPerSecond.stock} (${(result.trainTokensPerSecond.fast / result.trainTokensPerSecond.stock).toFixed(2)}x)`,
+  );
+  log(
+    `  rollout tokens/s: fast ${result.rolloutTokensPerSecond.fast}, stock ${result.rolloutTokensPerSecond.stock} (${(result.rolloutTokensPerSecond.fast / result.rolloutTokensPerSecond.stock).toFixed(1)}x)`,
+  );
+  log(
+    `  GRPO step seconds: fast ${result.grpoStepSeconds.fast}, stock ${result.grpoStepSeconds.stock} (${(result.grpoStepSeconds.stock / result.grpoStepSeconds.fast).toFixed(2)}x)`,
+  );
   const ts = result.threadStats;
   log(`  worker posts ${ts.posted}, cancelled (worker not awake in time) ${ts.cancelled}, stalls ${ts.stalls}`);
 }

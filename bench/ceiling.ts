@@ -86,8 +86,14 @@ setMatmulVariant("exact");
 setMatmulThreads(2);
 if ((await matmulThreadsReady(2)) < 2) throw new Error("the matmul worker did not start");
 const n = 256;
-const A = tf.tensor2d(Float32Array.from({ length: n * n }, (_, i) => ((i * 7919) % 1000) / 1000 - 0.5), [n, n]);
-const B = tf.tensor2d(Float32Array.from({ length: n * n }, (_, i) => ((i * 104729) % 1000) / 1000 - 0.5), [n, n]);
+const A = tf.tensor2d(
+  Float32Array.from({ length: n * n }, (_, i) => ((i * 7919) % 1000) / 1000 - 0.5),
+  [n, n],
+);
+const B = tf.tensor2d(
+  Float32Array.from({ length: n * n }, (_, i) => ((i * 104729) % 1000) / 1000 - 0.5),
+  [n, n],
+);
 const COMBOS: [string, boolean, boolean][] = [
   ["A·B", false, false],
   ["A·Bᵀ", false, true],
@@ -96,9 +102,13 @@ const COMBOS: [string, boolean, boolean][] = [
 ];
 const matmulRate = (threads: number, ta: boolean, tb: boolean) => {
   setMatmulThreads(threads);
-  return rate((r) => {
-    for (let i = 0; i < r; i++) tf.matMul(A, B, ta, tb).dispose();
-  }, 2 * n ** 3, 1);
+  return rate(
+    (r) => {
+      for (let i = 0; i < r; i++) tf.matMul(A, B, ta, tb).dispose();
+    },
+    2 * n ** 3,
+    1,
+  );
 };
 
 const res: Record<string, number[]> = {};
@@ -109,8 +119,14 @@ const ghz = (5e7 * 4 * 3) / ((performance.now() - t0) / 1e3) / 1e9;
 for (let r = 0; r < rounds; r++) {
   const m = microRate();
   push("micro", m);
-  push("bregs", rate((k) => ex.bregs(PA, PB, KL, k), 64 * KL));
-  push("indep", rate((k) => ex.indep(PA, k * 16), 12 * 4 * 16));
+  push(
+    "bregs",
+    rate((k) => ex.bregs(PA, PB, KL, k), 64 * KL),
+  );
+  push(
+    "indep",
+    rate((k) => ex.indep(PA, k * 16), 12 * 4 * 16),
+  );
   for (const [name, ta, tb] of COMBOS) {
     const one = matmulRate(1, ta, tb);
     const two = matmulRate(2, ta, tb);
@@ -127,10 +143,16 @@ for (let r = 0; r < rounds; r++) {
 await worker.terminate();
 tf.dispose([A, B]);
 const med = (x: number[]) => [...x].sort((a, b) => a - b)[x.length >> 1];
-const show = (k: string, unit = "GFLOP/s") => `${`${med(res[k]).toFixed(unit ? 1 : 2)} ${unit}`.trim()} (best ${Math.max(...res[k]).toFixed(unit ? 1 : 2)})`;
+const show = (k: string, unit = "GFLOP/s") =>
+  `${`${med(res[k]).toFixed(unit ? 1 : 2)} ${unit}`.trim()} (best ${Math.max(...res[k]).toFixed(unit ? 1 : 2)})`;
 console.log(`${rounds} rounds, medians (best); clock ≈ ${ghz.toFixed(2)} GHz from a dependent f64 add chain`);
-console.log(`probes, 1 thread: micro ${show("micro")}, bregs ${show("bregs")}, indep ${show("indep")}; ` + `no-FMA peak at that clock: ${(16 * ghz).toFixed(1)}`);
+console.log(
+  `probes, 1 thread: micro ${show("micro")}, bregs ${show("bregs")}, indep ${show("indep")}; ` +
+    `no-FMA peak at that clock: ${(16 * ghz).toFixed(1)}`,
+);
 console.log(`micro probe, 2 threads at once / 1 alone: ${show("micro 2/1", "")}`);
 for (const [name] of COMBOS) {
-  console.log(`tf.matMul 256^3 ${name.padEnd(6)} 1 thread ${show(`${name} 1`)} = ${show(`${name} 1/micro`, "")} of micro; 2 threads ${show(`${name} 2`)}, ratio ${show(`${name} 2/1`, "")}`);
+  console.log(
+    `tf.matMul 256^3 ${name.padEnd(6)} 1 thread ${show(`${name} 1`)} = ${show(`${name} 1/micro`, "")} of micro; 2 threads ${show(`${name} 2`)}, ratio ${show(`${name} 2/1`, "")}`,
+  );
 }

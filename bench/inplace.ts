@@ -20,7 +20,8 @@ const heapNotShared = shareTfjsWasmHeap(wasmPackage);
 if (heapNotShared) console.error(heapNotShared);
 
 const threads = Number(process.argv[2] ?? 1);
-if (!Number.isInteger(threads) || threads < 1) throw new Error(`threads: use a positive integer, got ${process.argv[2]}`);
+if (!Number.isInteger(threads) || threads < 1)
+  throw new Error(`threads: use a positive integer, got ${process.argv[2]}`);
 await tf.setBackend("wasm");
 await tf.ready();
 setMatmulThreads(threads);
@@ -30,7 +31,8 @@ const tok = loadTokenizer("data/tokenizer");
 const ck = loadCheckpoint("data/models/base");
 const grpo = GrpoSchema.parse({ copies: 8, rollouts: 8 });
 const cfg = { ...grpo, maxNewTokens: Math.min(grpo.maxNewTokens, ck.cfg.contextLength) };
-const clone = (p: Params): Params => Object.fromEntries(Object.entries(p).map(([k, v]) => [k, tf.variable(v.clone(), true)]));
+const clone = (p: Params): Params =>
+  Object.fromEntries(Object.entries(p).map(([k, v]) => [k, tf.variable(v.clone(), true)]));
 const runs = [true, false].map((inPlace) => ({
   inPlace,
   trainer: new GrpoTrainer(clone(ck.params), clone(ck.params), ck.cfg, tok, cfg, { prompt: "12*2", answer: "24" }),

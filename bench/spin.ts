@@ -41,5 +41,7 @@ const med = (x: number[]) => [...x].sort((p, q) => p - q)[x.length >> 1];
 console.log(`${n}^3, 1 thread: median ${med(one).toFixed(1)} GFLOP/s (best ${Math.max(...one).toFixed(1)})`);
 for (const sp of spins) {
   const v = res[sp];
-  console.log(`2 threads, polling ${sp} µs: median ${med(v).toFixed(1)} GFLOP/s (best ${Math.max(...v).toFixed(1)}); median paired ratio to 1 thread ${med(v.map((x, i) => x / one[i])).toFixed(2)}`);
+  console.log(
+    `2 threads, polling ${sp} µs: median ${med(v).toFixed(1)} GFLOP/s (best ${Math.max(...v).toFixed(1)}); median paired ratio to 1 thread ${med(v.map((x, i) => x / one[i])).toFixed(2)}`,
+  );
 }

@@ -15,7 +15,9 @@ describe("backend selection", () => {
     expect(b.name).toBe("wasm");
     // its heap made shared for the fast matmul's threads (src/kernels/wasmHeap.ts)
     expect(wasmHeapStatus()).toBeNull();
-    expect((tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } }).wasm.HEAPU8.buffer).toBeInstanceOf(SharedArrayBuffer);
+    expect((tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } }).wasm.HEAPU8.buffer).toBeInstanceOf(
+      SharedArrayBuffer,
+    );
     expect(b.skipped.join(" ")).toMatch(/tfjs-node-gpu/);
     expect(b.skipped.join(" ")).toMatch(/tfjs-node:/);
   });

@@ -22,14 +22,28 @@ beforeAll(async () => {
 
 describe("npm run eval", () => {
   it("--json prints one JSON object with per-benchmark greedy, sampled, pass@k and formatRate", () => {
-    const r = spawnSync(TSX, ["src/cli/eval.ts", "--checkpoint", ckpt, "--limit", "2", "--n", "4", "--k", "1,4", "--json", "--backend", "cpu"], { encoding: "utf8" });
+    const r = spawnSync(
+      TSX,
+      ["src/cli/eval.ts", "--checkpoint", ckpt, "--limit", "2", "--n", "4", "--k", "1,4", "--json", "--backend", "cpu"],
+      { encoding: "utf8" },
+    );
     expect(r.status).toBe(0);
     const lines = r.stdout.trim().split("\n");
     expect(lines).toHaveLength(1);
     const j = JSON.parse(lines[0]);
     expect(Object.keys(j.benchmarks).sort()).toEqual(["add", "lin", "mul", "word"]);
     for (const m of Object.values(j.benchmarks) as Record<string, number>[]) {
-      for (const k of ["greedy", "sampled", "pass@1", "pass@4", "formatRate", "greedyFormat", "meanLength", "selfCheckRate"]) expect(typeof m[k], k).toBe("number");
+      for (const k of [
+        "greedy",
+        "sampled",
+        "pass@1",
+        "pass@4",
+        "formatRate",
+        "greedyFormat",
+        "meanLength",
+        "selfCheckRate",
+      ])
+        expect(typeof m[k], k).toBe("number");
       expect(m.problems).toBe(2);
     }
     expect(j.backend).toBe("cpu");

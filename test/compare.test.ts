@@ -9,9 +9,38 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { meanCI, sampleStd, studentTCdf, studentTQuantile } from "../src/analysis/stats.js";
-import { compareRuns, formatText, identifyRun, parseCsvText, parseMetricsCsv, runMetrics, sharedColumns, toCsv, toMarkdown, type RunInfo } from "../src/analysis/compare.js";
-import { checkpointLabel, curveKs, parsePasskCsv, passAtKCurve, passkCsv, passkRows, uniqueLabels } from "../src/analysis/passk-curve.js";
-import { behaviourSpec, formatSpec, passkSpec, plotRuns, PNG_SIGNATURE, renderSvg, svgToPng, textWidth, trainingSpec } from "../src/analysis/plots.js";
+import {
+  compareRuns,
+  formatText,
+  identifyRun,
+  parseCsvText,
+  parseMetricsCsv,
+  runMetrics,
+  sharedColumns,
+  toCsv,
+  toMarkdown,
+  type RunInfo,
+} from "../src/analysis/compare.js";
+import {
+  checkpointLabel,
+  curveKs,
+  parsePasskCsv,
+  passAtKCurve,
+  passkCsv,
+  passkRows,
+  uniqueLabels,
+} from "../src/analysis/passk-curve.js";
+import {
+  behaviourSpec,
+  formatSpec,
+  passkSpec,
+  plotRuns,
+  PNG_SIGNATURE,
+  renderSvg,
+  svgToPng,
+  textWidth,
+  trainingSpec,
+} from "../src/analysis/plots.js";
 import { reportHtml } from "../src/analysis/html.js";
 import { metricsColumns } from "../src/experiment/metrics.js";
 
@@ -60,15 +89,29 @@ function synthCsv(opts: { steps: number; satAt: number; offset: number; passk: b
   return lines.join("\n") + "\n";
 }
 
-function writeRun(root: string, exp: string, seed: number, opts: { steps: number; satAt: number; offset: number; passk: boolean }, config = true): string {
+function writeRun(
+  root: string,
+  exp: string,
+  seed: number,
+  opts: { steps: number; satAt: number; offset: number; passk: boolean },
+  config = true,
+): string {
   const dir = path.join(root, exp, `seed-${seed}`);
   fs.mkdirSync(dir, { recursive: true });
   fs.writeFileSync(path.join(dir, "metrics.csv"), synthCsv(opts));
-  if (config) fs.writeFileSync(path.join(dir, "config.resolved.json"), JSON.stringify({ name: exp, seeds: [seed], saturation: { threshold: 0.95, window: 5 } }));
+  if (config)
+    fs.writeFileSync(
+      path.join(dir, "config.resolved.json"),
+      JSON.stringify({ name: exp, seeds: [seed], saturation: { threshold: 0.95, window: 5 } }),
+    );
   return dir;
 }
 
-function runInfo(exp: string, seed: number, opts: { steps: number; satAt: number; offset: number; passk: boolean }): RunInfo {
+function runInfo(
+  exp: string,
+  seed: number,
+  opts: { steps: number; satAt: number; offset: number; passk: boolean },
+): RunInfo {
   const file = `/x/${exp}/seed-${seed}/metrics.csv`;
   return { file, table: parseMetricsCsv(synthCsv(opts), file), ...identifyRun(file, { name: exp, seeds: [seed] }) };
 }
@@ -139,16 +182,30 @@ describe("saturation and per-run metrics from a metrics.csv", () => {
       ["a", "b,c", "d"],
       ["1", 'x "y"', ""],
     ]);
-    expect(() => parseMetricsCsv("name,value\nfoo,1\n", "/tmp/other.csv")).toThrow(/\/tmp\/other\.csv: not a results metrics\.csv/);
+    expect(() => parseMetricsCsv("name,value\nfoo,1\n", "/tmp/other.csv")).toThrow(
+      /\/tmp\/other\.csv: not a results metrics\.csv/,
+    );
     expect(() => parseMetricsCsv("step,loss\n1,2\n", "f.csv")).toThrow(/train_accuracy or heldout_greedy/);
     expect(() => parseMetricsCsv("step,train_accuracy\n1,abc\n", "f.csv")).toThrow(/line 2, column "train_accuracy"/);
     expect(() => parseMetricsCsv("", "empty.csv")).toThrow(/empty\.csv: empty file/);
   });
 
   it("names runs from config or directories", () => {
-    expect(identifyRun("/r/default/seed-3/metrics.csv", null)).toMatchObject({ experiment: "default", label: "default/seed-3", seed: 3, threshold: 0.95, window: 5 });
-    expect(identifyRun("/r/x/seed-2/metrics.csv", { name: "lr-sweep", saturation: { threshold: 0.9, window: 10 } })).toMatchObject({ experiment: "lr-sweep", label: "lr-sweep/seed-2", threshold: 0.9, window: 10 });
-    expect(identifyRun("/r/loose/metrics.csv", null)).toMatchObject({ experiment: "loose", label: "loose/loose", seed: null });
+    expect(identifyRun("/r/default/seed-3/metrics.csv", null)).toMatchObject({
+      experiment: "default",
+      label: "default/seed-3",
+      seed: 3,
+      threshold: 0.95,
+      window: 5,
+    });
+    expect(
+      identifyRun("/r/x/seed-2/metrics.csv", { name: "lr-sweep", saturation: { threshold: 0.9, window: 10 } }),
+    ).toMatchObject({ experiment: "lr-sweep", label: "lr-sweep/seed-2", threshold: 0.9, window: 10 });
+    expect(identifyRun("/r/loose/metrics.csv", null)).toMatchObject({
+      experiment: "loose",
+      label: "loose/loose",
+      seed: null,
+    });
   });
 });
 
@@ -163,7 +220,15 @@ describe("comparison table", () => {
 
   it("aggregates seeds with the t interval and compares on shared columns", () => {
     const cmp = compareRuns(runs);
-    expect(cmp.rows.map((r) => r.label)).toEqual(["alpha/seed-1", "alpha/seed-2", "alpha/seed-3", "beta/seed-1", "beta/seed-2", "alpha (mean of 3)", "beta (mean of 2)"]);
+    expect(cmp.rows.map((r) => r.label)).toEqual([
+      "alpha/seed-1",
+      "alpha/seed-2",
+      "alpha/seed-3",
+      "beta/seed-1",
+      "beta/seed-2",
+      "alpha (mean of 3)",
+      "beta (mean of 2)",
+    ]);
     const alpha = cmp.rows.find((r) => r.label === "alpha (mean of 3)")!;
     // saturation steps 14, 16, 18: mean 16, s = 2, half-width 4.302653 · 2 / √3 = 4.968275
     expect(alpha.cells.saturation_step.value).toBeCloseTo(16, 9);
@@ -272,8 +337,13 @@ describe("plots", () => {
   });
 
   it("renders the pass@k plot on a log2 axis", async () => {
-    const rows = [...passkRows("b", "base", 8, [{ benchmark: "add", corrects: [0, 1, 8, 3] }]), ...passkRows("t", "trained", 8, [{ benchmark: "add", corrects: [0, 0, 8, 8] }])];
-    const spec = passkSpec(rows) as { spec: { layer: { encoding: { x: { scale: { type: string; base: number }; axis: { values: number[] } } } }[] } };
+    const rows = [
+      ...passkRows("b", "base", 8, [{ benchmark: "add", corrects: [0, 1, 8, 3] }]),
+      ...passkRows("t", "trained", 8, [{ benchmark: "add", corrects: [0, 0, 8, 8] }]),
+    ];
+    const spec = passkSpec(rows) as {
+      spec: { layer: { encoding: { x: { scale: { type: string; base: number }; axis: { values: number[] } } } }[] };
+    };
     expect(spec.spec.layer[0].encoding.x.scale).toMatchObject({ type: "log", base: 2 });
     expect(spec.spec.layer[0].encoding.x.axis.values).toEqual([1, 2, 4, 8]);
     const svg = await renderSvg(passkSpec(rows));
@@ -313,11 +383,21 @@ describe("npm run compare (CLI)", () => {
     writeRun(path.join(root, "res"), "beta", 1, { steps: 40, satAt: 20, offset: 0, passk: true });
     writeRun(path.join(root, "res"), "beta", 2, { steps: 40, satAt: 24, offset: 0, passk: true }, false);
     fs.writeFileSync(path.join(root, "other.csv"), "name,value\nfoo,1\n");
-    fs.writeFileSync(path.join(root, "passk.csv"), passkCsv([...passkRows("b", "base", 4, [{ benchmark: "add", corrects: [0, 1, 4] }]), ...passkRows("t", "alpha/seed-1", 4, [{ benchmark: "add", corrects: [2, 2, 2] }])]));
+    fs.writeFileSync(
+      path.join(root, "passk.csv"),
+      passkCsv([
+        ...passkRows("b", "base", 4, [{ benchmark: "add", corrects: [0, 1, 4] }]),
+        ...passkRows("t", "alpha/seed-1", 4, [{ benchmark: "add", corrects: [2, 2, 2] }]),
+      ]),
+    );
   });
   afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
 
-  const cli = (args: string[]) => spawnSync(process.execPath, ["--import", "tsx", "src/cli/compare.ts", ...args], { encoding: "utf8", cwd: path.resolve(__dirname, "..") });
+  const cli = (args: string[]) =>
+    spawnSync(process.execPath, ["--import", "tsx", "src/cli/compare.ts", ...args], {
+      encoding: "utf8",
+      cwd: path.resolve(__dirname, ".."),
+    });
 
   it("compares two experiments and writes tables, plots and the report", () => {
     const out = path.join(root, "out");
@@ -328,7 +408,19 @@ describe("npm run compare (CLI)", () => {
     expect(r.stdout).toMatch(/alpha \(mean of 3\)\s+16\.0 ± 5\.0/);
     expect(r.stdout).toMatch(/beta \(mean of 2\)\s+26\.0 ± 25\.4/);
     expect(r.stdout).toContain("t distribution with n−1 degrees of freedom");
-    for (const f of ["compare.csv", "compare.md", "training.svg", "training.png", "format.svg", "format.png", "behaviour.svg", "behaviour.png", "passk.svg", "passk.png", "report.html"]) {
+    for (const f of [
+      "compare.csv",
+      "compare.md",
+      "training.svg",
+      "training.png",
+      "format.svg",
+      "format.png",
+      "behaviour.svg",
+      "behaviour.png",
+      "passk.svg",
+      "passk.png",
+      "report.html",
+    ]) {
       expect(fs.existsSync(path.join(out, f)), f).toBe(true);
     }
     const csv = parseCsvText(fs.readFileSync(path.join(out, "compare.csv"), "utf8"));

@@ -25,7 +25,8 @@ function writeExperiment(dir: string, patch: Record<string, unknown> = {}, raw?:
   return file;
 }
 
-const files = (d: string) => ["metrics.csv", "summary.json"].map((f) => fs.readFileSync(path.join(d, "smoke", "seed-1", f), "utf8"));
+const files = (d: string) =>
+  ["metrics.csv", "summary.json"].map((f) => fs.readFileSync(path.join(d, "smoke", "seed-1", f), "utf8"));
 
 describe("experiment runner (smoke)", () => {
   it("runs experiments/smoke.json and writes every output file, byte-identical across two runs", () => {
@@ -35,14 +36,31 @@ describe("experiment runner (smoke)", () => {
     expect(ra.out).toMatch(/summary: saturationStep/);
     expect(ra.code).toBe(0);
     const d = path.join(a, "smoke", "seed-1");
-    for (const f of ["metrics.csv", "summary.json", "samples.jsonl", "config.resolved.json", "timing.json", "checkpoint/model.safetensors", "checkpoint/optimizer.safetensors", "checkpoint/config.json"]) {
+    for (const f of [
+      "metrics.csv",
+      "summary.json",
+      "samples.jsonl",
+      "config.resolved.json",
+      "timing.json",
+      "checkpoint/model.safetensors",
+      "checkpoint/optimizer.safetensors",
+      "checkpoint/config.json",
+    ]) {
       expect(fs.existsSync(path.join(d, f)), f).toBe(true);
     }
     const csv = fs.readFileSync(path.join(d, "metrics.csv"), "utf8").trim().split("\n");
     expect(csv[0].split(",").slice(0, 3)).toEqual(["step", "train_accuracy", "mean_reward"]);
     expect(csv).toHaveLength(1 + 5); // header + steps 0..4
     const summary = JSON.parse(fs.readFileSync(path.join(d, "summary.json"), "utf8"));
-    for (const k of ["saturationStep", "heldoutAtStart", "heldoutAtSaturation", "heldoutFinal", "heldoutMax", "postSaturationGain"]) expect(summary).toHaveProperty(k);
+    for (const k of [
+      "saturationStep",
+      "heldoutAtStart",
+      "heldoutAtSaturation",
+      "heldoutFinal",
+      "heldoutMax",
+      "postSaturationGain",
+    ])
+      expect(summary).toHaveProperty(k);
     const resolved = JSON.parse(fs.readFileSync(path.join(d, "config.resolved.json"), "utf8"));
     expect(resolved.backend.name).toBe("wasm");
     expect(resolved.versions["@tensorflow/tfjs"]).toMatch(/^4\./);
@@ -63,7 +81,11 @@ describe("experiment runner (smoke)", () => {
 
   it("a SIGKILLed run resumes from its last checkpoint to byte-identical metrics.csv and summary.json", async () => {
     const dir = tmp("exp-kill-");
-    const file = writeExperiment(dir, { steps: 40, checkpointEvery: 5, eval: { every: 10, n: 2, ks: [1, 2], limit: 8, samples: 1 } });
+    const file = writeExperiment(dir, {
+      steps: 40,
+      checkpointEvery: 5,
+      eval: { every: 10, n: 2, ks: [1, 2], limit: 8, samples: 1 },
+    });
     const full = path.join(dir, "full");
     const cut = path.join(dir, "cut");
     expect(run([file, "--out", full]).code).toBe(0);
@@ -88,7 +110,11 @@ describe("experiment runner (smoke)", () => {
 
   it("SIGTERM saves a resumable state, exits non-zero with the resume command, and the resumed run matches", async () => {
     const dir = tmp("exp-term-");
-    const file = writeExperiment(dir, { steps: 40, checkpointEvery: 0, eval: { every: 10, n: 2, ks: [1, 2], limit: 8, samples: 1 } });
+    const file = writeExperiment(dir, {
+      steps: 40,
+      checkpointEvery: 0,
+      eval: { every: 10, n: 2, ks: [1, 2], limit: 8, samples: 1 },
+    });
     const full = path.join(dir, "full");
     const cut = path.join(dir, "cut");
     expect(run([file, "--out", full]).code).toBe(0);
@@ -134,15 +160,46 @@ describe("numerical faults", () => {
 });
 
 describe("bad input exits non-zero before any work and creates nothing", () => {
-  const cases: { name: string; patch?: Record<string, unknown>; raw?: string; args?: string[]; setup?: (dir: string) => Record<string, unknown>; expect: RegExp[] }[] = [
-    { name: "malformed JSON (line and column)", raw: '{\n  "name": "smoke",\n  "steps": 3,,\n}', expect: [/malformed JSON at line 3, column/] },
-    { name: "unknown key with the nearest valid key", patch: { grpo: { lerning_rate: 0.1 } }, expect: [/unknown key `grpo.lerning_rate` — did you mean `grpo.learningRate`\?/] },
+  const cases: {
+    name: string;
+    patch?: Record<string, unknown>;
+    raw?: string;
+    args?: string[];
+    setup?: (dir: string) => Record<string, unknown>;
+    expect: RegExp[];
+  }[] = [
+    {
+      name: "malformed JSON (line and column)",
+      raw: '{\n  "name": "smoke",\n  "steps": 3,,\n}',
+      expect: [/malformed JSON at line 3, column/],
+    },
+    {
+      name: "unknown key with the nearest valid key",
+      patch: { grpo: { lerning_rate: 0.1 } },
+      expect: [/unknown key `grpo.lerning_rate` — did you mean `grpo.learningRate`\?/],
+    },
     { name: "wrong type names field and value", patch: { steps: "ten" }, expect: [/field `steps`/, /"ten"/] },
-    { name: "negative learning rate", patch: { grpo: { learningRate: -0.001 } }, expect: [/grpo.learningRate/, /-0.001/] },
+    {
+      name: "negative learning rate",
+      patch: { grpo: { learningRate: -0.001 } },
+      expect: [/grpo.learningRate/, /-0.001/],
+    },
     { name: "zero rollouts", patch: { grpo: { rollouts: 0 } }, expect: [/grpo.rollouts/, /got 0/] },
-    { name: "k larger than the number of samples", patch: { eval: { n: 2, ks: [1, 8] } }, expect: [/eval.ks/, /\[8\]/, /eval.n = 2/] },
-    { name: "missing checkpoint", patch: { checkpoint: "data/models/nope" }, expect: [/data\/models\/nope/, /not a checkpoint directory/] },
-    { name: "missing benchmark file", patch: { benchmarks: ["add", "geometry"] }, expect: [/geometry\.jsonl: file not found/] },
+    {
+      name: "k larger than the number of samples",
+      patch: { eval: { n: 2, ks: [1, 8] } },
+      expect: [/eval.ks/, /\[8\]/, /eval.n = 2/],
+    },
+    {
+      name: "missing checkpoint",
+      patch: { checkpoint: "data/models/nope" },
+      expect: [/data\/models\/nope/, /not a checkpoint directory/],
+    },
+    {
+      name: "missing benchmark file",
+      patch: { benchmarks: ["add", "geometry"] },
+      expect: [/geometry\.jsonl: file not found/],
+    },
     {
       name: "benchmark JSONL with a bad line (line number)",
       setup: (dir) => {
@@ -152,10 +209,22 @@ describe("bad input exits non-zero before any work and creates nothing", () => {
       },
       expect: [/bad\.jsonl:2/],
     },
-    { name: "prompt outside the vocabulary", patch: { example: { prompt: "12×2", answer: "24" } }, expect: [/example.prompt/, /"×"/] },
-    { name: "label the verifier cannot parse", patch: { example: { prompt: "12*2", answer: "twenty four" } }, expect: [/example.answer/, /twenty four/] },
+    {
+      name: "prompt outside the vocabulary",
+      patch: { example: { prompt: "12×2", answer: "24" } },
+      expect: [/example.prompt/, /"×"/],
+    },
+    {
+      name: "label the verifier cannot parse",
+      patch: { example: { prompt: "12*2", answer: "twenty four" } },
+      expect: [/example.answer/, /twenty four/],
+    },
     { name: "--prompt without --answer", args: ["--prompt", "12*2"], expect: [/--prompt and --answer go together/] },
-    { name: "unknown command-line option", args: ["--sed", "3"], expect: [/unknown option --sed — did you mean --seed\?/] },
+    {
+      name: "unknown command-line option",
+      args: ["--sed", "3"],
+      expect: [/unknown option --sed — did you mean --seed\?/],
+    },
   ];
   for (const c of cases) {
     it(c.name, () => {
@@ -173,13 +242,16 @@ describe("bad input exits non-zero before any work and creates nothing", () => {
 
   it("every committed experiment file validates; each control differs from the default in one grpo setting", () => {
     const read = (f: string) => parseExperiment(fs.readFileSync(f, "utf8"), f);
-    for (const f of fs.readdirSync("experiments").filter((n) => n.endsWith(".json") && n !== "experiment.schema.json")) read(path.join("experiments", f));
+    for (const f of fs.readdirSync("experiments").filter((n) => n.endsWith(".json") && n !== "experiment.schema.json"))
+      read(path.join("experiments", f));
     const base = read("experiments/default.json");
     /** leaf paths where two resolved configs differ */
     const diff = (a: unknown, b: unknown, at = ""): string[] => {
       if (a && b && typeof a === "object" && typeof b === "object") {
         const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
-        return [...keys].flatMap((k) => diff((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], `${at}.${k}`));
+        return [...keys].flatMap((k) =>
+          diff((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], `${at}.${k}`),
+        );
       }
       return a === b ? [] : [at];
     };
@@ -188,7 +260,10 @@ describe("bad input exits non-zero before any work and creates nothing", () => {
     for (const f of controls) {
       const c = read(path.join("experiments/controls", f));
       expect(c.seeds, f).toEqual([1, 2, 3]);
-      const changed = diff({ ...c, name: 0, description: 0, seeds: 0 }, { ...base, name: 0, description: 0, seeds: 0 }).filter((k) => k !== ".$schema");
+      const changed = diff(
+        { ...c, name: 0, description: 0, seeds: 0 },
+        { ...base, name: 0, description: 0, seeds: 0 },
+      ).filter((k) => k !== ".$schema");
       expect(changed.length, `${f}: ${changed}`).toBeGreaterThan(0);
       expect(changed.length, `${f}: ${changed}`).toBeLessThanOrEqual(2); // Dr. GRPO changes two
       for (const k of changed) expect(k, f).toMatch(/^\.grpo\./);

@@ -6,12 +6,20 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { makeRng } from "../src/engine/rng.js";
 import { disposeParams, initParams, resolveModelConfig, type ModelConfig } from "../src/model/gpt.js";
 import { generate, hostWeights, KVDecoder, type GenerateOptions, type HostWeights } from "../src/model/decode.js";
-import { decoderThreadStats, decoderThreadsReady, FastKVDecoder, generateFast, kernelMath } from "../src/kernels/fastDecoder.js";
+import {
+  decoderThreadStats,
+  decoderThreadsReady,
+  FastKVDecoder,
+  generateFast,
+  kernelMath,
+} from "../src/kernels/fastDecoder.js";
 import { defaultThreads, matMul, matmulAvailable, setMatmulThreads } from "../src/kernels/matmul.js";
 
 const available = FastKVDecoder.available();
 if (!available) {
-  console.warn(`test/kernels.test.ts skipped: ${FastKVDecoder.unavailableReason()} (build it with npm run build:kernels)`);
+  console.warn(
+    `test/kernels.test.ts skipped: ${FastKVDecoder.unavailableReason()} (build it with npm run build:kernels)`,
+  );
 }
 
 if (!matmulAvailable()) console.warn("test/kernels.test.ts: matmul tests skipped: src/kernels/matmul.wasm unavailable");
@@ -56,7 +64,10 @@ describe.skipIf(!available)("FastKVDecoder (WebAssembly SIMD)", () => {
     const xs = Float32Array.from({ length: 4001 }, (_, i) => -80 + i * 0.04);
     const e = kernelMath(0, xs);
     const t = kernelMath(1, xs);
-    const g = kernelMath(2, xs.map((x) => x / 8));
+    const g = kernelMath(
+      2,
+      xs.map((x) => x / 8),
+    );
     let eRel = 0;
     let tAbs = 0;
     let gAbs = 0;
@@ -239,7 +250,10 @@ describe.skipIf(!available)("FastKVDecoder (WebAssembly SIMD)", () => {
     }
 
     it("empty batch and prompts at the context limit behave as generate", () => {
-      expect(generateFast(hw, [], { temperature: 0, topP: 1, maxNewTokens: 5 }, null)).toEqual({ completions: [], finished: [] });
+      expect(generateFast(hw, [], { temperature: 0, topP: 1, maxNewTokens: 5 }, null)).toEqual({
+        completions: [],
+        finished: [],
+      });
       const long = [Array.from({ length: 94 }, (_, i) => 3 + (i % 50))];
       const opts = { temperature: 0, topP: 1, maxNewTokens: 5 };
       expect(generateFast(hw, long, opts, null)).toEqual(generate(hw, long, opts, null));
@@ -252,7 +266,14 @@ describe.skipIf(!available)("FastKVDecoder (WebAssembly SIMD)", () => {
 describe.skipIf(!matmulAvailable())("matMul (WebAssembly SIMD)", () => {
   it("matches a float64 reference for every transpose combination, batched and broadcast", () => {
     const rng = makeRng(3, "matmul-test");
-    const shapes: [number, number, number, number][] = [[1, 1, 1, 1], [5, 7, 9, 2], [4, 8, 8, 1], [33, 300, 17, 3], [6, 600, 40, 1], [3, 0, 5, 2]];
+    const shapes: [number, number, number, number][] = [
+      [1, 1, 1, 1],
+      [5, 7, 9, 2],
+      [4, 8, 8, 1],
+      [33, 300, 17, 3],
+      [6, 600, 40, 1],
+      [3, 0, 5, 2],
+    ];
     for (const [M, K, N, batch] of shapes) {
       for (const ta of [false, true]) {
         for (const tb of [false, true]) {
@@ -260,7 +281,9 @@ describe.skipIf(!matmulAvailable())("matMul (WebAssembly SIMD)", () => {
             const a = Float32Array.from({ length: batch * M * K }, () => rng.next() - 0.5);
             const b = Float32Array.from({ length: (broadcastB ? 1 : batch) * K * N }, () => rng.next() - 0.5);
             const c = matMul(a, b, M, K, N, { transposeA: ta, transposeB: tb, batch, broadcastB });
-            expect(Array.from(matMul(a, b, M, K, N, { transposeA: ta, transposeB: tb, batch, broadcastB }))).toEqual(Array.from(c));
+            expect(Array.from(matMul(a, b, M, K, N, { transposeA: ta, transposeB: tb, batch, broadcastB }))).toEqual(
+              Array.from(c),
+            );
             let maxErr = 0;
             for (let q = 0; q < batch; q++) {
               const ao = q * M * K;
@@ -268,7 +291,8 @@ describe.skipIf(!matmulAvailable())("matMul (WebAssembly SIMD)", () => {
               for (let i = 0; i < M; i++) {
                 for (let j = 0; j < N; j++) {
                   let s = 0;
-                  for (let k = 0; k < K; k++) s += (ta ? a[ao + k * M + i] : a[ao + i * K + k]) * (tb ? b[bo + j * K + k] : b[bo + k * N + j]);
+                  for (let k = 0; k < K; k++)
+                    s += (ta ? a[ao + k * M + i] : a[ao + i * K + k]) * (tb ? b[bo + j * K + k] : b[bo + k * N + j]);
                   maxErr = Math.max(maxErr, Math.abs(s - c[q * M * N + i * N + j]));
                 }
               }

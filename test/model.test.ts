@@ -5,7 +5,15 @@ import * as tf from "@tensorflow/tfjs";
 import { beforeAll, describe, expect, it } from "vitest";
 import { selectBackend } from "../src/engine/backend.js";
 import { makeRng } from "../src/engine/rng.js";
-import { forward, initParams, lmLoss, resolveModelConfig, countParams, disposeParams, tokenLogProbs } from "../src/model/gpt.js";
+import {
+  forward,
+  initParams,
+  lmLoss,
+  resolveModelConfig,
+  countParams,
+  disposeParams,
+  tokenLogProbs,
+} from "../src/model/gpt.js";
 import { selectKernels } from "../src/model/sampler.js";
 import { fastKernelsActive } from "../src/kernels/tfjsKernels.js";
 import { generate, hostWeights, KVDecoder, sampleToken } from "../src/model/decode.js";
@@ -21,7 +29,20 @@ beforeAll(async () => {
 describe("GPT model", () => {
   it("forward gives logits [B*T, V]", () => {
     const params = initParams(cfg, 1);
-    const logits = tf.tidy(() => forward(params, cfg, tf.tensor2d([[1, 5, 6], [1, 7, 8]], [2, 3], "int32")));
+    const logits = tf.tidy(() =>
+      forward(
+        params,
+        cfg,
+        tf.tensor2d(
+          [
+            [1, 5, 6],
+            [1, 7, 8],
+          ],
+          [2, 3],
+          "int32",
+        ),
+      ),
+    );
     expect(logits.shape).toEqual([6, 58]);
     logits.dispose();
     disposeParams(params);
@@ -94,8 +115,16 @@ describe("GPT model", () => {
     const params = initParams(cfg, 4);
     const rng = makeRng(4, "logp-tape");
     const ids = Array.from({ length: 6 }, () => Array.from({ length: 20 }, () => rng.int(3, 57)));
-    const inputs = tf.tensor2d(ids.map((r) => r.slice(0, -1)), undefined, "int32");
-    const targets = tf.tensor2d(ids.map((r) => r.slice(1)), undefined, "int32");
+    const inputs = tf.tensor2d(
+      ids.map((r) => r.slice(0, -1)),
+      undefined,
+      "int32",
+    );
+    const targets = tf.tensor2d(
+      ids.map((r) => r.slice(1)),
+      undefined,
+      "int32",
+    );
     const wasFast = fastKernelsActive();
     for (const kernels of ["fast", "stock"] as const) {
       selectKernels(kernels);
@@ -142,7 +171,8 @@ describe("GPT model", () => {
     const loaded = loadCheckpoint(dir);
     expect(loaded.cfg).toEqual(cfg);
     expect(loaded.meta).toEqual({ note: "test" });
-    for (const k of Object.keys(params)) expect(Array.from(loaded.params[k].dataSync())).toEqual(Array.from(params[k].dataSync()));
+    for (const k of Object.keys(params))
+      expect(Array.from(loaded.params[k].dataSync())).toEqual(Array.from(params[k].dataSync()));
     expect(Object.keys(loaded.params).length).toBe(Object.keys(params).length);
     expect(countParams(cfg)).toBe(Object.values(params).reduce((a, v) => a + v.size, 0));
     const buf = encodeSafetensors({ a: { shape: [2], data: Float32Array.from([1, 2]) } }, { step: "3" });

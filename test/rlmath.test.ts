@@ -60,28 +60,53 @@ describe("GRPO loss pieces", () => {
     expect(k3(-3, -1)).toBeGreaterThan(0);
   });
   it("aggregations on a hand-computed example", () => {
-    const v = [[1, 2, 3], [4, 0, 0]];
-    const m = [[1, 1, 1], [1, 0, 0]];
+    const v = [
+      [1, 2, 3],
+      [4, 0, 0],
+    ];
+    const m = [
+      [1, 1, 1],
+      [1, 0, 0],
+    ];
     close(aggregate(v, m, "token-mean"), 10 / 4);
     close(aggregate(v, m, "seq-mean-token-mean"), (2 + 4) / 2);
     close(aggregate(v, m, "constant", 5), 10 / (2 * 5));
     expect(() => aggregate(v, m, "sum" as never)).toThrow(/token-mean/);
   });
   it("the tfjs loss matches the reference loop over several shapes and seeds", () => {
-    for (const [B, T, seed] of [[2, 3, 1], [4, 7, 2], [3, 1, 3], [8, 5, 4]] as const) {
+    for (const [B, T, seed] of [
+      [2, 3, 1],
+      [4, 7, 2],
+      [3, 1, 3],
+      [8, 5, 4],
+    ] as const) {
       const rng = makeRng(seed, "loss");
       const mk = (s: number) => Array.from({ length: B }, () => Array.from({ length: T }, () => -rng.next() * s));
       const x = {
-        logp: mk(2), oldLogp: mk(2), refLogp: mk(2),
+        logp: mk(2),
+        oldLogp: mk(2),
+        refLogp: mk(2),
         entropy: mk(1).map((r) => r.map((v) => -v)),
         adv: Array.from({ length: B }, () => rng.next() * 2 - 1),
-        mask: Array.from({ length: B }, () => Array.from({ length: T }, (_, t) => (t === 0 || rng.next() < 0.7 ? 1 : 0))),
+        mask: Array.from({ length: B }, () =>
+          Array.from({ length: T }, (_, t) => (t === 0 || rng.next() < 0.7 ? 1 : 0)),
+        ),
       };
       for (const aggregation of ["token-mean", "seq-mean-token-mean", "constant"] as const) {
         const cfg: LossConfig = { clipEps: 0.2, klCoef: 0.05, entropyCoef: 0.01, aggregation, constantLength: 9 };
         const ref = grpoLossRef(x, cfg);
         const got = tf.tidy(() => {
-          const r = grpoLossTf({ logp: tf.tensor2d(x.logp), oldLogp: tf.tensor2d(x.oldLogp), refLogp: tf.tensor2d(x.refLogp), entropy: tf.tensor2d(x.entropy), adv: tf.tensor1d(x.adv), mask: tf.tensor2d(x.mask) }, cfg);
+          const r = grpoLossTf(
+            {
+              logp: tf.tensor2d(x.logp),
+              oldLogp: tf.tensor2d(x.oldLogp),
+              refLogp: tf.tensor2d(x.refLogp),
+              entropy: tf.tensor2d(x.entropy),
+              adv: tf.tensor1d(x.adv),
+              mask: tf.tensor2d(x.mask),
+            },
+            cfg,
+          );
           return [r.loss, r.pg, r.kl, r.entropy, r.clipFrac].map((t) => t.dataSync()[0]);
         });
         [ref.loss, ref.pg, ref.kl, ref.entropy, ref.clipFrac].forEach((v, i) => close(got[i], v, 1e-5));
@@ -117,7 +142,13 @@ describe("saturation", () => {
     expect(saturationStep(acc([0.5, 0.6, 0.7]), 0.95, 1)).toBeNull();
   });
   it("summary: held-out at saturation is the first eval at or after it; gain = final − that", () => {
-    const ev = [0, 10, 20, 30].map((step, i) => ({ step, heldout: [0.1, 0.3, 0.35, 0.45][i], format: 0.5, accGivenFormat: 0.6, sampled: null }));
+    const ev = [0, 10, 20, 30].map((step, i) => ({
+      step,
+      heldout: [0.1, 0.3, 0.35, 0.45][i],
+      format: 0.5,
+      accGivenFormat: 0.6,
+      sampled: null,
+    }));
     const train = acc(Array.from({ length: 30 }, (_, i) => (i >= 11 ? 1 : 0.5)));
     const s = summarise(train, ev, 0.95, 5, 400);
     expect(s.saturationStep).toBe(16);
@@ -134,7 +165,12 @@ import { historicalVariance, variance } from "../src/analysis/variance.js";
 describe("historical variance score", () => {
   it("population variance and ranking, ties by index", () => {
     close(variance([0, 0.5, 1]), 1 / 6);
-    const r = historicalVariance([[1, 1, 1], [0, 1, 0, 1], [0, 0.5, 1], [0.2, 0.2]]);
+    const r = historicalVariance([
+      [1, 1, 1],
+      [0, 1, 0, 1],
+      [0, 0.5, 1],
+      [0.2, 0.2],
+    ]);
     expect(r.map((x) => x.index)).toEqual([1, 2, 0, 3]);
     expect(r.map((x) => x.rank)).toEqual([1, 2, 3, 4]);
     close(r[0].variance, 0.25);
@@ -146,8 +182,22 @@ import { splitGain } from "../src/analysis/saturation.js";
 describe("format/skill split of a held-out gain", () => {
   it("is exact per benchmark and averaged: Δacc = a₀·Δf + f₁·Δa", () => {
     // benchmark x: f 0.5 → 0.9, a 0.6 → 0.5 (acc 0.30 → 0.45); y: f 0 → 1, acc 0 → 0.2
-    const from = { step: 20, heldout: 0.15, format: 0.25, accGivenFormat: null, sampled: null, perBenchmark: { x: { greedy: 0.3, format: 0.5 }, y: { greedy: 0, format: 0 } } };
-    const to = { step: 150, heldout: 0.325, format: 0.95, accGivenFormat: null, sampled: null, perBenchmark: { x: { greedy: 0.45, format: 0.9 }, y: { greedy: 0.2, format: 1 } } };
+    const from = {
+      step: 20,
+      heldout: 0.15,
+      format: 0.25,
+      accGivenFormat: null,
+      sampled: null,
+      perBenchmark: { x: { greedy: 0.3, format: 0.5 }, y: { greedy: 0, format: 0 } },
+    };
+    const to = {
+      step: 150,
+      heldout: 0.325,
+      format: 0.95,
+      accGivenFormat: null,
+      sampled: null,
+      perBenchmark: { x: { greedy: 0.45, format: 0.9 }, y: { greedy: 0.2, format: 1 } },
+    };
     const s = splitGain(from, to)!;
     // x: format 0.6·0.4 = 0.24, skill 0.9·(−0.1) = −0.09; y: format 0·1 = 0, skill 1·0.2 = 0.2
     close(s.format, (0.24 + 0) / 2);

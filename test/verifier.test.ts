@@ -24,7 +24,12 @@ interface Row {
   extracted: string | null;
 }
 
-const row = (response: string, label: string, r: 0 | 1, extracted: string | null): Row => ({ response, label, reward: r, extracted });
+const row = (response: string, label: string, r: 0 | 1, extracted: string | null): Row => ({
+  response,
+  label,
+  reward: r,
+  extracted,
+});
 
 function check(t: Row) {
   const res = reward(t.response, t.label);
@@ -34,7 +39,8 @@ function check(t: Row) {
   expect(res.parts.answer).toBe(t.reward);
 }
 
-const show = (s: string) => (s.length > 60 ? `${JSON.stringify(s.slice(0, 40))}… (${s.length} chars)` : JSON.stringify(s));
+const show = (s: string) =>
+  s.length > 60 ? `${JSON.stringify(s.slice(0, 40))}… (${s.length} chars)` : JSON.stringify(s);
 
 describe("extraction", () => {
   const rows: Row[] = [
@@ -163,8 +169,21 @@ describe("equivalence", () => {
   });
 
   it("validates labels under the same restrictions", () => {
-    for (const ok of ["148", "-3", "3/4", "\\frac{3}{4}", "2x+1", "sqrt(x)", "1,000", "x=5"]) expect(isValidLabel(ok), ok).toBe(true);
-    for (const bad of ["", "abc", "1/0", "NaN", "Infinity", "a=5;b=6", "f(x)=x", "evaluate(1)", "[1,2]", "1 2", "x".repeat(MAX_ANSWER_LENGTH + 1)]) {
+    for (const ok of ["148", "-3", "3/4", "\\frac{3}{4}", "2x+1", "sqrt(x)", "1,000", "x=5"])
+      expect(isValidLabel(ok), ok).toBe(true);
+    for (const bad of [
+      "",
+      "abc",
+      "1/0",
+      "NaN",
+      "Infinity",
+      "a=5;b=6",
+      "f(x)=x",
+      "evaluate(1)",
+      "[1,2]",
+      "1 2",
+      "x".repeat(MAX_ANSWER_LENGTH + 1),
+    ]) {
       expect(isValidLabel(bad), bad).toBe(false);
     }
   });
@@ -222,11 +241,14 @@ describe("malformed and hostile answers", () => {
     row("\\boxed{".repeat(200_000), "1", 0, null),
     row("####" + "1+".repeat(150) + "1", "151", 0, "1+".repeat(150) + "1"), // over MAX_ANSWER_LENGTH
   ];
-  it.each(rows.map((r) => [show(r.response), show(r.label), r] as const))("%s vs %s: reward 0 fast, no throw", (_a, _b, r) => {
-    const t0 = performance.now();
-    expect(() => check(r)).not.toThrow();
-    expect(performance.now() - t0).toBeLessThan(1000);
-  });
+  it.each(rows.map((r) => [show(r.response), show(r.label), r] as const))(
+    "%s vs %s: reward 0 fast, no throw",
+    (_a, _b, r) => {
+      const t0 = performance.now();
+      expect(() => check(r)).not.toThrow();
+      expect(performance.now() - t0).toBeLessThan(1000);
+    },
+  );
 
   it("accepts moderately nested expressions", () => {
     expect(isEquivalent("(".repeat(99) + "1" + ")".repeat(99), "1")).toBe(true); // 199 chars
@@ -236,7 +258,22 @@ describe("malformed and hostile answers", () => {
   });
 
   it("never throws on odd inputs", () => {
-    for (const s of ["\\", "{", "}", "\\frac", "\\frac{1}", "\\sqrt[", "\\left", "^", "((", "$", "\u0000", "constructor", "__proto__", "toString"]) {
+    for (const s of [
+      "\\",
+      "{",
+      "}",
+      "\\frac",
+      "\\frac{1}",
+      "\\sqrt[",
+      "\\left",
+      "^",
+      "((",
+      "$",
+      "\u0000",
+      "constructor",
+      "__proto__",
+      "toString",
+    ]) {
       expect(() => reward("####" + s, "1"), s).not.toThrow();
       expect(() => isEquivalent(s, s), s).not.toThrow();
       expect(isEquivalent(s, "1")).toBe(false);
@@ -258,7 +295,11 @@ describe("malformed and hostile answers", () => {
   });
 
   it("is deterministic", () => {
-    const inputs: [string, string][] = [["####2x+1", "1+2x"], ["####x^2", "x*x"], ["\\boxed{\\sqrt{x^2}}", "abs(x)"]];
+    const inputs: [string, string][] = [
+      ["####2x+1", "1+2x"],
+      ["####x^2", "x*x"],
+      ["\\boxed{\\sqrt{x^2}}", "abs(x)"],
+    ];
     const first = inputs.map(([r, l]) => reward(r, l));
     for (let k = 0; k < 3; k++) expect(inputs.map(([r, l]) => reward(r, l))).toEqual(first);
   });
@@ -282,7 +323,12 @@ describe("CLI", () => {
     const r = run([file]);
     expect(r.stderr).toBe("");
     expect(r.status).toBe(0);
-    expect(r.stdout.trim().split("\n").map((l) => JSON.parse(l))).toEqual([
+    expect(
+      r.stdout
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l)),
+    ).toEqual([
       { reward: 1, extracted: "12", format: 1, answer: 1 },
       { reward: 1, extracted: "\\frac{3}{4}", format: 1, answer: 1 },
       { reward: 0, extracted: null, format: 0, answer: 0 },
@@ -292,13 +338,21 @@ describe("CLI", () => {
 
   it("rejects a bad line with exit code 2 before printing anything", () => {
     const file = path.join(dir, "bad.jsonl");
-    fs.writeFileSync(file, [JSON.stringify({ response: "####1", label: "1" }), "", "{not json", JSON.stringify({ response: "x" })].join("\n"));
+    fs.writeFileSync(
+      file,
+      [JSON.stringify({ response: "####1", label: "1" }), "", "{not json", JSON.stringify({ response: "x" })].join(
+        "\n",
+      ),
+    );
     const r = run([file]);
     expect(r.status).toBe(2);
     expect(r.stdout).toBe("");
     expect(r.stderr).toContain(`${file}:3`);
     const missing = path.join(dir, "missing-field.jsonl");
-    fs.writeFileSync(missing, JSON.stringify({ response: "####1", label: "1" }) + "\n" + JSON.stringify({ response: "####1", label: 1 }) + "\n");
+    fs.writeFileSync(
+      missing,
+      JSON.stringify({ response: "####1", label: "1" }) + "\n" + JSON.stringify({ response: "####1", label: 1 }) + "\n",
+    );
     const r2 = run([missing]);
     expect(r2.status).toBe(2);
     expect(r2.stdout).toBe("");

@@ -9,9 +9,27 @@ import { loadBenchmarks } from "../src/eval/benchmarks.js";
 describe("world", () => {
   it("generators are deterministic for a seed and differ across seeds", () => {
     for (const f of FAMILY_NAMES) {
-      const a = Array.from({ length: 20 }, ((r) => () => makeProblem(f, r).prompt)(makeRng(7, f)));
-      const b = Array.from({ length: 20 }, ((r) => () => makeProblem(f, r).prompt)(makeRng(7, f)));
-      const c = Array.from({ length: 20 }, ((r) => () => makeProblem(f, r).prompt)(makeRng(8, f)));
+      const a = Array.from(
+        { length: 20 },
+        (
+          (r) => () =>
+            makeProblem(f, r).prompt
+        )(makeRng(7, f)),
+      );
+      const b = Array.from(
+        { length: 20 },
+        (
+          (r) => () =>
+            makeProblem(f, r).prompt
+        )(makeRng(7, f)),
+      );
+      const c = Array.from(
+        { length: 20 },
+        (
+          (r) => () =>
+            makeProblem(f, r).prompt
+        )(makeRng(8, f)),
+      );
       expect(a).toEqual(b);
       expect(a).not.toEqual(c);
     }

@@ -4,11 +4,15 @@
 import { formatCell, legendLines, tableChunks, type Comparison } from "./compare.js";
 import { passkGrid, type PasskRow } from "./passk-curve.js";
 
-export const escapeHtml = (s: string): string => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
+export const escapeHtml = (s: string): string =>
+  s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
 
 /** An SVG document made embeddable: XML prolog and doctype removed. */
 export function inlineSvg(svg: string): string {
-  return svg.replace(/<\?xml[^>]*\?>\s*/g, "").replace(/<!DOCTYPE[^>]*>\s*/gi, "").trim();
+  return svg
+    .replace(/<\?xml[^>]*\?>\s*/g, "")
+    .replace(/<!DOCTYPE[^>]*>\s*/gi, "")
+    .trim();
 }
 
 export function comparisonTablesHtml(cmp: Comparison): string {
@@ -16,9 +20,14 @@ export function comparisonTablesHtml(cmp: Comparison): string {
   for (const chunk of tableChunks(cmp, 200)) {
     const head = `<tr><th>run</th>${chunk.metrics.map((m) => `<th title="${escapeHtml(m.description)}">${escapeHtml(m.header)}</th>`).join("")}</tr>`;
     const body = cmp.rows
-      .map((r) => `<tr class="${r.kind}"><td>${escapeHtml(r.label)}</td>${chunk.metrics.map((m) => `<td>${escapeHtml(formatCell(r.cells[m.key], m, r.kind))}</td>`).join("")}</tr>`)
+      .map(
+        (r) =>
+          `<tr class="${r.kind}"><td>${escapeHtml(r.label)}</td>${chunk.metrics.map((m) => `<td>${escapeHtml(formatCell(r.cells[m.key], m, r.kind))}</td>`).join("")}</tr>`,
+      )
       .join("\n");
-    parts.push(`<h3>${escapeHtml(chunk.group)}</h3>\n<table>\n<thead>${head}</thead>\n<tbody>\n${body}\n</tbody>\n</table>`);
+    parts.push(
+      `<h3>${escapeHtml(chunk.group)}</h3>\n<table>\n<thead>${head}</thead>\n<tbody>\n${body}\n</tbody>\n</table>`,
+    );
   }
   return parts.join("\n");
 }
@@ -44,12 +53,26 @@ code { font-size: 0.9em; } .note { color: #555; font-size: 0.9em; }
 `;
 
 /** The whole report as one HTML document. */
-export function reportHtml(opts: { title: string; cmp: Comparison; figures: Figure[]; passkTables?: string; notes?: string[] }): string {
+export function reportHtml(opts: {
+  title: string;
+  cmp: Comparison;
+  figures: Figure[];
+  passkTables?: string;
+  notes?: string[];
+}): string {
   const { cmp } = opts;
   const experiments = [...new Set(cmp.runs.map((r) => r.experiment))];
-  const runs = cmp.runs.map((r) => `<li>${escapeHtml(r.label)}: <code>${escapeHtml(r.file)}</code> (saturation threshold ${r.threshold}, window ${r.window})</li>`).join("\n");
+  const runs = cmp.runs
+    .map(
+      (r) =>
+        `<li>${escapeHtml(r.label)}: <code>${escapeHtml(r.file)}</code> (saturation threshold ${r.threshold}, window ${r.window})</li>`,
+    )
+    .join("\n");
   const figures = opts.figures
-    .map((f) => `<figure>\n${inlineSvg(f.svg)}\n<figcaption>${escapeHtml(f.title)}${f.png ? ` — PNG: <code>${escapeHtml(f.png)}</code>` : ""}</figcaption>\n</figure>`)
+    .map(
+      (f) =>
+        `<figure>\n${inlineSvg(f.svg)}\n<figcaption>${escapeHtml(f.title)}${f.png ? ` — PNG: <code>${escapeHtml(f.png)}</code>` : ""}</figcaption>\n</figure>`,
+    )
     .join("\n");
   return `<!DOCTYPE html>
 <html lang="en">
@@ -68,7 +91,9 @@ ${(opts.notes ?? []).map((n) => `<p class="note">${escapeHtml(n)}</p>`).join("\n
 <h2>Tables</h2>
 ${comparisonTablesHtml(cmp)}
 <h3>Columns</h3>
-<ul class="note">${legendLines(cmp).map((l) => `<li>${escapeHtml(l)}</li>`).join("")}</ul>
+<ul class="note">${legendLines(cmp)
+    .map((l) => `<li>${escapeHtml(l)}</li>`)
+    .join("")}</ul>
 ${opts.passkTables ?? ""}
 <h2>Plots</h2>
 ${figures}
@@ -85,6 +110,11 @@ ${runs}
 export function passkTableHtml(rows: readonly PasskRow[], caption: string): string {
   const { ks, lines } = passkGrid(rows);
   const head = `<tr><th>benchmark</th><th>checkpoint</th>${ks.map((k) => `<th>k=${k}</th>`).join("")}</tr>`;
-  const body = lines.map((l) => `<tr><td>${escapeHtml(l.benchmark)}</td><td style="text-align:left">${escapeHtml(l.label)}</td>${l.values.map((v) => `<td>${v === null ? "-" : v.toFixed(3)}</td>`).join("")}</tr>`).join("\n");
+  const body = lines
+    .map(
+      (l) =>
+        `<tr><td>${escapeHtml(l.benchmark)}</td><td style="text-align:left">${escapeHtml(l.label)}</td>${l.values.map((v) => `<td>${v === null ? "-" : v.toFixed(3)}</td>`).join("")}</tr>`,
+    )
+    .join("\n");
   return `<h3>${escapeHtml(caption)}</h3>\n<table>\n<thead>${head}</thead>\n<tbody>\n${body}\n</tbody>\n</table>`;
 }

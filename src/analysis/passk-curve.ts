@@ -27,7 +27,11 @@ export function curveKs(n: number): number[] {
 }
 
 /** Mean unbiased pass@k over problems for each k, given each problem's correct count out of n. */
-export function passAtKCurve(n: number, corrects: readonly number[], ks: readonly number[] = curveKs(n)): { k: number; passAtK: number }[] {
+export function passAtKCurve(
+  n: number,
+  corrects: readonly number[],
+  ks: readonly number[] = curveKs(n),
+): { k: number; passAtK: number }[] {
   if (corrects.length === 0) throw new Error("passAtKCurve: no problems");
   return ks.map((k) => ({ k, passAtK: meanPassAtK(n, [...corrects], k) }));
 }
@@ -36,13 +40,27 @@ export function passAtKCurve(n: number, corrects: readonly number[], ks: readonl
  * Rows for one checkpoint: a curve per benchmark plus, with several benchmarks, the unweighted
  * mean over benchmarks (benchmark "mean"), matching how held-out means are taken elsewhere.
  */
-export function passkRows(checkpoint: string, label: string, n: number, counts: { benchmark: string; corrects: number[] }[]): PasskRow[] {
+export function passkRows(
+  checkpoint: string,
+  label: string,
+  n: number,
+  counts: { benchmark: string; corrects: number[] }[],
+): PasskRow[] {
   const ks = curveKs(n);
   const rows: PasskRow[] = [];
   const curves = counts.map((c) => ({ benchmark: c.benchmark, curve: passAtKCurve(n, c.corrects, ks) }));
-  for (const c of curves) for (const p of c.curve) rows.push({ checkpoint, label, benchmark: c.benchmark, k: p.k, passAtK: p.passAtK });
+  for (const c of curves)
+    for (const p of c.curve) rows.push({ checkpoint, label, benchmark: c.benchmark, k: p.k, passAtK: p.passAtK });
   if (curves.length > 1) {
-    ks.forEach((k, i) => rows.push({ checkpoint, label, benchmark: MEAN_BENCHMARK, k, passAtK: curves.reduce((a, c) => a + c.curve[i].passAtK, 0) / curves.length }));
+    ks.forEach((k, i) =>
+      rows.push({
+        checkpoint,
+        label,
+        benchmark: MEAN_BENCHMARK,
+        k,
+        passAtK: curves.reduce((a, c) => a + c.curve[i].passAtK, 0) / curves.length,
+      }),
+    );
   }
   return rows;
 }
@@ -50,18 +68,31 @@ export function passkRows(checkpoint: string, label: string, n: number, counts: 
 const csvCell = (s: string) => (/[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
 
 export function passkCsv(rows: readonly PasskRow[]): string {
-  return [PASSK_COLUMNS.join(","), ...rows.map((r) => [r.checkpoint, r.label, r.benchmark, String(r.k), r.passAtK.toFixed(6)].map(csvCell).join(","))].join("\n") + "\n";
+  return (
+    [
+      PASSK_COLUMNS.join(","),
+      ...rows.map((r) =>
+        [r.checkpoint, r.label, r.benchmark, String(r.k), r.passAtK.toFixed(6)].map(csvCell).join(","),
+      ),
+    ].join("\n") + "\n"
+  );
 }
 
 export function parsePasskCsv(text: string, name: string): PasskRow[] {
   const rows = parseCsvText(text);
   const head = rows[0]?.map((c) => c.trim()) ?? [];
   const idx = PASSK_COLUMNS.map((c) => head.indexOf(c));
-  if (idx.some((i) => i < 0)) throw new Error(`${name}: not a pass@k CSV (needs columns ${PASSK_COLUMNS.join(", ")}; header is ${JSON.stringify(head.join(","))})`);
+  if (idx.some((i) => i < 0))
+    throw new Error(
+      `${name}: not a pass@k CSV (needs columns ${PASSK_COLUMNS.join(", ")}; header is ${JSON.stringify(head.join(","))})`,
+    );
   return rows.slice(1).map((r, i) => {
     const k = Number(r[idx[3]]);
     const p = Number(r[idx[4]]);
-    if (!Number.isInteger(k) || k < 1 || !Number.isFinite(p)) throw new Error(`${name}: line ${i + 2}: bad k or pass_at_k (${JSON.stringify(r[idx[3]])}, ${JSON.stringify(r[idx[4]])})`);
+    if (!Number.isInteger(k) || k < 1 || !Number.isFinite(p))
+      throw new Error(
+        `${name}: line ${i + 2}: bad k or pass_at_k (${JSON.stringify(r[idx[3]])}, ${JSON.stringify(r[idx[4]])})`,
+      );
     return { checkpoint: r[idx[0]], label: r[idx[1]], benchmark: r[idx[2]], k, passAtK: p };
   });
 }
@@ -96,7 +127,10 @@ export function uniqueLabels(labels: readonly string[]): string[] {
 }
 
 /** The rows as a grid: one line per (benchmark, label), one column per k. */
-export function passkGrid(rows: readonly PasskRow[]): { ks: number[]; lines: { benchmark: string; label: string; values: (number | null)[] }[] } {
+export function passkGrid(rows: readonly PasskRow[]): {
+  ks: number[];
+  lines: { benchmark: string; label: string; values: (number | null)[] }[];
+} {
   const ks = [...new Set(rows.map((r) => r.k))].sort((a, b) => a - b);
   const benches = [...new Set(rows.map((r) => r.benchmark))];
   const labels = [...new Set(rows.map((r) => r.label))];
@@ -104,7 +138,8 @@ export function passkGrid(rows: readonly PasskRow[]): { ks: number[]; lines: { b
   for (const b of benches) {
     for (const l of labels) {
       const rs = rows.filter((r) => r.benchmark === b && r.label === l);
-      if (rs.length) lines.push({ benchmark: b, label: l, values: ks.map((k) => rs.find((r) => r.k === k)?.passAtK ?? null) });
+      if (rs.length)
+        lines.push({ benchmark: b, label: l, values: ks.map((k) => rs.find((r) => r.k === k)?.passAtK ?? null) });
     }
   }
   return { ks, lines };
@@ -116,6 +151,7 @@ export function formatPasskText(rows: readonly PasskRow[]): string {
   const head = ["benchmark", "checkpoint", ...ks.map((k) => `k=${k}`)];
   const body = lines.map((l) => [l.benchmark, l.label, ...l.values.map((v) => (v === null ? "-" : v.toFixed(3)))]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((r) => r[i].length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ");
+  const line = (cells: string[]) =>
+    cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ");
   return [line(head), ...body.map(line)].join("\n");
 }

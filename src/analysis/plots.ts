@@ -42,7 +42,12 @@ export interface PlotRun {
 }
 
 export function plotRuns(runs: readonly RunInfo[]): PlotRun[] {
-  return runs.map((r) => ({ experiment: r.experiment, label: r.label, table: r.table, saturationStep: (runMetrics(r.table, r.threshold, r.window).saturation_step as number | null) ?? null }));
+  return runs.map((r) => ({
+    experiment: r.experiment,
+    label: r.label,
+    table: r.table,
+    saturationStep: (runMetrics(r.table, r.threshold, r.window).saturation_step as number | null) ?? null,
+  }));
 }
 
 interface PanelDef {
@@ -55,7 +60,9 @@ function benchmarkMean(t: MetricsTable, suffix: string): { step: number; value: 
   const bs = benchmarksOf(t.columns).filter((b) => t.columns.includes(`${b}${suffix}`));
   if (bs.length === 0) return [];
   const maps = bs.map((b) => new Map(series(t, `${b}${suffix}`).map((p) => [p.step, p.value])));
-  return [...maps[0].keys()].filter((s) => maps.every((m) => m.has(s))).map((step) => ({ step, value: maps.reduce((a, m) => a + (m.get(step) as number), 0) / maps.length }));
+  return [...maps[0].keys()]
+    .filter((s) => maps.every((m) => m.has(s)))
+    .map((step) => ({ step, value: maps.reduce((a, m) => a + (m.get(step) as number), 0) / maps.length }));
 }
 
 interface StepDatum {
@@ -83,20 +90,35 @@ export function stepPanelData(runs: readonly PlotRun[], panels: readonly PanelDe
           a.n += 1;
           acc.set(pt.step, a);
         }
-        if (r.saturationStep !== null) out.push({ kind: "sat", experiment: e, run: r.label, panel: p.title, step: r.saturationStep });
+        if (r.saturationStep !== null)
+          out.push({ kind: "sat", experiment: e, run: r.label, panel: p.title, step: r.saturationStep });
       }
       if (rs.length > 1) {
-        for (const [step, a] of [...acc.entries()].sort((x, y) => x[0] - y[0])) out.push({ kind: "mean", experiment: e, run: `${e} (mean)`, panel: p.title, step, value: a.sum / a.n });
+        for (const [step, a] of [...acc.entries()].sort((x, y) => x[0] - y[0]))
+          out.push({ kind: "mean", experiment: e, run: `${e} (mean)`, panel: p.title, step, value: a.sum / a.n });
       }
     }
   }
   return out;
 }
 
-function stepPanelsSpec(title: string, subtitle: string[], runs: readonly PlotRun[], panels: readonly PanelDef[], yTitle: string, columns: number, unitInterval = true): Spec {
+function stepPanelsSpec(
+  title: string,
+  subtitle: string[],
+  runs: readonly PlotRun[],
+  panels: readonly PanelDef[],
+  yTitle: string,
+  columns: number,
+  unitInterval = true,
+): Spec {
   const data = stepPanelData(runs, panels);
   const yScale = unitInterval ? { domain: [0, 1] } : { zero: true, nice: true };
-  const x = { field: "step", type: "quantitative", title: "step (GRPO updates)", axis: { tickMinStep: 1, format: "d" } };
+  const x = {
+    field: "step",
+    type: "quantitative",
+    title: "step (GRPO updates)",
+    axis: { tickMinStep: 1, format: "d" },
+  };
   const color = { field: "experiment", type: "nominal", title: "experiment" };
   return {
     $schema: SCHEMA,
@@ -109,8 +131,17 @@ function stepPanelsSpec(title: string, subtitle: string[], runs: readonly PlotRu
       layer: [
         {
           transform: [{ filter: "datum.kind === 'seed'" }],
-          mark: { type: "line", strokeWidth: 1.2, opacity: runs.length > new Set(runs.map((r) => r.experiment)).size ? 0.45 : 1 },
-          encoding: { x, y: { field: "value", type: "quantitative", title: yTitle, scale: yScale }, color, detail: { field: "run", type: "nominal" } },
+          mark: {
+            type: "line",
+            strokeWidth: 1.2,
+            opacity: runs.length > new Set(runs.map((r) => r.experiment)).size ? 0.45 : 1,
+          },
+          encoding: {
+            x,
+            y: { field: "value", type: "quantitative", title: yTitle, scale: yScale },
+            color,
+            detail: { field: "run", type: "nominal" },
+          },
         },
         {
           transform: [{ filter: "datum.kind === 'mean'" }],
@@ -139,12 +170,17 @@ function lineKey(runs: readonly PlotRun[]): string {
 /** (a) Training accuracy on the single example and held-out greedy accuracy per benchmark. */
 export function trainingSpec(runs: readonly PlotRun[]): Spec {
   const benches = runs.length ? benchmarksOf(runs[0].table.columns) : [];
-  const panels: PanelDef[] = [{ title: "training accuracy (the single example)", values: (t) => series(t, "train_accuracy") }];
+  const panels: PanelDef[] = [
+    { title: "training accuracy (the single example)", values: (t) => series(t, "train_accuracy") },
+  ];
   panels.push({ title: "held-out greedy: mean over benchmarks", values: (t) => series(t, "heldout_greedy") });
   for (const b of benches) panels.push({ title: `held-out greedy: ${b}`, values: (t) => series(t, `${b}_greedy`) });
   return stepPanelsSpec(
     "Training vs held-out accuracy over GRPO steps",
-    [lineKey(runs), "Training accuracy = mean 0/1 reward of the step's rollouts; held-out = greedy accuracy on each benchmark."],
+    [
+      lineKey(runs),
+      "Training accuracy = mean 0/1 reward of the step's rollouts; held-out = greedy accuracy on each benchmark.",
+    ],
     runs,
     panels,
     "accuracy (fraction correct)",
@@ -162,7 +198,10 @@ export function formatSpec(runs: readonly PlotRun[]): Spec {
   ];
   return stepPanelsSpec(
     "Format vs skill: is the held-out gain just more answers in the graded form?",
-    [lineKey(runs), "Accuracy = graded-form share × accuracy among graded answers; a gain in the first with a flat second is format, not skill."],
+    [
+      lineKey(runs),
+      "Accuracy = graded-form share × accuracy among graded answers; a gain in the first with a flat second is format, not skill.",
+    ],
     runs,
     panels.filter((p) => runs.some((r) => p.values(r.table).length > 0)),
     "fraction",
@@ -177,8 +216,26 @@ const PROCS = ["careful", "check", "hasty", "nomarker"] as const;
  * benchmarks), stacked here (lo/hi per procedure in the order careful, check, hasty, nomarker) so
  * that the plot needs no stacking or imputation across different step grids.
  */
-export function procedureData(runs: readonly PlotRun[]): { panel: string; experiment: string; source: string; procedure: string; step: number; value: number; lo: number; hi: number }[] {
-  const out: { panel: string; experiment: string; source: string; procedure: string; step: number; value: number; lo: number; hi: number }[] = [];
+export function procedureData(runs: readonly PlotRun[]): {
+  panel: string;
+  experiment: string;
+  source: string;
+  procedure: string;
+  step: number;
+  value: number;
+  lo: number;
+  hi: number;
+}[] {
+  const out: {
+    panel: string;
+    experiment: string;
+    source: string;
+    procedure: string;
+    step: number;
+    value: number;
+    lo: number;
+    hi: number;
+  }[] = [];
   const sources: [string, (t: MetricsTable, p: string) => { step: number; value: number }[]][] = [
     ["training rollouts", (t, p) => series(t, `proc_${p}`)],
     ["held-out, mean over benchmarks", (t, p) => benchmarkMean(t, `_proc_${p}`)],
@@ -217,15 +274,24 @@ export function procedureData(runs: readonly PlotRun[]): { panel: string; experi
 
 /** (c) Behaviour: "recheck" word rate per benchmark, and procedure shares (stacked, mean over seeds). */
 export function behaviourSpec(runs: readonly PlotRun[]): Spec {
-  const benches = runs.length ? benchmarksOf(runs[0].table.columns).filter((b) => runs[0].table.columns.includes(`${b}_recheck_rate`)) : [];
-  const panels: PanelDef[] = benches.map((b) => ({ title: `"recheck" rate: ${b}`, values: (t: MetricsTable) => series(t, `${b}_recheck_rate`) }));
+  const benches = runs.length
+    ? benchmarksOf(runs[0].table.columns).filter((b) => runs[0].table.columns.includes(`${b}_recheck_rate`))
+    : [];
+  const panels: PanelDef[] = benches.map((b) => ({
+    title: `"recheck" rate: ${b}`,
+    values: (t: MetricsTable) => series(t, `${b}_recheck_rate`),
+  }));
   const recheck = stepPanelsSpec("", [], runs, panels, "share of completions", 4, false);
   delete recheck.$schema;
   delete recheck.config;
   delete recheck.title;
   const procs = procedureData(runs);
   const vconcat: Spec[] = [];
-  if (panels.length) vconcat.push({ ...recheck, title: { text: 'Behaviour word: share of held-out completions containing "recheck"', fontSize: 13 } });
+  if (panels.length)
+    vconcat.push({
+      ...recheck,
+      title: { text: 'Behaviour word: share of held-out completions containing "recheck"', fontSize: 13 },
+    });
   if (procs.length) {
     vconcat.push({
       title: { text: "Solution procedures: share of completions (mean over seeds, stacked)", fontSize: 13 },
@@ -239,7 +305,13 @@ export function behaviourSpec(runs: readonly PlotRun[]): Spec {
           x: { field: "step", type: "quantitative", title: "step (GRPO updates)", axis: { format: "d" } },
           y: { field: "lo", type: "quantitative", title: "share of completions", scale: { domain: [0, 1] } },
           y2: { field: "hi" },
-          color: { field: "procedure", type: "nominal", title: "procedure", sort: [...PROCS], scale: { domain: [...PROCS], range: ["#1b9e77", "#7570b3", "#d95f02", "#999999"] } },
+          color: {
+            field: "procedure",
+            type: "nominal",
+            title: "procedure",
+            sort: [...PROCS],
+            scale: { domain: [...PROCS], range: ["#1b9e77", "#7570b3", "#d95f02", "#999999"] },
+          },
           tooltip: [{ field: "procedure" }, { field: "step" }, { field: "value", format: ".3f" }],
         },
       },
@@ -263,14 +335,33 @@ export function behaviourSpec(runs: readonly PlotRun[]): Spec {
 
 /** (d) pass@k against k on a log2 axis, one line per checkpoint, one panel per benchmark. */
 export function passkSpec(rows: readonly PasskRow[]): Spec {
-  const benches = [...new Set(rows.map((r) => r.benchmark))].sort((a, b) => (a === MEAN_BENCHMARK ? -1 : b === MEAN_BENCHMARK ? 1 : a.localeCompare(b)));
+  const benches = [...new Set(rows.map((r) => r.benchmark))].sort((a, b) =>
+    a === MEAN_BENCHMARK ? -1 : b === MEAN_BENCHMARK ? 1 : a.localeCompare(b),
+  );
   const ks = [...new Set(rows.map((r) => r.k))].sort((a, b) => a - b);
   const labels = [...new Set(rows.map((r) => r.label))];
-  const data = rows.map((r) => ({ label: r.label, benchmark: r.benchmark === MEAN_BENCHMARK ? "mean over benchmarks" : r.benchmark, k: r.k, pass: r.passAtK }));
+  const data = rows.map((r) => ({
+    label: r.label,
+    benchmark: r.benchmark === MEAN_BENCHMARK ? "mean over benchmarks" : r.benchmark,
+    k: r.k,
+    pass: r.passAtK,
+  }));
   const order = benches.map((b) => (b === MEAN_BENCHMARK ? "mean over benchmarks" : b));
-  const x = { field: "k", type: "quantitative", title: "k (samples per problem, log₂ scale)", scale: { type: "log", base: 2, domain: [ks[0] ?? 1, ks[ks.length - 1] ?? 2] }, axis: { values: ks, format: "d", grid: true, labelOverlap: false, labelFlush: false } };
+  const x = {
+    field: "k",
+    type: "quantitative",
+    title: "k (samples per problem, log₂ scale)",
+    scale: { type: "log", base: 2, domain: [ks[0] ?? 1, ks[ks.length - 1] ?? 2] },
+    axis: { values: ks, format: "d", grid: true, labelOverlap: false, labelFlush: false },
+  };
   const y = { field: "pass", type: "quantitative", title: "pass@k (fraction solved)", scale: { domain: [0, 1] } };
-  const color = { field: "label", type: "nominal", title: "checkpoint", sort: labels, legend: { symbolStrokeWidth: 0, symbolSize: 90, symbolOpacity: 1 } };
+  const color = {
+    field: "label",
+    type: "nominal",
+    title: "checkpoint",
+    sort: labels,
+    legend: { symbolStrokeWidth: 0, symbolSize: 90, symbolOpacity: 1 },
+  };
   return {
     $schema: SCHEMA,
     title: {
@@ -287,8 +378,20 @@ export function passkSpec(rows: readonly PasskRow[]): Spec {
       ...PANEL,
       layer: [
         // dashes and shapes as well as colours, so that identical curves stay visible on top of each other
-        { mark: { type: "line", strokeWidth: 2 }, encoding: { x, y, color, ...(labels.length <= 6 ? { strokeDash: { ...color } } : {}) } },
-        { mark: { type: "point", filled: true, size: 45, opacity: 0.9 }, encoding: { x, y, color, shape: { ...color }, tooltip: [{ field: "label" }, { field: "k" }, { field: "pass", format: ".3f" }] } },
+        {
+          mark: { type: "line", strokeWidth: 2 },
+          encoding: { x, y, color, ...(labels.length <= 6 ? { strokeDash: { ...color } } : {}) },
+        },
+        {
+          mark: { type: "point", filled: true, size: 45, opacity: 0.9 },
+          encoding: {
+            x,
+            y,
+            color,
+            shape: { ...color },
+            tooltip: [{ field: "label" }, { field: "k" }, { field: "pass", format: ".3f" }],
+          },
+        },
       ],
     },
     resolve: { scale: { x: "shared", y: "shared" } },
@@ -304,16 +407,30 @@ export function passkSpec(rows: readonly PasskRow[]): Spec {
 // facet headers far too wide and spreads panels apart; these widths lay text out as resvg (which
 // renders with DejaVu Sans) and browsers (similar sans-serif faces) draw it.
 const WIDTHS_REGULAR = [
-  318, 401, 460, 838, 636, 950, 780, 275, 390, 390, 500, 838, 318, 361, 318, 337, 636, 636, 636, 636, 636, 636, 636, 636, 636, 636, 337, 337, 838, 838, 838, 531, 1000, 684, 686,
-  698, 770, 632, 575, 775, 752, 295, 295, 656, 557, 863, 748, 787, 603, 787, 695, 635, 611, 732, 684, 989, 685, 611, 685, 390, 337, 390, 838, 500, 500, 613, 635, 550, 635, 615,
-  352, 635, 634, 278, 278, 579, 278, 974, 634, 612, 635, 635, 411, 521, 392, 634, 592, 818, 592, 592, 525, 636, 337, 636, 838,
+  318, 401, 460, 838, 636, 950, 780, 275, 390, 390, 500, 838, 318, 361, 318, 337, 636, 636, 636, 636, 636, 636, 636,
+  636, 636, 636, 337, 337, 838, 838, 838, 531, 1000, 684, 686, 698, 770, 632, 575, 775, 752, 295, 295, 656, 557, 863,
+  748, 787, 603, 787, 695, 635, 611, 732, 684, 989, 685, 611, 685, 390, 337, 390, 838, 500, 500, 613, 635, 550, 635,
+  615, 352, 635, 634, 278, 278, 579, 278, 974, 634, 612, 635, 635, 411, 521, 392, 634, 592, 818, 592, 592, 525, 636,
+  337, 636, 838,
 ];
 const WIDTHS_BOLD = [
-  348, 456, 521, 838, 696, 1002, 872, 306, 457, 457, 523, 838, 380, 415, 380, 365, 696, 696, 696, 696, 696, 696, 696, 696, 696, 696, 400, 400, 838, 838, 838, 580, 1000, 774, 762,
-  734, 830, 683, 683, 821, 837, 372, 372, 775, 637, 995, 837, 850, 733, 850, 770, 720, 682, 812, 774, 1103, 771, 724, 725, 457, 365, 457, 838, 500, 500, 675, 716, 593, 716, 678,
-  435, 716, 712, 343, 343, 665, 343, 1042, 712, 687, 716, 716, 493, 595, 478, 712, 652, 924, 645, 652, 582, 712, 365, 712, 838,
+  348, 456, 521, 838, 696, 1002, 872, 306, 457, 457, 523, 838, 380, 415, 380, 365, 696, 696, 696, 696, 696, 696, 696,
+  696, 696, 696, 400, 400, 838, 838, 838, 580, 1000, 774, 762, 734, 830, 683, 683, 821, 837, 372, 372, 775, 637, 995,
+  837, 850, 733, 850, 770, 720, 682, 812, 774, 1103, 771, 724, 725, 457, 365, 457, 838, 500, 500, 675, 716, 593, 716,
+  678, 435, 716, 712, 343, 343, 665, 343, 1042, 712, 687, 716, 716, 493, 595, 478, 712, 652, 924, 645, 652, 582, 712,
+  365, 712, 838,
 ];
-const WIDTHS_OTHER: Record<string, number> = { "−": 838, "±": 838, "·": 318, "₂": 401, "≥": 838, "…": 1000, "—": 1000, "–": 500, "×": 838 };
+const WIDTHS_OTHER: Record<string, number> = {
+  "−": 838,
+  "±": 838,
+  "·": 318,
+  "₂": 401,
+  "≥": 838,
+  "…": 1000,
+  "—": 1000,
+  "–": 500,
+  "×": 838,
+};
 
 /** Width in pixels of `text` in DejaVu Sans (bold when `bold`) at `fontSize` px. */
 export function textWidth(text: string, fontSize: number, bold = false): number {
@@ -336,14 +453,19 @@ function measureItem(item: TextItem, text?: unknown): number {
   const t = text === undefined ? item.text : text;
   const s = Array.isArray(t) ? t.join(" ") : t === null || t === undefined ? "" : String(t);
   const w = item.fontWeight;
-  const bold = w === "bold" || w === "bolder" || (typeof w === "number" && w >= 600) || (typeof w === "string" && Number(w) >= 600);
+  const bold =
+    w === "bold" ||
+    w === "bolder" ||
+    (typeof w === "number" && w >= 600) ||
+    (typeof w === "string" && Number(w) >= 600);
   return textWidth(s, item.fontSize ?? 11, bold);
 }
 
 /** Compiles a vega-lite spec and renders it to an SVG string (headless vega, no canvas). */
 export async function renderSvg(spec: Spec): Promise<string> {
   // vega's documented hook for a user-defined text measure (as vl-convert does)
-  (vega as unknown as { textMetrics: { width: (item: TextItem, text?: unknown) => number } }).textMetrics.width = measureItem;
+  (vega as unknown as { textMetrics: { width: (item: TextItem, text?: unknown) => number } }).textMetrics.width =
+    measureItem;
   const compiled = vl.compile(spec as unknown as TopLevelSpec).spec;
   const view = new vega.View(vega.parse(compiled), { renderer: "none" });
   try {
@@ -353,8 +475,24 @@ export async function renderSvg(spec: Spec): Promise<string> {
   }
 }
 
-const FONT_DIRS = ["/usr/share/fonts", "/usr/local/share/fonts", path.join(os.homedir(), ".fonts"), path.join(os.homedir(), ".local/share/fonts"), "/System/Library/Fonts", "/Library/Fonts", "C:\\Windows\\Fonts"];
-const PREFERRED = ["DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "LiberationSans-Regular.ttf", "LiberationSans-Bold.ttf", "Arial.ttf", "arial.ttf", "Helvetica.ttc"];
+const FONT_DIRS = [
+  "/usr/share/fonts",
+  "/usr/local/share/fonts",
+  path.join(os.homedir(), ".fonts"),
+  path.join(os.homedir(), ".local/share/fonts"),
+  "/System/Library/Fonts",
+  "/Library/Fonts",
+  "C:\\Windows\\Fonts",
+];
+const PREFERRED = [
+  "DejaVuSans.ttf",
+  "DejaVuSans-Bold.ttf",
+  "LiberationSans-Regular.ttf",
+  "LiberationSans-Bold.ttf",
+  "Arial.ttf",
+  "arial.ttf",
+  "Helvetica.ttc",
+];
 
 function findFiles(dir: string, names: readonly string[], depth = 4): string[] {
   if (depth < 0 || !fs.existsSync(dir)) return [];
@@ -384,11 +522,22 @@ let fontCache: { font: NonNullable<ResvgRenderOptions["font"]>; warning: string 
 export function fontSetup(): { font: NonNullable<ResvgRenderOptions["font"]>; warning: string | null } {
   if (fontCache) return fontCache;
   const preferred = FONT_DIRS.flatMap((d) => findFiles(d, PREFERRED));
-  const family = preferred.some((f) => /DejaVu/i.test(f)) ? "DejaVu Sans" : preferred.some((f) => /Liberation/i.test(f)) ? "Liberation Sans" : preferred.length ? "Arial" : null;
+  const family = preferred.some((f) => /DejaVu/i.test(f))
+    ? "DejaVu Sans"
+    : preferred.some((f) => /Liberation/i.test(f))
+      ? "Liberation Sans"
+      : preferred.length
+        ? "Arial"
+        : null;
   const any = preferred.length > 0 || FONT_DIRS.some((d) => findFiles(d, [], 3).length > 0);
   const font: NonNullable<ResvgRenderOptions["font"]> = { loadSystemFonts: true, fontFiles: preferred };
   if (family) Object.assign(font, { defaultFontFamily: family, sansSerifFamily: family });
-  fontCache = { font, warning: any ? null : "no font files found on this machine: text in the PNG plots will be missing (the SVGs and report.html are fine)" };
+  fontCache = {
+    font,
+    warning: any
+      ? null
+      : "no font files found on this machine: text in the PNG plots will be missing (the SVGs and report.html are fine)",
+  };
   return fontCache;
 }
 

@@ -5,7 +5,11 @@
 //     saturation step (so any gain reported after it happened strictly after saturation).
 //   postSaturationGain = heldoutFinal − heldoutAtSaturation (null without saturation).
 
-export function saturationStep(trainAccuracy: { step: number; value: number }[], threshold: number, window: number): number | null {
+export function saturationStep(
+  trainAccuracy: { step: number; value: number }[],
+  threshold: number,
+  window: number,
+): number | null {
   const rows = [...trainAccuracy].sort((a, b) => a.step - b.step);
   for (let i = window - 1; i < rows.length; i++) {
     let s = 0;
@@ -90,7 +94,7 @@ export function summarise(
   if (evals.length === 0) throw new Error("summarise: no evaluations");
   const ev = [...evals].sort((a, b) => a.step - b.step);
   const sat = saturationStep(trainAccuracy, threshold, window);
-  const atSat = sat === null ? null : ev.find((e) => e.step >= sat) ?? null;
+  const atSat = sat === null ? null : (ev.find((e) => e.step >= sat) ?? null);
   const first = ev[0];
   const last = ev[ev.length - 1];
   const max = ev.reduce((a, e) => (e.heldout > a.heldout ? e : a), ev[0]);

@@ -51,7 +51,11 @@ export function parseArgs(argv: string[], spec: FlagSpec, command: string): Pars
     const kind = spec[name];
     if (!kind) {
       const near = nearest(name, Object.keys(spec));
-      throw new Error(`${command}: unknown option --${name}${near ? ` — did you mean --${near}?` : ""} (options: ${Object.keys(spec).map((k) => `--${k}`).join(" ")})`);
+      throw new Error(
+        `${command}: unknown option --${name}${near ? ` — did you mean --${near}?` : ""} (options: ${Object.keys(spec)
+          .map((k) => `--${k}`)
+          .join(" ")})`,
+      );
     }
     if (kind === "boolean") {
       flags[name] = value === undefined ? true : value !== "false";
@@ -67,11 +71,21 @@ export function parseArgs(argv: string[], spec: FlagSpec, command: string): Pars
   return { positional, flags };
 }
 
-export function numberFlag(flags: ParsedArgs["flags"], name: string, fallback: number, opts: { integer?: boolean; min?: number; max?: number } = {}): number {
+export function numberFlag(
+  flags: ParsedArgs["flags"],
+  name: string,
+  fallback: number,
+  opts: { integer?: boolean; min?: number; max?: number } = {},
+): number {
   const raw = flags[name];
   if (raw === undefined) return fallback;
   const v = Number(raw);
-  if (!Number.isFinite(v) || (opts.integer && !Number.isInteger(v)) || (opts.min !== undefined && v < opts.min) || (opts.max !== undefined && v > opts.max)) {
+  if (
+    !Number.isFinite(v) ||
+    (opts.integer && !Number.isInteger(v)) ||
+    (opts.min !== undefined && v < opts.min) ||
+    (opts.max !== undefined && v > opts.max)
+  ) {
     const want = `${opts.integer ? "an integer" : "a number"}${opts.min !== undefined ? ` >= ${opts.min}` : ""}${opts.max !== undefined ? ` <= ${opts.max}` : ""}`;
     throw new Error(`--${name}: expected ${want}, got ${JSON.stringify(raw)}`);
   }

@@ -8,8 +8,28 @@
 // This file is only the I/O edge; the logic is in src/analysis/{compare,stats,plots,html}.ts.
 import fs from "node:fs";
 import path from "node:path";
-import { compareRuns, formatText, identifyRun, legendLines, parseMetricsCsv, toCsv, toMarkdown, type RunConfig, type RunInfo } from "../analysis/compare.js";
-import { behaviourSpec, fontSetup, formatSpec, passkSpec, plotRuns, renderSvg, svgToPng, trainingSpec, type Spec } from "../analysis/plots.js";
+import {
+  compareRuns,
+  formatText,
+  identifyRun,
+  legendLines,
+  parseMetricsCsv,
+  toCsv,
+  toMarkdown,
+  type RunConfig,
+  type RunInfo,
+} from "../analysis/compare.js";
+import {
+  behaviourSpec,
+  fontSetup,
+  formatSpec,
+  passkSpec,
+  plotRuns,
+  renderSvg,
+  svgToPng,
+  trainingSpec,
+  type Spec,
+} from "../analysis/plots.js";
 import { passkTableHtml, reportHtml, type Figure } from "../analysis/html.js";
 import { formatPasskText, parsePasskCsv, type PasskRow } from "../analysis/passk-curve.js";
 import { parseArgs, runMain } from "./args.js";
@@ -47,7 +67,9 @@ function loadRuns(inputs: string[]): RunInfo[] {
       files.push(...found);
     } else files.push(input);
   }
-  const unique = [...new Set(files.map((f) => path.resolve(f)))].map((abs) => files.find((f) => path.resolve(f) === abs) as string);
+  const unique = [...new Set(files.map((f) => path.resolve(f)))].map(
+    (abs) => files.find((f) => path.resolve(f) === abs) as string,
+  );
   return unique.map((file) => {
     const table = parseMetricsCsv(fs.readFileSync(file, "utf8"), file);
     return { file, table, ...identifyRun(file, readConfig(file)) };
@@ -55,8 +77,15 @@ function loadRuns(inputs: string[]): RunInfo[] {
 }
 
 runMain(async () => {
-  const { positional, flags } = parseArgs(process.argv.slice(2), { out: "string", passk: "multi", title: "string", png: "boolean" }, "compare");
-  if (positional.length === 0) throw new Error("compare: give result directories or metrics.csv files, for example `npm run compare -- results/default results/other`");
+  const { positional, flags } = parseArgs(
+    process.argv.slice(2),
+    { out: "string", passk: "multi", title: "string", png: "boolean" },
+    "compare",
+  );
+  if (positional.length === 0)
+    throw new Error(
+      "compare: give result directories or metrics.csv files, for example `npm run compare -- results/default results/other`",
+    );
   const out = (flags.out as string | undefined) ?? "results/compare";
   const png = flags.png !== false;
   const runs = loadRuns(positional);
@@ -67,7 +96,10 @@ runMain(async () => {
   });
 
   console.log(`compared ${cmp.runs.length} run(s) in ${new Set(cmp.runs.map((r) => r.experiment)).size} experiment(s)`);
-  if (cmp.dropped.length) console.log(`note: compared on the ${cmp.shared.length} shared columns; ${cmp.dropped.length} column(s) not in every run left out: ${cmp.dropped.slice(0, 8).join(", ")}${cmp.dropped.length > 8 ? ", …" : ""}`);
+  if (cmp.dropped.length)
+    console.log(
+      `note: compared on the ${cmp.shared.length} shared columns; ${cmp.dropped.length} column(s) not in every run left out: ${cmp.dropped.slice(0, 8).join(", ")}${cmp.dropped.length > 8 ? ", …" : ""}`,
+    );
   console.log("");
   console.log(formatText(cmp));
   console.log("");
@@ -86,13 +118,19 @@ runMain(async () => {
     fs.writeFileSync(f, data);
     written.push(f);
   };
-  const title = (flags.title as string | undefined) ?? `Run comparison: ${[...new Set(cmp.runs.map((r) => r.experiment))].join(" vs ")}`;
+  const title =
+    (flags.title as string | undefined) ??
+    `Run comparison: ${[...new Set(cmp.runs.map((r) => r.experiment))].join(" vs ")}`;
   write("compare.csv", toCsv(cmp));
   write("compare.md", toMarkdown(cmp, title));
 
   const pr = plotRuns(cmp.runs);
   const plots: [string, string, Spec][] = [
-    ["training", "(a) Training accuracy and held-out greedy accuracy per benchmark over steps, saturation steps marked", trainingSpec(pr)],
+    [
+      "training",
+      "(a) Training accuracy and held-out greedy accuracy per benchmark over steps, saturation steps marked",
+      trainingSpec(pr),
+    ],
     ["format", "(b) Format vs skill: graded-form share and accuracy among graded answers over steps", formatSpec(pr)],
     ["behaviour", '(c) Behaviour: "recheck" word rate and solution-procedure shares over steps', behaviourSpec(pr)],
   ];
@@ -109,7 +147,9 @@ runMain(async () => {
     if (png) write(`${name}.png`, svgToPng(svg));
     figures.push({ title: caption, svg, png: png ? `${name}.png` : undefined });
   }
-  const passkHtml = passkRows.length ? passkTableHtml(passkRows, "pass@k (from " + ((flags.passk as string[]) ?? []).join(", ") + ")") : undefined;
+  const passkHtml = passkRows.length
+    ? passkTableHtml(passkRows, "pass@k (from " + ((flags.passk as string[]) ?? []).join(", ") + ")")
+    : undefined;
   write("report.html", reportHtml({ title, cmp, figures, passkTables: passkHtml, notes }));
   console.log("");
   console.log(`wrote ${written.join(", ")}`);

@@ -10,8 +10,14 @@ for (const [family, items] of Object.entries(benchmarks)) {
   writeItems(path.join(root, "data/benchmarks", `${family}.jsonl`), items);
 }
 writeItems(path.join(root, "data/pool/pool.jsonl"), pool);
-const meta = { generator: "src/world/datasets.ts generateDatasets", ...DEFAULT_DATASETS, families: Object.keys(benchmarks) };
+const meta = {
+  generator: "src/world/datasets.ts generateDatasets",
+  ...DEFAULT_DATASETS,
+  families: Object.keys(benchmarks),
+};
 fs.writeFileSync(path.join(root, "data/benchmarks/meta.json"), JSON.stringify(meta, null, 2) + "\n");
 fs.writeFileSync(path.join(root, "data/pool/meta.json"), JSON.stringify(meta, null, 2) + "\n");
 writeTokenizer(path.join(root, "data/tokenizer"));
-console.log(`wrote tokenizer to data/tokenizer,  ${Object.values(benchmarks).reduce((a, b) => a + b.length, 0)} benchmark problems and ${pool.length} pool problems (seed ${DEFAULT_DATASETS.seed})`);
+console.log(
+  `wrote tokenizer to data/tokenizer,  ${Object.values(benchmarks).reduce((a, b) => a + b.length, 0)} benchmark problems and ${pool.length} pool problems (seed ${DEFAULT_DATASETS.seed})`,
+);

@@ -14,7 +14,19 @@ import { numberFlag, parseArgs, runMain } from "./args.js";
 runMain(async () => {
   const { flags } = parseArgs(
     process.argv.slice(2),
-    { checkpoint: "string", n: "string", k: "string", limit: "string", temperature: "string", "top-p": "string", benchmarks: "string", seed: "string", backend: "string", kernels: "string", json: "boolean" },
+    {
+      checkpoint: "string",
+      n: "string",
+      k: "string",
+      limit: "string",
+      temperature: "string",
+      "top-p": "string",
+      benchmarks: "string",
+      seed: "string",
+      backend: "string",
+      kernels: "string",
+      json: "boolean",
+    },
     "eval",
   );
   const ckpt = flags.checkpoint as string | undefined;
@@ -24,10 +36,14 @@ runMain(async () => {
     .split(",")
     .map((s) => {
       const k = Number(s);
-      if (!Number.isInteger(k) || k < 1) throw new Error(`--k: expected a comma-separated list of positive integers, got ${JSON.stringify(flags.k)}`);
+      if (!Number.isInteger(k) || k < 1)
+        throw new Error(`--k: expected a comma-separated list of positive integers, got ${JSON.stringify(flags.k)}`);
       return k;
     });
-  if (n > 0 && ks.some((k) => k > n)) throw new Error(`--k: pass@${Math.max(...ks)} needs at least that many samples per problem; --n is ${n} (raise --n or lower --k)`);
+  if (n > 0 && ks.some((k) => k > n))
+    throw new Error(
+      `--k: pass@${Math.max(...ks)} needs at least that many samples per problem; --n is ${n} (raise --n or lower --k)`,
+    );
   const limit = numberFlag(flags, "limit", 0, { integer: true, min: 0 });
   const temperature = numberFlag(flags, "temperature", 1, { min: 0 });
   const topP = numberFlag(flags, "top-p", 1, { min: 1e-9, max: 1 });
@@ -42,8 +58,13 @@ runMain(async () => {
   const ck = loadCheckpoint(ckpt);
   const tok = loadTokenizerFor(ckpt);
   const t0 = performance.now();
-  const { report } = evaluateAll(hostWeights(ck.params, ck.cfg), tok, benches, { n, ks: n > 0 ? ks : [], temperature, topP, maxNewTokens: ck.cfg.contextLength, keepExamples: 0 }, seed, (name) =>
-    log(`  ${name} done (${((performance.now() - t0) / 1000).toFixed(0)}s)`),
+  const { report } = evaluateAll(
+    hostWeights(ck.params, ck.cfg),
+    tok,
+    benches,
+    { n, ks: n > 0 ? ks : [], temperature, topP, maxNewTokens: ck.cfg.contextLength, keepExamples: 0 },
+    seed,
+    (name) => log(`  ${name} done (${((performance.now() - t0) / 1000).toFixed(0)}s)`),
   );
   const seconds = (performance.now() - t0) / 1000;
   if (flags.json) {

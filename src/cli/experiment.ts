@@ -6,7 +6,13 @@ import fs from "node:fs";
 import path from "node:path";
 import { selectKernels } from "../model/sampler.js";
 import { describeBackend, selectBackend, type BackendName } from "../engine/backend.js";
-import { ConfigError, ExperimentSchema, parseExperiment, validateExperiment, type Experiment } from "../experiment/schema.js";
+import {
+  ConfigError,
+  ExperimentSchema,
+  parseExperiment,
+  validateExperiment,
+  type Experiment,
+} from "../experiment/schema.js";
 import { canResume, runDir, runSeed, type ResolvedExample, type RunMode } from "../experiment/runner.js";
 import { readCheckpointConfig } from "../model/checkpoint.js";
 import { loadTokenizerFor } from "../text/tokenizer.js";
@@ -20,15 +26,22 @@ const DEFAULT_FILE = "experiments/default.json";
 export function resolveExample(exp: Experiment, file: string): ResolvedExample {
   if (typeof exp.example !== "string") return { ...exp.example, source: "inline" };
   const f = exp.example;
-  if (!fs.existsSync(f)) throw new ConfigError(`${file}: field \`example\`: file ${JSON.stringify(f)} not found; give a JSON file like data/examples/<name>.json or an inline {"prompt", "answer"}`);
+  if (!fs.existsSync(f))
+    throw new ConfigError(
+      `${file}: field \`example\`: file ${JSON.stringify(f)} not found; give a JSON file like data/examples/<name>.json or an inline {"prompt", "answer"}`,
+    );
   let raw: any;
   try {
     raw = JSON.parse(fs.readFileSync(f, "utf8"));
   } catch (e) {
-    throw new ConfigError(`${f}: malformed JSON (${(e as Error).message}); an example file is {"prompt": "...", "answer": "..."}`);
+    throw new ConfigError(
+      `${f}: malformed JSON (${(e as Error).message}); an example file is {"prompt": "...", "answer": "..."}`,
+    );
   }
   if (typeof raw?.prompt !== "string" || typeof raw?.answer !== "string") {
-    throw new ConfigError(`${f}: an example file needs string fields "prompt" and "answer"; got ${JSON.stringify(raw).slice(0, 120)}`);
+    throw new ConfigError(
+      `${f}: an example file needs string fields "prompt" and "answer"; got ${JSON.stringify(raw).slice(0, 120)}`,
+    );
   }
   return { prompt: raw.prompt, answer: raw.answer, source: f };
 }
@@ -44,23 +57,40 @@ export function preflight(exp: Experiment, file: string) {
       throw new ConfigError(`${file}: field \`${name}\`: ${(e as Error).message}; ${fix}`);
     }
   };
-  const { cfg: model } = field("checkpoint", "point it at a directory written by `npm run pretrain` (e.g. data/models/base)", () => readCheckpointConfig(exp.checkpoint));
+  const { cfg: model } = field(
+    "checkpoint",
+    "point it at a directory written by `npm run pretrain` (e.g. data/models/base)",
+    () => readCheckpointConfig(exp.checkpoint),
+  );
   const tok = loadTokenizerFor(exp.checkpoint);
   const bad = tok.unknownChars(example.prompt);
   if (bad.length) {
-    throw new ConfigError(`${file}: field \`example.prompt\`: ${JSON.stringify(example.prompt)} has characters outside the tokenizer's vocabulary: ${bad.map((c) => JSON.stringify(c)).join(", ")}; rewrite the prompt with the world's alphabet (digits, + - * / = ( ) x, lowercase words)`);
+    throw new ConfigError(
+      `${file}: field \`example.prompt\`: ${JSON.stringify(example.prompt)} has characters outside the tokenizer's vocabulary: ${bad.map((c) => JSON.stringify(c)).join(", ")}; rewrite the prompt with the world's alphabet (digits, + - * / = ( ) x, lowercase words)`,
+    );
   }
   if (tok.encode(example.prompt).length + 2 >= model.contextLength) {
-    throw new ConfigError(`${file}: field \`example.prompt\`: ${example.prompt.length} characters leave no room for a response in the model's context of ${model.contextLength}`);
+    throw new ConfigError(
+      `${file}: field \`example.prompt\`: ${example.prompt.length} characters leave no room for a response in the model's context of ${model.contextLength}`,
+    );
   }
   if (!isValidLabel(example.answer)) {
-    throw new ConfigError(`${file}: field \`example.answer\`: the verifier cannot parse ${JSON.stringify(example.answer)}; use a number, fraction or simple expression (check with \`npm run -s verify\`)`);
+    throw new ConfigError(
+      `${file}: field \`example.answer\`: the verifier cannot parse ${JSON.stringify(example.answer)}; use a number, fraction or simple expression (check with \`npm run -s verify\`)`,
+    );
   }
   if (exp.eval.n > 0) {
     const big = exp.eval.ks.filter((k) => k > exp.eval.n);
-    if (big.length) throw new ConfigError(`${file}: field \`eval.ks\`: ${JSON.stringify(big)} larger than eval.n = ${exp.eval.n}; pass@k needs k <= n samples — lower k or raise eval.n`);
+    if (big.length)
+      throw new ConfigError(
+        `${file}: field \`eval.ks\`: ${JSON.stringify(big)} larger than eval.n = ${exp.eval.n}; pass@k needs k <= n samples — lower k or raise eval.n`,
+      );
   }
-  const benchmarks = field("benchmarks", "use names of files in data/benchmarks/ (add, lin, mul, word) or paths to JSONL files", () => loadBenchmarks(exp.benchmarks, exp.eval.limit > 0 ? exp.eval.limit : null));
+  const benchmarks = field(
+    "benchmarks",
+    "use names of files in data/benchmarks/ (add, lin, mul, word) or paths to JSONL files",
+    () => loadBenchmarks(exp.benchmarks, exp.eval.limit > 0 ? exp.eval.limit : null),
+  );
   return { example, benchmarks, model };
 }
 
@@ -71,14 +101,28 @@ With no FILE it runs ${DEFAULT_FILE}.`;
 runMain(async () => {
   const { positional, flags } = parseArgs(
     process.argv.slice(2),
-    { seed: "string", steps: "string", example: "string", prompt: "string", answer: "string", out: "string", backend: "string", kernels: "string", "dry-run": "boolean", force: "boolean", resume: "boolean", help: "boolean" },
+    {
+      seed: "string",
+      steps: "string",
+      example: "string",
+      prompt: "string",
+      answer: "string",
+      out: "string",
+      backend: "string",
+      kernels: "string",
+      "dry-run": "boolean",
+      force: "boolean",
+      resume: "boolean",
+      help: "boolean",
+    },
     "experiment",
   );
   if (flags.help) {
     console.log(USAGE);
     return;
   }
-  if (positional.length > 1) throw new Error(`experiment: one experiment file at a time, got ${positional.join(" ")}\n${USAGE}`);
+  if (positional.length > 1)
+    throw new Error(`experiment: one experiment file at a time, got ${positional.join(" ")}\n${USAGE}`);
   const file = positional[0] ?? DEFAULT_FILE;
   if (!fs.existsSync(file)) throw new Error(`${file}: experiment file not found (files are in experiments/)`);
   const raw = parseExperiment(fs.readFileSync(file, "utf8"), file);
@@ -87,31 +131,54 @@ runMain(async () => {
   if (flags.seed !== undefined) over.seeds = [numberFlag(flags, "seed", 0, { integer: true, min: 0 })];
   if (flags.steps !== undefined) over.steps = numberFlag(flags, "steps", 0, { integer: true, min: 0 });
   if (flags.example !== undefined) over.example = flags.example;
-  if ((flags.prompt === undefined) !== (flags.answer === undefined)) throw new Error("experiment: --prompt and --answer go together");
+  if ((flags.prompt === undefined) !== (flags.answer === undefined))
+    throw new Error("experiment: --prompt and --answer go together");
   if (flags.prompt !== undefined) over.example = { prompt: flags.prompt, answer: flags.answer };
   const exp = validateExperiment(over, `${file} (with command-line overrides)`);
   const { example, benchmarks, model } = preflight(exp, file);
   const outDir = (flags.out as string) ?? "results";
-  if (flags.force && flags.resume) throw new Error("experiment: --force starts over and --resume continues; pass one of them");
+  if (flags.force && flags.resume)
+    throw new Error("experiment: --force starts over and --resume continues; pass one of them");
   const modes = new Map<number, RunMode | "complete">();
   for (const seed of exp.seeds) {
     const d = runDir(outDir, exp.name, seed);
     const exists = fs.existsSync(path.join(d, "metrics.csv"));
     if (!exists || flags.force) modes.set(seed, "fresh");
     else if (!flags.resume) {
-      throw new Error(`${d} already holds a run; pass --resume to continue it, --force to start it over (its files are deleted), or --out another directory`);
+      throw new Error(
+        `${d} already holds a run; pass --resume to continue it, --force to start it over (its files are deleted), or --out another directory`,
+      );
     } else if (canResume(d)) {
       const old = JSON.parse(fs.readFileSync(path.join(d, "config.resolved.json"), "utf8"));
       // what decides the numbers: every schema field but seeds, description and $schema
       const keys = Object.keys(ExperimentSchema.shape).filter((k) => !["seeds", "description", "$schema"].includes(k));
-      const same = (a: any) => JSON.stringify(keys.map((k) => [k, k === "example" ? { prompt: a.example.prompt, answer: a.example.answer } : a[k]]));
-      if (same(old) !== same({ ...exp, example })) throw new Error(`${d}: the run was started with a different configuration (see its config.resolved.json); resume it with the same file and options, or pass --force to start over`);
+      const same = (a: any) =>
+        JSON.stringify(
+          keys.map((k) => [k, k === "example" ? { prompt: a.example.prompt, answer: a.example.answer } : a[k]]),
+        );
+      if (same(old) !== same({ ...exp, example }))
+        throw new Error(
+          `${d}: the run was started with a different configuration (see its config.resolved.json); resume it with the same file and options, or pass --force to start over`,
+        );
       modes.set(seed, "resume");
     } else if (fs.existsSync(path.join(d, "summary.json"))) modes.set(seed, "complete");
     else modes.set(seed, "fresh");
   }
   if (flags["dry-run"]) {
-    console.log(JSON.stringify({ file, ...exp, example, model, benchmarks: benchmarks.map((b) => ({ name: b.name, problems: b.items.length })), out: outDir }, null, 2));
+    console.log(
+      JSON.stringify(
+        {
+          file,
+          ...exp,
+          example,
+          model,
+          benchmarks: benchmarks.map((b) => ({ name: b.name, problems: b.items.length })),
+          out: outDir,
+        },
+        null,
+        2,
+      ),
+    );
     console.log(`${file}: valid (dry run, nothing trained)`);
     return;
   }
@@ -119,7 +186,9 @@ runMain(async () => {
   console.log(describeBackend(backend));
   const kernels = selectKernels((flags.kernels as string) ?? "auto");
   console.log(kernels.message);
-  console.log(`experiment ${exp.name}: example ${JSON.stringify(example.prompt)} -> ${JSON.stringify(example.answer)} (${example.source}); ${exp.steps} steps of ${exp.grpo.copies}x${exp.grpo.rollouts} rollouts; held-out ${benchmarks.map((b) => `${b.name}:${b.items.length}`).join(" ")}; seeds ${exp.seeds.join(",")}`);
+  console.log(
+    `experiment ${exp.name}: example ${JSON.stringify(example.prompt)} -> ${JSON.stringify(example.answer)} (${example.source}); ${exp.steps} steps of ${exp.grpo.copies}x${exp.grpo.rollouts} rollouts; held-out ${benchmarks.map((b) => `${b.name}:${b.items.length}`).join(" ")}; seeds ${exp.seeds.join(",")}`,
+  );
   let stop = false;
   const onSignal = (sig: string) => {
     if (stop) process.exit(130);
@@ -137,9 +206,27 @@ runMain(async () => {
       continue;
     }
     if (mode === "fresh" && flags.force) fs.rmSync(d, { recursive: true, force: true });
-    const r = await runSeed({ exp, example, benchmarks, backend, versions, outDir, provenance: { file, overrides: process.argv.slice(3), kernels: kernels.name, matmulBuild: kernels.matmulBuild }, log: (l) => console.log(l), shouldStop: () => stop }, seed, mode);
+    const r = await runSeed(
+      {
+        exp,
+        example,
+        benchmarks,
+        backend,
+        versions,
+        outDir,
+        provenance: { file, overrides: process.argv.slice(3), kernels: kernels.name, matmulBuild: kernels.matmulBuild },
+        log: (l) => console.log(l),
+        shouldStop: () => stop,
+      },
+      seed,
+      mode,
+    );
     if (r.stopped || !r.summary) {
-      const cmd = ["npm run experiment --", ...process.argv.slice(2).filter((a) => a !== "--force" && a !== "--resume"), "--resume"].join(" ");
+      const cmd = [
+        "npm run experiment --",
+        ...process.argv.slice(2).filter((a) => a !== "--force" && a !== "--resume"),
+        "--resume",
+      ].join(" ");
       console.log(`stopped: state saved in ${r.dir}; continue with: ${cmd}`);
       process.exit(130);
     }
@@ -149,7 +236,11 @@ runMain(async () => {
       `[seed ${seed}] summary: saturationStep ${s.saturationStep ?? "never"}  heldoutAtStart ${f(s.heldoutAtStart)}  heldoutAtSaturation ${f(s.heldoutAtSaturation)}` +
         `  heldoutFinal ${f(s.heldoutFinal)}  heldoutMax ${f(s.heldoutMax)} (@${s.heldoutMaxStep})  postSaturationGain ${f(s.postSaturationGain)} (±${f(s.heldoutStandardError)} s.e.)`,
     );
-    console.log(`[seed ${seed}]   graded-form share start/sat/final ${f(s.formatAtStart)}/${f(s.formatAtSaturation)}/${f(s.formatFinal)}; accuracy among graded ${f(s.accGivenFormatAtStart)}/${f(s.accGivenFormatAtSaturation)}/${f(s.accGivenFormatFinal)}; post-saturation gain from format ${f(s.postSaturationGainFromFormat)}, from accuracy among graded ${f(s.postSaturationGainFromAccuracyGivenFormat)}`);
-    console.log(`[seed ${seed}]   wrote ${r.dir}/{metrics.csv,summary.json,samples.jsonl,config.resolved.json,timing.json,checkpoint/} in ${r.seconds.toFixed(0)}s`);
+    console.log(
+      `[seed ${seed}]   graded-form share start/sat/final ${f(s.formatAtStart)}/${f(s.formatAtSaturation)}/${f(s.formatFinal)}; accuracy among graded ${f(s.accGivenFormatAtStart)}/${f(s.accGivenFormatAtSaturation)}/${f(s.accGivenFormatFinal)}; post-saturation gain from format ${f(s.postSaturationGainFromFormat)}, from accuracy among graded ${f(s.postSaturationGainFromAccuracyGivenFormat)}`,
+    );
+    console.log(
+      `[seed ${seed}]   wrote ${r.dir}/{metrics.csv,summary.json,samples.jsonl,config.resolved.json,timing.json,checkpoint/} in ${r.seconds.toFixed(0)}s`,
+    );
   }
 });

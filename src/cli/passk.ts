@@ -20,7 +20,14 @@ import { disposeParams } from "../model/gpt.js";
 import { loadTokenizerFor } from "../text/tokenizer.js";
 import { loadBenchmarks } from "../eval/benchmarks.js";
 import { rollout } from "../eval/evaluate.js";
-import { checkpointLabel, formatPasskText, passkCsv, passkRows, uniqueLabels, type PasskRow } from "../analysis/passk-curve.js";
+import {
+  checkpointLabel,
+  formatPasskText,
+  passkCsv,
+  passkRows,
+  uniqueLabels,
+  type PasskRow,
+} from "../analysis/passk-curve.js";
 import { fontSetup, passkSpec, renderSvg, svgToPng } from "../analysis/plots.js";
 import { numberFlag, parseArgs, runMain } from "./args.js";
 
@@ -43,12 +50,29 @@ const csvCell = (s: string) => (/[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"
 runMain(async () => {
   const { flags } = parseArgs(
     process.argv.slice(2),
-    { checkpoint: "multi", n: "string", limit: "string", benchmarks: "string", temperature: "string", "top-p": "string", seed: "string", backend: "string", kernels: "string", out: "string", png: "boolean" },
+    {
+      checkpoint: "multi",
+      n: "string",
+      limit: "string",
+      benchmarks: "string",
+      temperature: "string",
+      "top-p": "string",
+      seed: "string",
+      backend: "string",
+      kernels: "string",
+      out: "string",
+      png: "boolean",
+    },
     "passk",
   );
   const ckpts = (flags.checkpoint as string[] | undefined) ?? [];
-  if (ckpts.length === 0) throw new Error("passk: give at least one --checkpoint DIR (for example --checkpoint data/models/base --checkpoint results/default/seed-1/checkpoint)");
-  for (const c of ckpts) if (!fs.existsSync(path.join(c, "config.json"))) throw new Error(`--checkpoint ${c}: not a checkpoint directory (no config.json)`);
+  if (ckpts.length === 0)
+    throw new Error(
+      "passk: give at least one --checkpoint DIR (for example --checkpoint data/models/base --checkpoint results/default/seed-1/checkpoint)",
+    );
+  for (const c of ckpts)
+    if (!fs.existsSync(path.join(c, "config.json")))
+      throw new Error(`--checkpoint ${c}: not a checkpoint directory (no config.json)`);
   const n = numberFlag(flags, "n", 256, { integer: true, min: 1 });
   const limit = numberFlag(flags, "limit", 0, { integer: true, min: 0 });
   const temperature = numberFlag(flags, "temperature", 1, { min: 0 });
@@ -56,14 +80,17 @@ runMain(async () => {
   const seed = numberFlag(flags, "seed", 12345, { integer: true });
   const out = (flags.out as string | undefined) ?? "results/passk";
   const png = flags.png !== false;
-  if (temperature === 0 && n > 1) console.log("note: --temperature 0 is greedy; all n samples of a problem are identical, so pass@k is flat in k");
+  if (temperature === 0 && n > 1)
+    console.log("note: --temperature 0 is greedy; all n samples of a problem are identical, so pass@k is flat in k");
   const names = flags.benchmarks ? String(flags.benchmarks).split(",") : null;
   const benches = loadBenchmarks(names, limit > 0 ? limit : null);
   const backend = await selectBackend(((flags.backend as string) ?? "auto") as BackendName);
   console.log(describeBackend(backend));
   const kernels = selectKernels((flags.kernels as string) ?? "auto");
   console.log(kernels.message);
-  console.log(`n=${n} samples per problem, T=${temperature}, top-p=${topP}, seed ${seed}, benchmarks ${benches.map((b) => `${b.name}(${b.items.length})`).join(" ")}`);
+  console.log(
+    `n=${n} samples per problem, T=${temperature}, top-p=${topP}, seed ${seed}, benchmarks ${benches.map((b) => `${b.name}(${b.items.length})`).join(" ")}`,
+  );
 
   const rows: PasskRow[] = [];
   const countLines: string[] = ["checkpoint,label,benchmark,id,n,correct"];
@@ -80,9 +107,13 @@ runMain(async () => {
       const scored = rollout(hw, tok, pairs, { temperature, topP, maxNewTokens: ck.cfg.contextLength }, rng);
       const corrects = b.items.map((_, j) => scored.slice(j * n, (j + 1) * n).filter((s) => s.reward === 1).length);
       counts.push({ benchmark: b.name, corrects });
-      b.items.forEach((it, j) => countLines.push([dir, labels[i], b.name, it.id, String(n), String(corrects[j])].map(csvCell).join(",")));
+      b.items.forEach((it, j) =>
+        countLines.push([dir, labels[i], b.name, it.id, String(n), String(corrects[j])].map(csvCell).join(",")),
+      );
       const solved = corrects.filter((c) => c > 0).length;
-      console.log(`  ${labels[i]}  ${b.name}: ${solved}/${b.items.length} problems solved at least once, mean correct ${(corrects.reduce((a, c) => a + c, 0) / (b.items.length * n)).toFixed(3)}  (${((performance.now() - t0) / 1000).toFixed(0)}s)`);
+      console.log(
+        `  ${labels[i]}  ${b.name}: ${solved}/${b.items.length} problems solved at least once, mean correct ${(corrects.reduce((a, c) => a + c, 0) / (b.items.length * n)).toFixed(3)}  (${((performance.now() - t0) / 1000).toFixed(0)}s)`,
+      );
     }
     rows.push(...passkRows(dir, labels[i], n, counts));
     disposeParams(ck.params);
@@ -105,6 +136,8 @@ runMain(async () => {
     if (fontSetup().warning) console.log(`warning: ${fontSetup().warning}`);
     write("passk.png", svgToPng(svg));
   }
-  console.log(`wrote ${written.join(", ")}  (${((performance.now() - t0) / 1000).toFixed(0)}s, backend ${backend.name})`);
+  console.log(
+    `wrote ${written.join(", ")}  (${((performance.now() - t0) / 1000).toFixed(0)}s, backend ${backend.name})`,
+  );
   console.log(`include it in a comparison with: npm run compare -- <results> --passk ${path.join(out, "passk.csv")}`);
 });

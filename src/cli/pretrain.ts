@@ -23,7 +23,23 @@ const USAGE = `usage: npm run pretrain -- [--preset gpt-nano | --init DIR] [--to
 runMain(async () => {
   const { flags } = parseArgs(
     process.argv.slice(2),
-    { preset: "string", init: "string", "token-weighting": "string", steps: "string", batch: "string", lr: "string", warmup: "string", seed: "string", out: "string", "eval-every": "string", "card-n": "string", "card-limit": "string", backend: "string", kernels: "string", help: "boolean" },
+    {
+      preset: "string",
+      init: "string",
+      "token-weighting": "string",
+      steps: "string",
+      batch: "string",
+      lr: "string",
+      warmup: "string",
+      seed: "string",
+      out: "string",
+      "eval-every": "string",
+      "card-n": "string",
+      "card-limit": "string",
+      backend: "string",
+      kernels: "string",
+      help: "boolean",
+    },
     "pretrain",
   );
   if (flags.help) {
@@ -40,7 +56,8 @@ runMain(async () => {
     weightDecay: 0,
     tokenWeighting: ((flags["token-weighting"] as string) ?? "uniform") as PretrainConfig["tokenWeighting"],
   };
-  if (!["uniform", "batch-mean"].includes(cfg.tokenWeighting)) throw new Error(`--token-weighting: use uniform or batch-mean, got ${JSON.stringify(cfg.tokenWeighting)}`);
+  if (!["uniform", "batch-mean"].includes(cfg.tokenWeighting))
+    throw new Error(`--token-weighting: use uniform or batch-mean, got ${JSON.stringify(cfg.tokenWeighting)}`);
   const out = (flags.out as string) ?? "data/models/base";
   const evalEvery = numberFlag(flags, "eval-every", 250, { integer: true, min: 0 });
   const cardN = numberFlag(flags, "card-n", 64, { integer: true, min: 1 });
@@ -53,7 +70,8 @@ runMain(async () => {
   const tok = loadTokenizer("data/tokenizer");
   const init = flags.init as string | undefined;
   const initCk = init ? loadCheckpoint(init) : null;
-  if (initCk && flags.preset) throw new Error("pretrain: --init continues an existing checkpoint with its own architecture; drop --preset");
+  if (initCk && flags.preset)
+    throw new Error("pretrain: --init continues an existing checkpoint with its own architecture; drop --preset");
   const model = initCk ? initCk.cfg : resolveModelConfig((flags.preset as string) ?? "gpt-nano", tok.vocabSize);
   const corpus = { ...DEFAULT_CORPUS, seed: DEFAULT_CORPUS.seed + cfg.seed - 1 };
   const benches = loadBenchmarks(null, null);
@@ -62,10 +80,19 @@ runMain(async () => {
   for (const p of pool) exclude.add(p.prompt);
   // --init continues from a checkpoint (its card's history is carried over); the corpus stream is
   // offset by the steps already done so the continuation sees new problems
-  const prior = initCk ? (JSON.parse(fs.readFileSync(path.join(init!, "card.json"), "utf8")) as { command: string; pretrain: { steps: number }; trainSeconds: number; stages?: unknown[] }) : null;
+  const prior = initCk
+    ? (JSON.parse(fs.readFileSync(path.join(init!, "card.json"), "utf8")) as {
+        command: string;
+        pretrain: { steps: number };
+        trainSeconds: number;
+        stages?: unknown[];
+      })
+    : null;
   const params = initCk ? initCk.params : initParams(model, cfg.seed);
   if (prior) corpus.seed += prior.pretrain.steps;
-  console.log(`model ${JSON.stringify(model)}: ${countParams(model)} parameters; corpus mixture ${JSON.stringify(corpus.mixture)}`);
+  console.log(
+    `model ${JSON.stringify(model)}: ${countParams(model)} parameters; corpus mixture ${JSON.stringify(corpus.mixture)}`,
+  );
 
   const quick = loadBenchmarks(null, 32);
   const t0 = performance.now();
@@ -84,27 +111,66 @@ runMain(async () => {
       );
     }
     if (evalEvery > 0 && (r.step % evalEvery === 0 || r.step === cfg.steps)) {
-      const { report } = evaluateAll(hostWeights(params, model), tok, quick, { n: 4, ks: [1], temperature: 1, topP: 1, maxNewTokens: model.contextLength, keepExamples: 0 }, cfg.seed);
+      const { report } = evaluateAll(
+        hostWeights(params, model),
+        tok,
+        quick,
+        { n: 4, ks: [1], temperature: 1, topP: 1, maxNewTokens: model.contextLength, keepExamples: 0 },
+        cfg.seed,
+      );
       history.push({ step: r.step, loss: lossEma, greedy: report.mean.greedy, sampled: report.mean.sampled });
-      console.log(`  held-out (32/benchmark): greedy ${report.mean.greedy.toFixed(3)}  sampled ${report.mean.sampled?.toFixed(3)}  greedy format ${report.mean.greedyFormat.toFixed(3)}`);
+      console.log(
+        `  held-out (32/benchmark): greedy ${report.mean.greedy.toFixed(3)}  sampled ${report.mean.sampled?.toFixed(3)}  greedy format ${report.mean.greedyFormat.toFixed(3)}`,
+      );
     }
   });
   const trainSeconds = (performance.now() - t0) / 1000;
   const trainTokensPerSecond = tokens / trainSeconds;
   saveCheckpoint(out, params, model, { kind: "base", seed: cfg.seed, backend: backend.name });
   copyTokenizer(DEFAULT_TOKENIZER_DIR, out);
-  console.log(`saved ${out} after ${trainSeconds.toFixed(0)}s; measuring latent capability (n=${cardN}, ${cardLimit} problems per benchmark, T=1)`);
+  console.log(
+    `saved ${out} after ${trainSeconds.toFixed(0)}s; measuring latent capability (n=${cardN}, ${cardLimit} problems per benchmark, T=1)`,
+  );
 
   const t1 = performance.now();
   const evalBenches = loadBenchmarks(null, cardLimit);
-  const { report } = evaluateAll(hostWeights(params, model), tok, evalBenches, { n: cardN, ks: [1, 8, 64].filter((k) => k <= cardN), temperature: 1, topP: 1, maxNewTokens: model.contextLength, keepExamples: 0 }, 12345, (name) =>
-    process.stdout.write(`  evaluated ${name} (${((performance.now() - t1) / 1000).toFixed(0)}s)\n`),
+  const { report } = evaluateAll(
+    hostWeights(params, model),
+    tok,
+    evalBenches,
+    {
+      n: cardN,
+      ks: [1, 8, 64].filter((k) => k <= cardN),
+      temperature: 1,
+      topP: 1,
+      maxNewTokens: model.contextLength,
+      keepExamples: 0,
+    },
+    12345,
+    (name) => process.stdout.write(`  evaluated ${name} (${((performance.now() - t1) / 1000).toFixed(0)}s)\n`),
   );
   const evalSeconds = (performance.now() - t1) / 1000;
-  const sampledTokens = Object.values(report.benchmarks).reduce((a, m) => a + m.meanLength * m.problems * (cardN + 1), 0);
+  const sampledTokens = Object.values(report.benchmarks).reduce(
+    (a, m) => a + m.meanLength * m.problems * (cardN + 1),
+    0,
+  );
   console.log(formatReport(report));
   const command = `npm run pretrain -- ${process.argv.slice(2).join(" ")}`.trim();
-  const stages = [...((prior?.stages as Record<string, unknown>[] | undefined) ?? (prior ? [{ command: prior.command, steps: prior.pretrain.steps, trainSeconds: prior.trainSeconds, lr: (prior.pretrain as { lr?: number }).lr, tokenWeighting: (prior.pretrain as { tokenWeighting?: string }).tokenWeighting ?? "batch-mean" }] : [])), { command, steps: cfg.steps, trainSeconds: Math.round(trainSeconds), corpusSeed: corpus.seed, lr: cfg.lr }];
+  const stages = [
+    ...((prior?.stages as Record<string, unknown>[] | undefined) ??
+      (prior
+        ? [
+            {
+              command: prior.command,
+              steps: prior.pretrain.steps,
+              trainSeconds: prior.trainSeconds,
+              lr: (prior.pretrain as { lr?: number }).lr,
+              tokenWeighting: (prior.pretrain as { tokenWeighting?: string }).tokenWeighting ?? "batch-mean",
+            },
+          ]
+        : [])),
+    { command, steps: cfg.steps, trainSeconds: Math.round(trainSeconds), corpusSeed: corpus.seed, lr: cfg.lr },
+  ];
   const card = {
     name: path.basename(out),
     command: stages.map((s) => s.command).join(" && "),

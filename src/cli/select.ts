@@ -19,7 +19,18 @@ import { numberFlag, parseArgs, runMain } from "./args.js";
 runMain(async () => {
   const { flags } = parseArgs(
     process.argv.slice(2),
-    { pool: "string", checkpoint: "string", epochs: "string", "per-step": "string", rollouts: "string", lr: "string", seed: "string", out: "string", backend: "string", kernels: "string" },
+    {
+      pool: "string",
+      checkpoint: "string",
+      epochs: "string",
+      "per-step": "string",
+      rollouts: "string",
+      lr: "string",
+      seed: "string",
+      out: "string",
+      backend: "string",
+      kernels: "string",
+    },
     "select",
   );
   const poolFile = (flags.pool as string) ?? "data/pool/pool.jsonl";
@@ -39,7 +50,14 @@ runMain(async () => {
   const ref = loadCheckpoint(ckpt);
   const tok = loadTokenizerFor(ckpt);
   const grpo = GrpoSchema.parse({ rollouts, learningRate: lr });
-  const trainer = new GrpoTrainer(policy.params, ref.params, policy.cfg, tok, { ...grpo, maxNewTokens: Math.min(grpo.maxNewTokens, policy.cfg.contextLength) }, null);
+  const trainer = new GrpoTrainer(
+    policy.params,
+    ref.params,
+    policy.cfg,
+    tok,
+    { ...grpo, maxNewTokens: Math.min(grpo.maxNewTokens, policy.cfg.contextLength) },
+    null,
+  );
   const rng = makeRng(seed, "select/rollout");
   const order = makeRng(seed, "select/order");
   // history[i][e] = training accuracy of pool item i in epoch e
@@ -54,15 +72,37 @@ runMain(async () => {
     }
     for (let s = 0; s < stepsPerEpoch; s++) {
       const chunk = idx.slice(s * perStep, (s + 1) * perStep);
-      const stats = trainer.stepOn(chunk.map((i) => pool[i]), rng);
+      const stats = trainer.stepOn(
+        chunk.map((i) => pool[i]),
+        rng,
+      );
       chunk.forEach((i, k) => history[i].push(stats.groupRewards[k]));
       const done = e * stepsPerEpoch + s + 1;
       const elapsed = (performance.now() - t0) / 1000;
-      process.stdout.write(`epoch ${e + 1}/${epochs} step ${s + 1}/${stepsPerEpoch}  train_acc ${stats.trainAccuracy.toFixed(3)}  ${(elapsed / done).toFixed(2)} s/step  ETA ${((elapsed / done) * (epochs * stepsPerEpoch - done)).toFixed(0)}s\n`);
+      process.stdout.write(
+        `epoch ${e + 1}/${epochs} step ${s + 1}/${stepsPerEpoch}  train_acc ${stats.trainAccuracy.toFixed(3)}  ${(elapsed / done).toFixed(2)} s/step  ETA ${((elapsed / done) * (epochs * stepsPerEpoch - done)).toFixed(0)}s\n`,
+      );
     }
   }
-  const ranking = historicalVariance(history).map((r) => ({ rank: r.rank, ...pool[r.index], variance: r.variance, accuracies: history[r.index] }));
-  const result = { command: `npm run select -- ${process.argv.slice(2).join(" ")}`.trim(), checkpoint: ckpt, pool: poolFile, epochs, perStep, rollouts, lr, seed, backend: backend.name, seconds: Math.round((performance.now() - t0) / 1000), ranking };
+  const ranking = historicalVariance(history).map((r) => ({
+    rank: r.rank,
+    ...pool[r.index],
+    variance: r.variance,
+    accuracies: history[r.index],
+  }));
+  const result = {
+    command: `npm run select -- ${process.argv.slice(2).join(" ")}`.trim(),
+    checkpoint: ckpt,
+    pool: poolFile,
+    epochs,
+    perStep,
+    rollouts,
+    lr,
+    seed,
+    backend: backend.name,
+    seconds: Math.round((performance.now() - t0) / 1000),
+    ranking,
+  };
   fs.writeFileSync(out, JSON.stringify(result, null, 2) + "\n");
   const md = [
     `# Training pool ranked by historical variance`,
@@ -71,11 +111,17 @@ runMain(async () => {
     ``,
     `| rank | id | prompt | answer | variance | accuracy per epoch |`,
     `|---:|---|---|---|---:|---|`,
-    ...ranking.map((r) => `| ${r.rank} | ${r.id} | \`${r.prompt}\` | ${r.answer} | ${r.variance.toFixed(4)} | ${r.accuracies.map((a) => a.toFixed(2)).join(" ")} |`),
+    ...ranking.map(
+      (r) =>
+        `| ${r.rank} | ${r.id} | \`${r.prompt}\` | ${r.answer} | ${r.variance.toFixed(4)} | ${r.accuracies.map((a) => a.toFixed(2)).join(" ")} |`,
+    ),
   ].join("\n");
   fs.writeFileSync(out.replace(/\.json$/, ".md"), md + "\n");
   console.log(`wrote ${out} and ${out.replace(/\.json$/, ".md")}; top 5:`);
-  for (const r of ranking.slice(0, 5)) console.log(`  ${r.rank}. ${r.prompt} = ${r.answer}  variance ${r.variance.toFixed(4)}  [${r.accuracies.map((a) => a.toFixed(2)).join(" ")}]`);
+  for (const r of ranking.slice(0, 5))
+    console.log(
+      `  ${r.rank}. ${r.prompt} = ${r.answer}  variance ${r.variance.toFixed(4)}  [${r.accuracies.map((a) => a.toFixed(2)).join(" ")}]`,
+    );
   trainer.optimizer.dispose();
   disposeParams(policy.params);
   disposeParams(ref.params);

@@ -43,15 +43,21 @@ for (let i = 0; i < lines.length; i++) {
   try {
     value = JSON.parse(line);
   } catch (e) {
-    fail(`verify: ${where}: not valid JSON (${(e as Error).message}). Fix: write one JSON object per line, e.g. ${EXAMPLE}`);
+    fail(
+      `verify: ${where}: not valid JSON (${(e as Error).message}). Fix: write one JSON object per line, e.g. ${EXAMPLE}`,
+    );
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     fail(`verify: ${where}: expected a JSON object. Fix: write one object per line, e.g. ${EXAMPLE}`);
   }
   const { response, label } = value as Record<string, unknown>;
-  const bad = [typeof response !== "string" ? "response" : null, typeof label !== "string" ? "label" : null].filter((x) => x !== null);
+  const bad = [typeof response !== "string" ? "response" : null, typeof label !== "string" ? "label" : null].filter(
+    (x) => x !== null,
+  );
   if (bad.length > 0) {
-    fail(`verify: ${where}: field ${bad.map((b) => `"${b}"`).join(" and ")} missing or not a string. Fix: give both as strings, e.g. ${EXAMPLE}`);
+    fail(
+      `verify: ${where}: field ${bad.map((b) => `"${b}"`).join(" and ")} missing or not a string. Fix: give both as strings, e.g. ${EXAMPLE}`,
+    );
   }
   items.push({ response: response as string, label: label as string });
 }

@@ -5,7 +5,15 @@ const require = createRequire(import.meta.url);
 
 export function packageVersions(): Record<string, string> {
   const out: Record<string, string> = { node: process.version };
-  for (const p of ["@tensorflow/tfjs", "@tensorflow/tfjs-backend-wasm", "@huggingface/tokenizers", "mathjs", "seedrandom", "@tensorflow/tfjs-node", "@tensorflow/tfjs-node-gpu"]) {
+  for (const p of [
+    "@tensorflow/tfjs",
+    "@tensorflow/tfjs-backend-wasm",
+    "@huggingface/tokenizers",
+    "mathjs",
+    "seedrandom",
+    "@tensorflow/tfjs-node",
+    "@tensorflow/tfjs-node-gpu",
+  ]) {
     try {
       out[p] = (require(`${p}/package.json`) as { version: string }).version;
     } catch {

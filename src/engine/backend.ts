@@ -46,7 +46,10 @@ async function tryWasm(importer: Importer): Promise<string | null> {
 }
 
 /** Selects and initialises a backend. `importer` is injectable so tests can simulate absent packages. */
-export async function selectBackend(requested: BackendName = "auto", importer: Importer = defaultImporter): Promise<BackendInfo> {
+export async function selectBackend(
+  requested: BackendName = "auto",
+  importer: Importer = defaultImporter,
+): Promise<BackendInfo> {
   if (!(BACKENDS as readonly string[]).includes(requested)) {
     throw new Error(`--backend: unknown backend ${JSON.stringify(requested)}; use one of ${BACKENDS.join(", ")}`);
   }

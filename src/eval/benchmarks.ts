@@ -9,7 +9,11 @@ export const BENCHMARK_DIR = "data/benchmarks";
 
 export function listBenchmarks(dir = BENCHMARK_DIR): string[] {
   if (!fs.existsSync(dir)) throw new Error(`${dir}: benchmark directory not found (run \`npm run data\`)`);
-  return fs.readdirSync(dir).filter((f) => f.endsWith(".jsonl")).map((f) => f.slice(0, -6)).sort();
+  return fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith(".jsonl"))
+    .map((f) => f.slice(0, -6))
+    .sort();
 }
 
 export function loadBenchmarks(names: string[] | null, limit: number | null, dir = BENCHMARK_DIR): Benchmark[] {

@@ -86,7 +86,15 @@ export function rollout(
     completions.forEach((ids, i) => {
       const completion = tok.decode(ids);
       const r = reward(completion, part[i].answer);
-      out.push({ completion, reward: r.reward, format: r.parts.format, extracted: r.extracted, length: ids.length, ids, finished: finished[i] });
+      out.push({
+        completion,
+        reward: r.reward,
+        format: r.parts.format,
+        extracted: r.extracted,
+        length: ids.length,
+        ids,
+        finished: finished[i],
+      });
     });
   }
   return out;
@@ -94,7 +102,14 @@ export function rollout(
 
 const ratio = (a: number, b: number) => (b > 0 ? a / b : null);
 
-export function summarise(scored: Scored[]): { acc: number; format: number; accGivenFormat: number | null; meanLength: number; selfCheckRate: number; procedures: Record<Procedure, number> } {
+export function summarise(scored: Scored[]): {
+  acc: number;
+  format: number;
+  accGivenFormat: number | null;
+  meanLength: number;
+  selfCheckRate: number;
+  procedures: Record<Procedure, number>;
+} {
   const n = scored.length;
   const correct = scored.filter((s) => s.reward === 1).length;
   const formatted = scored.filter((s) => s.format === 1).length;
@@ -110,7 +125,13 @@ export function summarise(scored: Scored[]): { acc: number; format: number; accG
   };
 }
 
-export function evaluateBenchmark(hw: HostWeights, tok: CharTokenizer, bench: Benchmark, opts: EvalOptions, rng: Rng): { metrics: BenchmarkMetrics; examples: EvalExample[] } {
+export function evaluateBenchmark(
+  hw: HostWeights,
+  tok: CharTokenizer,
+  bench: Benchmark,
+  opts: EvalOptions,
+  rng: Rng,
+): { metrics: BenchmarkMetrics; examples: EvalExample[] } {
   const items = bench.items;
   for (const k of opts.ks) {
     if (opts.n > 0 && k > opts.n) throw new Error(`pass@${k} needs at least ${k} samples per problem; n is ${opts.n}`);
@@ -120,7 +141,16 @@ export function evaluateBenchmark(hw: HostWeights, tok: CharTokenizer, bench: Be
   const g = summarise(greedy);
   const examples: EvalExample[] = [];
   const ex = (mode: "greedy" | "sampled", item: Item, s: Scored) =>
-    examples.push({ benchmark: bench.name, id: item.id, prompt: item.prompt, answer: item.answer, mode, completion: s.completion, extracted: s.extracted, reward: s.reward });
+    examples.push({
+      benchmark: bench.name,
+      id: item.id,
+      prompt: item.prompt,
+      answer: item.answer,
+      mode,
+      completion: s.completion,
+      extracted: s.extracted,
+      reward: s.reward,
+    });
   for (let i = 0; i < Math.min(opts.keepExamples, items.length); i++) ex("greedy", items[i], greedy[i]);
   const metrics: BenchmarkMetrics = {
     problems: items.length,
@@ -137,9 +167,17 @@ export function evaluateBenchmark(hw: HostWeights, tok: CharTokenizer, bench: Be
   };
   if (opts.n > 0) {
     const pairs = items.flatMap((it) => Array.from({ length: opts.n }, () => it));
-    const sampled = rollout(hw, tok, pairs, { temperature: opts.temperature, topP: opts.topP, maxNewTokens: opts.maxNewTokens }, rng);
+    const sampled = rollout(
+      hw,
+      tok,
+      pairs,
+      { temperature: opts.temperature, topP: opts.topP, maxNewTokens: opts.maxNewTokens },
+      rng,
+    );
     const s = summarise(sampled);
-    const corrects = items.map((_, i) => sampled.slice(i * opts.n, (i + 1) * opts.n).filter((x) => x.reward === 1).length);
+    const corrects = items.map(
+      (_, i) => sampled.slice(i * opts.n, (i + 1) * opts.n).filter((x) => x.reward === 1).length,
+    );
     metrics.sampled = s.acc;
     metrics.formatRate = s.format;
     metrics.sampledAccGivenFormat = s.accGivenFormat;

@@ -3,7 +3,13 @@
 import { makeRng } from "../engine/rng.js";
 import type { HostWeights } from "../model/decode.js";
 import type { CharTokenizer } from "../text/tokenizer.js";
-import { evaluateBenchmark, type Benchmark, type BenchmarkMetrics, type EvalExample, type EvalOptions } from "./evaluate.js";
+import {
+  evaluateBenchmark,
+  type Benchmark,
+  type BenchmarkMetrics,
+  type EvalExample,
+  type EvalOptions,
+} from "./evaluate.js";
 
 export interface EvalReport {
   options: EvalOptions & { seed: number };
@@ -39,7 +45,12 @@ export function evaluateAll(
     report: {
       options: { ...opts, seed },
       benchmarks,
-      mean: { greedy: mean((m) => m.greedy)!, sampled: mean((m) => m.sampled), greedyFormat: mean((m) => m.greedyFormat)!, greedyAccGivenFormat: mean((m) => m.greedyAccGivenFormat) },
+      mean: {
+        greedy: mean((m) => m.greedy)!,
+        sampled: mean((m) => m.sampled),
+        greedyFormat: mean((m) => m.greedyFormat)!,
+        greedyAccGivenFormat: mean((m) => m.greedyAccGivenFormat),
+      },
     },
     examples,
   };
@@ -50,13 +61,40 @@ const f3 = (x: number | null | undefined) => (x === null || x === undefined ? " 
 /** A fixed-width table of an evaluation report, one row per benchmark. */
 export function formatReport(r: EvalReport): string {
   const ks = r.options.n > 0 ? r.options.ks : [];
-  const head = ["benchmark", "problems", "greedy", "fmt(g)", "acc|fmt(g)", "sampled", "fmt(s)", ...ks.map((k) => `pass@${k}`), "len", "recheck", "careful", "check", "hasty", "nomarker"];
+  const head = [
+    "benchmark",
+    "problems",
+    "greedy",
+    "fmt(g)",
+    "acc|fmt(g)",
+    "sampled",
+    "fmt(s)",
+    ...ks.map((k) => `pass@${k}`),
+    "len",
+    "recheck",
+    "careful",
+    "check",
+    "hasty",
+    "nomarker",
+  ];
   const rows = Object.entries(r.benchmarks).map(([name, m]) => [
-    name, String(m.problems), f3(m.greedy), f3(m.greedyFormat), f3(m.greedyAccGivenFormat), f3(m.sampled), f3(m.formatRate),
-    ...ks.map((k) => f3(m.passAtK[`pass@${k}`])), m.meanLength.toFixed(1), f3(m.selfCheckRate),
-    f3(m.procedures.careful), f3(m.procedures.check), f3(m.procedures.hasty), f3(m.procedures.nomarker),
+    name,
+    String(m.problems),
+    f3(m.greedy),
+    f3(m.greedyFormat),
+    f3(m.greedyAccGivenFormat),
+    f3(m.sampled),
+    f3(m.formatRate),
+    ...ks.map((k) => f3(m.passAtK[`pass@${k}`])),
+    m.meanLength.toFixed(1),
+    f3(m.selfCheckRate),
+    f3(m.procedures.careful),
+    f3(m.procedures.check),
+    f3(m.procedures.hasty),
+    f3(m.procedures.nomarker),
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ");
+  const line = (cells: string[]) =>
+    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ");
   return [line(head), ...rows.map(line)].join("\n");
 }

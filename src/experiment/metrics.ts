@@ -34,16 +34,35 @@ export const MEAN_COLUMNS: [string, string][] = [
 
 export function benchmarkColumns(name: string, ks: number[], n: number): string[] {
   const cols = [`${name}_greedy`, `${name}_greedy_format`, `${name}_greedy_acc_given_format`];
-  if (n > 0) cols.push(`${name}_sampled`, `${name}_format_rate`, `${name}_sampled_acc_given_format`, ...ks.map((k) => `${name}_pass@${k}`));
-  cols.push(`${name}_length`, `${name}_recheck_rate`, `${name}_proc_careful`, `${name}_proc_check`, `${name}_proc_hasty`, `${name}_proc_nomarker`);
+  if (n > 0)
+    cols.push(
+      `${name}_sampled`,
+      `${name}_format_rate`,
+      `${name}_sampled_acc_given_format`,
+      ...ks.map((k) => `${name}_pass@${k}`),
+    );
+  cols.push(
+    `${name}_length`,
+    `${name}_recheck_rate`,
+    `${name}_proc_careful`,
+    `${name}_proc_check`,
+    `${name}_proc_hasty`,
+    `${name}_proc_nomarker`,
+  );
   return cols;
 }
 
 export function metricsColumns(benchmarks: string[], ks: number[], n: number): string[] {
-  return ["step", ...TRAIN_COLUMNS.map((c) => c[0]), ...MEAN_COLUMNS.map((c) => c[0]), ...benchmarks.flatMap((b) => benchmarkColumns(b, ks, n))];
+  return [
+    "step",
+    ...TRAIN_COLUMNS.map((c) => c[0]),
+    ...MEAN_COLUMNS.map((c) => c[0]),
+    ...benchmarks.flatMap((b) => benchmarkColumns(b, ks, n)),
+  ];
 }
 
-export const fmt = (x: number | null | undefined): string => (x === null || x === undefined || Number.isNaN(x) ? "" : x.toFixed(6));
+export const fmt = (x: number | null | undefined): string =>
+  x === null || x === undefined || Number.isNaN(x) ? "" : x.toFixed(6);
 
 function benchmarkCells(name: string, m: BenchmarkMetrics, ks: number[], n: number): Record<string, string> {
   const c: Record<string, string> = {
@@ -63,7 +82,13 @@ function benchmarkCells(name: string, m: BenchmarkMetrics, ks: number[], n: numb
   return c;
 }
 
-export function metricsRow(step: number, stats: StepStats | null, report: EvalReport | null, ks: number[], n: number): Record<string, string> {
+export function metricsRow(
+  step: number,
+  stats: StepStats | null,
+  report: EvalReport | null,
+  ks: number[],
+  n: number,
+): Record<string, string> {
   const row: Record<string, string> = { step: String(step) };
   for (const [col, key] of TRAIN_COLUMNS) row[col] = stats ? fmt(stats[key] as number) : "";
   if (report) {

@@ -6,7 +6,13 @@ import fs from "node:fs";
 import path from "node:path";
 import { makeRng, restoreRng, type Rng } from "../engine/rng.js";
 import type { BackendInfo } from "../engine/backend.js";
-import { decodeSafetensors, loadCheckpoint, saveCheckpoint, writeAtomic, encodeSafetensors } from "../model/checkpoint.js";
+import {
+  decodeSafetensors,
+  loadCheckpoint,
+  saveCheckpoint,
+  writeAtomic,
+  encodeSafetensors,
+} from "../model/checkpoint.js";
 import { disposeParams, type ModelConfig } from "../model/gpt.js";
 import { NumericalFault } from "../model/optim.js";
 import { hostWeights } from "../model/decode.js";
@@ -51,7 +57,8 @@ export function runDir(outDir: string, name: string, seed: number): string {
   return path.join(outDir, name, `seed-${seed}`);
 }
 
-const fmtTime = (s: number) => (s >= 60 ? `${Math.floor(s / 60)}m${String(Math.round(s % 60)).padStart(2, "0")}s` : `${s.toFixed(0)}s`);
+const fmtTime = (s: number) =>
+  s >= 60 ? `${Math.floor(s / 60)}m${String(Math.round(s % 60)).padStart(2, "0")}s` : `${s.toFixed(0)}s`;
 
 interface RunState {
   step: number;
@@ -73,10 +80,14 @@ function saveState(dir: string, state: RunState, trainer: GrpoTrainer, model: Mo
   const sdir = path.join(dir, name);
   fs.rmSync(sdir, { recursive: true, force: true });
   saveCheckpoint(sdir, trainer.policy, model, { kind: "grpo-state", step: state.step });
-  writeAtomic(path.join(sdir, "optimizer.safetensors"), encodeSafetensors(trainer.optimizer.stateArrays(), { step: String(trainer.optimizer.step) }));
+  writeAtomic(
+    path.join(sdir, "optimizer.safetensors"),
+    encodeSafetensors(trainer.optimizer.stateArrays(), { step: String(trainer.optimizer.step) }),
+  );
   writeAtomic(path.join(sdir, "state.json"), JSON.stringify(state) + "\n");
   writeAtomic(path.join(dir, RESUME_FILE), JSON.stringify({ state: name, step: state.step }) + "\n");
-  for (const f of fs.readdirSync(dir)) if (f.startsWith("state-") && f !== name) fs.rmSync(path.join(dir, f), { recursive: true, force: true });
+  for (const f of fs.readdirSync(dir))
+    if (f.startsWith("state-") && f !== name) fs.rmSync(path.join(dir, f), { recursive: true, force: true });
 }
 
 function loadState(dir: string, trainer: GrpoTrainer): RunState {
@@ -112,14 +123,32 @@ export async function runSeed(ctx: RunContext, seed: number, mode: RunMode = "fr
   const refCk = loadCheckpoint(exp.checkpoint);
   const model = policyCk.cfg;
   const g = exp.grpo;
-  const trainer = new GrpoTrainer(policyCk.params, refCk.params, model, tok, { ...g, maxNewTokens: Math.min(g.maxNewTokens, model.contextLength) }, example);
+  const trainer = new GrpoTrainer(
+    policyCk.params,
+    refCk.params,
+    model,
+    tok,
+    { ...g, maxNewTokens: Math.min(g.maxNewTokens, model.contextLength) },
+    example,
+  );
   const ev = exp.eval;
   const ks = ev.n > 0 ? ev.ks : [];
-  const columns = metricsColumns(benchmarks.map((b) => b.name), ks, ev.n);
+  const columns = metricsColumns(
+    benchmarks.map((b) => b.name),
+    ks,
+    ev.n,
+  );
   const csv = new CsvFormatter(columns);
   const metricsFile = path.join(dir, "metrics.csv");
   const samplesFile = path.join(dir, "samples.jsonl");
-  const evalOpts = { n: ev.n, ks, temperature: ev.temperature, topP: ev.topP, maxNewTokens: Math.min(g.maxNewTokens, model.contextLength), keepExamples: ev.samples };
+  const evalOpts = {
+    n: ev.n,
+    ks,
+    temperature: ev.temperature,
+    topP: ev.topP,
+    maxNewTokens: Math.min(g.maxNewTokens, model.contextLength),
+    keepExamples: ev.samples,
+  };
   const heldoutProblems = benchmarks.reduce((a, b) => a + b.items.length, 0);
   const cleanup = () => {
     trainer.optimizer.dispose();
@@ -130,15 +159,28 @@ export async function runSeed(ctx: RunContext, seed: number, mode: RunMode = "fr
   const evaluate = (step: number, state: RunState): { report: EvalReport; seconds: number } => {
     const t = performance.now();
     const { report, examples } = evaluateAll(hostWeights(policyCk.params, model), tok, benchmarks, evalOpts, seed);
-    fs.appendFileSync(samplesFile, examples.map((e) => JSON.stringify({ step, ...e })).join("\n") + (examples.length ? "\n" : ""));
-    const perBenchmark = Object.fromEntries(Object.entries(report.benchmarks).map(([n, m]) => [n, { greedy: m.greedy, format: m.greedyFormat }]));
-    state.evals.push({ step, heldout: report.mean.greedy, format: report.mean.greedyFormat, accGivenFormat: report.mean.greedyAccGivenFormat, sampled: report.mean.sampled, perBenchmark });
+    fs.appendFileSync(
+      samplesFile,
+      examples.map((e) => JSON.stringify({ step, ...e })).join("\n") + (examples.length ? "\n" : ""),
+    );
+    const perBenchmark = Object.fromEntries(
+      Object.entries(report.benchmarks).map(([n, m]) => [n, { greedy: m.greedy, format: m.greedyFormat }]),
+    );
+    state.evals.push({
+      step,
+      heldout: report.mean.greedy,
+      format: report.mean.greedyFormat,
+      accGivenFormat: report.mean.greedyAccGivenFormat,
+      sampled: report.mean.sampled,
+      perBenchmark,
+    });
     return { report, seconds: (performance.now() - t) / 1000 };
   };
   const describeEval = (r: EvalReport) =>
     Object.entries(r.benchmarks)
       .map(([n, m]) => `${n} ${m.greedy.toFixed(3)}`)
-      .join("  ") + `  | mean ${r.mean.greedy.toFixed(3)} (format ${r.mean.greedyFormat.toFixed(3)}, acc|format ${r.mean.greedyAccGivenFormat?.toFixed(3) ?? "-"}${r.mean.sampled !== null ? `, sampled ${r.mean.sampled.toFixed(3)}` : ""})`;
+      .join("  ") +
+    `  | mean ${r.mean.greedy.toFixed(3)} (format ${r.mean.greedyFormat.toFixed(3)}, acc|format ${r.mean.greedyAccGivenFormat?.toFixed(3) ?? "-"}${r.mean.sampled !== null ? `, sampled ${r.mean.sampled.toFixed(3)}` : ""})`;
 
   const t0 = performance.now();
   let state: RunState;
@@ -151,10 +193,28 @@ export async function runSeed(ctx: RunContext, seed: number, mode: RunMode = "fr
     truncateTo(samplesFile, state.samplesBytes);
     log(`[seed ${seed}] resuming ${dir} after step ${state.step} of ${exp.steps}`);
   } else {
-    const resolved = { ...exp, seeds: [seed], example: { prompt: example.prompt, answer: example.answer, source: example.source }, backend: ctx.backend, versions: ctx.versions, model, ...ctx.provenance };
+    const resolved = {
+      ...exp,
+      seeds: [seed],
+      example: { prompt: example.prompt, answer: example.answer, source: example.source },
+      backend: ctx.backend,
+      versions: ctx.versions,
+      model,
+      ...ctx.provenance,
+    };
     writeAtomic(path.join(dir, "config.resolved.json"), JSON.stringify(resolved, null, 2) + "\n");
     rolloutRng = makeRng(seed, "rollout");
-    state = { step: 0, rolloutRng: rolloutRng.state(), evals: [], train: [], timing: [], metricsBytes: 0, samplesBytes: 0, lastHeldout: NaN, lastEvalStep: 0 };
+    state = {
+      step: 0,
+      rolloutRng: rolloutRng.state(),
+      evals: [],
+      train: [],
+      timing: [],
+      metricsBytes: 0,
+      samplesBytes: 0,
+      lastHeldout: NaN,
+      lastEvalStep: 0,
+    };
     fs.writeFileSync(metricsFile, csv.header());
     fs.writeFileSync(samplesFile, "");
     const e0 = evaluate(0, state);
@@ -180,7 +240,9 @@ export async function runSeed(ctx: RunContext, seed: number, mode: RunMode = "fr
     } catch (e) {
       if (e instanceof NumericalFault) {
         cleanup();
-        throw new Error(`[seed ${seed}] numerical fault at step ${step}: ${e.message}. The last good checkpoint (step ${state.step}) is kept in ${dir}; lower grpo.learningRate or raise grpo.gradClip, then rerun with --force (or --resume to retry from step ${state.step})`);
+        throw new Error(
+          `[seed ${seed}] numerical fault at step ${step}: ${e.message}. The last good checkpoint (step ${state.step}) is kept in ${dir}; lower grpo.learningRate or raise grpo.gradClip, then rerun with --force (or --resume to retry from step ${state.step})`,
+        );
       }
       throw e;
     }
@@ -193,7 +255,22 @@ export async function runSeed(ctx: RunContext, seed: number, mode: RunMode = "fr
       evalSeconds = e.seconds;
       state.lastHeldout = report.mean.greedy;
       state.lastEvalStep = step;
-      fs.appendFileSync(samplesFile, stats.examples.slice(0, 2).map((x) => JSON.stringify({ step, benchmark: "train", prompt: example.prompt, answer: example.answer, mode: "rollout", ...x })).join("\n") + "\n");
+      fs.appendFileSync(
+        samplesFile,
+        stats.examples
+          .slice(0, 2)
+          .map((x) =>
+            JSON.stringify({
+              step,
+              benchmark: "train",
+              prompt: example.prompt,
+              answer: example.answer,
+              mode: "rollout",
+              ...x,
+            }),
+          )
+          .join("\n") + "\n",
+      );
     }
     fs.appendFileSync(metricsFile, csv.rows([metricsRow(step, stats, report, ks, ev.n)]));
     state.timing.push({ step, rolloutSeconds: stats.rolloutSeconds, updateSeconds: stats.updateSeconds, evalSeconds });
@@ -205,11 +282,16 @@ export async function runSeed(ctx: RunContext, seed: number, mode: RunMode = "fr
         `kl ${stats.kl.toExponential(1)}  ent ${stats.entropy.toFixed(3)}  len ${stats.responseLength.toFixed(1)}  signal ${stats.groupsWithSignal.toFixed(2)}  ` +
         `held-out ${state.lastHeldout.toFixed(3)} (@${state.lastEvalStep})  ${rate.toFixed(2)} s/step  ETA ${fmtTime(rate * (exp.steps - step))}`,
     );
-    if (report) log(`[seed ${seed}]   held-out greedy @${step}: ${describeEval(report)}  (eval ${evalSeconds.toFixed(1)}s)`);
+    if (report)
+      log(`[seed ${seed}]   held-out greedy @${step}: ${describeEval(report)}  (eval ${evalSeconds.toFixed(1)}s)`);
     // yield to the event loop so that SIGINT/SIGTERM handlers (and console output) run between steps
     await new Promise((resolve) => setImmediate(resolve));
     const stopping = ctx.shouldStop?.() ?? false;
-    if ((exp.checkpointEvery > 0 && step % exp.checkpointEvery === 0 && step < exp.steps) || (stopping && step < exp.steps)) checkpointNow();
+    if (
+      (exp.checkpointEvery > 0 && step % exp.checkpointEvery === 0 && step < exp.steps) ||
+      (stopping && step < exp.steps)
+    )
+      checkpointNow();
     if (stopping && step < exp.steps) {
       stopped = true;
       break;
@@ -221,15 +303,31 @@ export async function runSeed(ctx: RunContext, seed: number, mode: RunMode = "fr
     return { dir, summary: null, seconds, stopped };
   }
   const summary = summarise(state.train, state.evals, exp.saturation.threshold, exp.saturation.window, heldoutProblems);
-  writeAtomic(path.join(dir, "summary.json"), JSON.stringify({ experiment: exp.name, seed, steps: state.step, ...summary }, null, 2) + "\n");
-  writeAtomic(path.join(dir, "timing.json"), JSON.stringify({ seconds, backend: ctx.backend.name, steps: state.timing }, null, 2) + "\n");
+  writeAtomic(
+    path.join(dir, "summary.json"),
+    JSON.stringify({ experiment: exp.name, seed, steps: state.step, ...summary }, null, 2) + "\n",
+  );
+  writeAtomic(
+    path.join(dir, "timing.json"),
+    JSON.stringify({ seconds, backend: ctx.backend.name, steps: state.timing }, null, 2) + "\n",
+  );
   const ckDir = path.join(dir, "checkpoint");
-  saveCheckpoint(ckDir, policyCk.params, model, { kind: "grpo", experiment: exp.name, seed, step: state.step, base: exp.checkpoint });
-  writeAtomic(path.join(ckDir, "optimizer.safetensors"), encodeSafetensors(trainer.optimizer.stateArrays(), { step: String(trainer.optimizer.step) }));
+  saveCheckpoint(ckDir, policyCk.params, model, {
+    kind: "grpo",
+    experiment: exp.name,
+    seed,
+    step: state.step,
+    base: exp.checkpoint,
+  });
+  writeAtomic(
+    path.join(ckDir, "optimizer.safetensors"),
+    encodeSafetensors(trainer.optimizer.stateArrays(), { step: String(trainer.optimizer.step) }),
+  );
   copyTokenizer(exp.checkpoint, ckDir);
   // the run is complete: the resumable state is no longer needed
   fs.rmSync(path.join(dir, RESUME_FILE), { force: true });
-  for (const f of fs.readdirSync(dir)) if (f.startsWith("state-")) fs.rmSync(path.join(dir, f), { recursive: true, force: true });
+  for (const f of fs.readdirSync(dir))
+    if (f.startsWith("state-")) fs.rmSync(path.join(dir, f), { recursive: true, force: true });
   cleanup();
   return { dir, summary, seconds, stopped };
 }

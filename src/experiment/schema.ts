@@ -33,7 +33,10 @@ export const GrpoSchema = z
     updatesPerBatch: posInt().max(16).default(1).describe("optimizer steps per rollout batch"),
     advantage: z
       .object({
-        std: z.enum(STD_MODES).default("population").describe("population, sample, or none (Dr. GRPO: no std division)"),
+        std: z
+          .enum(STD_MODES)
+          .default("population")
+          .describe("population, sample, or none (Dr. GRPO: no std division)"),
         eps: z.number().min(0).default(1e-6).describe("ε in (r − mean)/(std + ε)"),
       })
       .strict()
@@ -43,7 +46,10 @@ export const GrpoSchema = z
         clipEps: z.number().min(0).max(1).default(0.2).describe("PPO clip ε"),
         klCoef: z.number().min(0).default(0.001).describe("β, coefficient of the k3 KL to the reference"),
         entropyCoef: z.number().default(0.001).describe("α, coefficient of the entropy bonus (negative = penalty)"),
-        aggregation: z.enum(AGGREGATIONS).default("token-mean").describe("token-mean, seq-mean-token-mean or constant (Dr. GRPO)"),
+        aggregation: z
+          .enum(AGGREGATIONS)
+          .default("token-mean")
+          .describe("token-mean, seq-mean-token-mean or constant (Dr. GRPO)"),
         constantLength: posInt().default(80).describe("L of the constant aggregation"),
       })
       .strict()
@@ -54,12 +60,22 @@ export const GrpoSchema = z
 export const EvalSchema = z
   .object({
     every: posInt().default(10).describe("evaluate held-out benchmarks at step 0 and every this many steps"),
-    n: z.number().int().min(0).default(4).describe("samples per problem for sampled accuracy and pass@k (0 = greedy only)"),
+    n: z
+      .number()
+      .int()
+      .min(0)
+      .default(4)
+      .describe("samples per problem for sampled accuracy and pass@k (0 = greedy only)"),
     ks: z.array(posInt()).default([1, 4]).describe("k values for pass@k (each <= n)"),
     temperature: z.number().positive().max(10).default(1).describe("sampling temperature of the held-out samples"),
     topP: z.number().gt(0).max(1).default(1),
     limit: z.number().int().min(0).default(0).describe("problems per benchmark (0 = all)"),
-    samples: z.number().int().min(0).default(2).describe("completions per benchmark written to samples.jsonl at each eval"),
+    samples: z
+      .number()
+      .int()
+      .min(0)
+      .default(2)
+      .describe("completions per benchmark written to samples.jsonl at each eval"),
   })
   .strict();
 
@@ -73,14 +89,28 @@ export const SaturationSchema = z
 export const ExperimentSchema = z
   .object({
     $schema: z.string().optional(),
-    name: z.string().regex(/^[A-Za-z0-9._-]+$/, "use letters, digits, '.', '_' or '-'").describe("results go to <out>/<name>/seed-<seed>/"),
+    name: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]+$/, "use letters, digits, '.', '_' or '-'")
+      .describe("results go to <out>/<name>/seed-<seed>/"),
     description: z.string().optional(),
     seeds: z.array(z.number().int().min(0)).min(1).default([1]).describe("one run per seed"),
     steps: z.number().int().min(0).default(150).describe("GRPO steps"),
     checkpoint: z.string().default("data/models/base").describe("base checkpoint directory"),
-    example: z.union([ExampleSchema, z.string()]).describe("the single training example: {prompt, answer} or a JSON file under data/examples/"),
-    benchmarks: z.array(z.string()).min(1).default(["add", "lin", "mul", "word"]).describe("held-out benchmark names under data/benchmarks/ (or .jsonl paths)"),
-    checkpointEvery: z.number().int().min(0).default(25).describe("save a resumable state every this many steps (0 = only at step 0 and on Ctrl-C/SIGTERM)"),
+    example: z
+      .union([ExampleSchema, z.string()])
+      .describe("the single training example: {prompt, answer} or a JSON file under data/examples/"),
+    benchmarks: z
+      .array(z.string())
+      .min(1)
+      .default(["add", "lin", "mul", "word"])
+      .describe("held-out benchmark names under data/benchmarks/ (or .jsonl paths)"),
+    checkpointEvery: z
+      .number()
+      .int()
+      .min(0)
+      .default(25)
+      .describe("save a resumable state every this many steps (0 = only at step 0 and on Ctrl-C/SIGTERM)"),
     grpo: GrpoSchema.prefault({}),
     eval: EvalSchema.prefault({}),
     saturation: SaturationSchema.prefault({}),

@@ -24,20 +24,52 @@ const WASM_URL = new URL("./decode.wasm", import.meta.url);
 
 // Field order of Desc and Layer in decode.c (all 4-byte ints or pointers).
 const DESC = [
-  "V", "T", "L", "C", "nh", "H", "B", "Cp", "C3p", "Hp", "Vp",
-  "wte", "wpe", "lnf_g", "lnf_b", "lm_head", "kc", "vc",
-  "x", "h", "qkv", "y", "mlp", "att", "logits", "rows_b", "rows_tok", "rows_want", "layers",
+  "V",
+  "T",
+  "L",
+  "C",
+  "nh",
+  "H",
+  "B",
+  "Cp",
+  "C3p",
+  "Hp",
+  "Vp",
+  "wte",
+  "wpe",
+  "lnf_g",
+  "lnf_b",
+  "lm_head",
+  "kc",
+  "vc",
+  "x",
+  "h",
+  "qkv",
+  "y",
+  "mlp",
+  "att",
+  "logits",
+  "rows_b",
+  "rows_tok",
+  "rows_want",
+  "layers",
 ] as const;
 type DescField = (typeof DESC)[number];
 // Layer fields and the parameter (suffix of `h.${l}.`) each points at; "pad" marks the matrices and
 // biases whose output dimension is padded.
 const LAYER: [string, string, boolean][] = [
-  ["ln1_g", "ln_1.g", false], ["ln1_b", "ln_1.b", false],
-  ["attn_w", "attn.c_attn.w", true], ["attn_b", "attn.c_attn.b", true],
-  ["proj_w", "attn.c_proj.w", true], ["proj_b", "attn.c_proj.b", true],
-  ["ln2_g", "ln_2.g", false], ["ln2_b", "ln_2.b", false],
-  ["fc_w", "mlp.c_fc.w", true], ["fc_b", "mlp.c_fc.b", true],
-  ["mproj_w", "mlp.c_proj.w", true], ["mproj_b", "mlp.c_proj.b", true],
+  ["ln1_g", "ln_1.g", false],
+  ["ln1_b", "ln_1.b", false],
+  ["attn_w", "attn.c_attn.w", true],
+  ["attn_b", "attn.c_attn.b", true],
+  ["proj_w", "attn.c_proj.w", true],
+  ["proj_b", "attn.c_proj.b", true],
+  ["ln2_g", "ln_2.g", false],
+  ["ln2_b", "ln_2.b", false],
+  ["fc_w", "mlp.c_fc.w", true],
+  ["fc_b", "mlp.c_fc.b", true],
+  ["mproj_w", "mlp.c_proj.w", true],
+  ["mproj_b", "mlp.c_proj.b", true],
 ];
 
 interface Exports {
@@ -92,10 +124,15 @@ function acquire(): Instance {
   const pooled = pool.pop();
   if (pooled) return pooled;
   const mod = wasmModule();
-  if (!mod) throw new Error(`FastKVDecoder: cannot load ${fileURLToPath(WASM_URL)} (${loadError}); run npm run build:kernels`);
+  if (!mod)
+    throw new Error(`FastKVDecoder: cannot load ${fileURLToPath(WASM_URL)} (${loadError}); run npm run build:kernels`);
   const memory = new WebAssembly.Memory({ initial: INITIAL_PAGES, maximum: MAX_PAGES, shared: true });
   const ex = new WebAssembly.Instance(mod, { env: { memory } }).exports as unknown as Exports;
-  if (ex.desc_size() !== DESC.length * 4 || ex.layer_size() !== LAYER.length * 4 || ex.job_size() !== (JOB.att + ex.max_threads() * (1 + DESC.length)) * 4) {
+  if (
+    ex.desc_size() !== DESC.length * 4 ||
+    ex.layer_size() !== LAYER.length * 4 ||
+    ex.job_size() !== (JOB.att + ex.max_threads() * (1 + DESC.length)) * 4
+  ) {
     throw new Error("FastKVDecoder: decode.wasm does not match fastDecoder.ts (struct layout); rebuild the kernels");
   }
   return { ex, memory, workers: null };
@@ -184,15 +221,27 @@ export class FastKVDecoder {
     return FastKVDecoder.available() ? "" : loadError || "WebAssembly is not supported";
   }
 
-  constructor(hw: HostWeights, readonly batch: number) {
+  constructor(
+    hw: HostWeights,
+    readonly batch: number,
+  ) {
     const { cfg, w } = hw;
-    if (!Number.isInteger(batch) || batch < 0) throw new Error(`FastKVDecoder: batch must be a non-negative integer, got ${batch}`);
+    if (!Number.isInteger(batch) || batch < 0)
+      throw new Error(`FastKVDecoder: batch must be a non-negative integer, got ${batch}`);
     for (const [name, shape] of paramShapes(cfg)) {
       const n = shape.reduce((a, b) => a * b, 1);
-      if (!w[name] || w[name].length !== n) throw new Error(`FastKVDecoder: weight ${name} missing or not of size ${n}`);
+      if (!w[name] || w[name].length !== n)
+        throw new Error(`FastKVDecoder: weight ${name} missing or not of size ${n}`);
     }
-    const C = cfg.width, T = cfg.contextLength, L = cfg.layers, V = cfg.vocabSize, H = cfg.mlpRatio * C;
-    const Cp = pad8(C), C3p = pad8(3 * C), Hp = pad8(H), Vp = pad8(V);
+    const C = cfg.width,
+      T = cfg.contextLength,
+      L = cfg.layers,
+      V = cfg.vocabSize,
+      H = cfg.mlpRatio * C;
+    const Cp = pad8(C),
+      C3p = pad8(3 * C),
+      Hp = pad8(H),
+      Vp = pad8(V);
     this.V = V;
     this.Vp = Vp;
     this.T = T;
@@ -212,13 +261,34 @@ export class FastKVDecoder {
       return p;
     };
     const d: Record<DescField, number> = {
-      V, T, L, C, nh: cfg.heads, H, B: batch, Cp, C3p, Hp, Vp,
+      V,
+      T,
+      L,
+      C,
+      nh: cfg.heads,
+      H,
+      B: batch,
+      Cp,
+      C3p,
+      Hp,
+      Vp,
       wte: weight("wte", V, C, false),
       wpe: weight("wpe", T, C, false),
       lnf_g: weight("ln_f.g", 1, C, false),
       lnf_b: weight("ln_f.b", 1, C, false),
       lm_head: weight("lm_head.w", C, V, true),
-      kc: 0, vc: 0, x: 0, h: 0, qkv: 0, y: 0, mlp: 0, att: 0, logits: 0, rows_b: 0, rows_tok: 0, rows_want: 0,
+      kc: 0,
+      vc: 0,
+      x: 0,
+      h: 0,
+      qkv: 0,
+      y: 0,
+      mlp: 0,
+      att: 0,
+      logits: 0,
+      rows_b: 0,
+      rows_tok: 0,
+      rows_want: 0,
       layers,
     };
     const layerPtrs: number[] = [];
@@ -283,11 +353,13 @@ export class FastKVDecoder {
   }
 
   private checkPos(pos: number): void {
-    if (!Number.isInteger(pos) || pos < 0 || pos >= this.T) throw new Error(`FastKVDecoder: position ${pos} outside the context [0, ${this.T})`);
+    if (!Number.isInteger(pos) || pos < 0 || pos >= this.T)
+      throw new Error(`FastKVDecoder: position ${pos} outside the context [0, ${this.T})`);
   }
 
   private checkToken(token: number): void {
-    if (!Number.isInteger(token) || token < 0 || token >= this.V) throw new Error(`FastKVDecoder: token ${token} outside the vocabulary [0, ${this.V})`);
+    if (!Number.isInteger(token) || token < 0 || token >= this.V)
+      throw new Error(`FastKVDecoder: token ${token} outside the vocabulary [0, ${this.V})`);
   }
 
   /**
@@ -342,8 +414,15 @@ export class FastKVDecoder {
    * One lockstep step: every sequence b with active[b] feeds tokens[b] at position pos; those with
    * wantLogits[b] get their next-token logits in logitsOut[b*V .. (b+1)*V).
    */
-  stepBatch(tokens: Int32Array, active: Uint8Array, pos: number, wantLogits: Uint8Array, logitsOut: Float32Array): void {
-    const B = this.batch, V = this.V;
+  stepBatch(
+    tokens: Int32Array,
+    active: Uint8Array,
+    pos: number,
+    wantLogits: Uint8Array,
+    logitsOut: Float32Array,
+  ): void {
+    const B = this.batch,
+      V = this.V;
     let nb = 0;
     for (let b = 0; b < B; b++) if (active[b]) this.setRow(nb++, b, tokens[b], wantLogits[b] !== 0);
     this.run(nb, pos);

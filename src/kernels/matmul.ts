@@ -27,7 +27,10 @@ import { sections } from "./wasmBinary.js";
 export const MATMUL_VARIANTS = ["fma", "exact"] as const;
 export type MatmulVariant = (typeof MATMUL_VARIANTS)[number];
 const WASM_URLS: Record<MatmulVariant, { main: URL; heap: URL }> = {
-  fma: { main: new URL("./matmul-fma.wasm", import.meta.url), heap: new URL("./matmul-heap-fma.wasm", import.meta.url) },
+  fma: {
+    main: new URL("./matmul-fma.wasm", import.meta.url),
+    heap: new URL("./matmul-heap-fma.wasm", import.meta.url),
+  },
   exact: { main: new URL("./matmul.wasm", import.meta.url), heap: new URL("./matmul-heap.wasm", import.meta.url) },
 };
 /** env var choosing the variant: fma or exact (default: fma where it compiles, else exact) */
@@ -51,7 +54,24 @@ interface Exports {
 }
 
 // Int32 fields of Job in matmul.c, then Scratch ts[MAXT] (pa, pb, cp, packed)
-const J = { A: 0, B: 1, C: 2, aoff: 3, boff: 4, batch: 5, M: 6, K: 7, N: 8, ta: 9, tb: 10, chunkRows: 11, nchunks: 12, next: 13, kind: 14, ts: 16 } as const;
+const J = {
+  A: 0,
+  B: 1,
+  C: 2,
+  aoff: 3,
+  boff: 4,
+  batch: 5,
+  M: 6,
+  K: 7,
+  N: 8,
+  ta: 9,
+  tb: 10,
+  chunkRows: 11,
+  nchunks: 12,
+  next: 13,
+  kind: 14,
+  ts: 16,
+} as const;
 /** GELUs of at least this many floats run on every thread, in chunks of GELU_CHUNK floats */
 const MIN_THREADED_GELU = 65536;
 const GELU_CHUNK = 16384;
@@ -105,13 +125,28 @@ function loadVariant(v: MatmulVariant): Engine | null {
     const module = compile(new Uint8Array(fs.readFileSync(fileURLToPath(WASM_URLS[v].main))));
     const memory = new WebAssembly.Memory({ initial: 64, maximum: MAX_PAGES, shared: true });
     const ex = new WebAssembly.Instance(module, { env: { memory } }).exports as unknown as Exports;
-    if (ex.job_size() !== (J.ts + 4 * ex.max_threads()) * 4) throw new Error("the kernel does not match matmul.ts (Job layout); rebuild the kernels");
+    if (ex.job_size() !== (J.ts + 4 * ex.max_threads()) * 4)
+      throw new Error("the kernel does not match matmul.ts (Job layout); rebuild the kernels");
     const maxThreads = ex.max_threads();
     const job = align(ex.__heap_base.value as number);
     const ctrl = align(job + ex.job_size());
     const dyn = align(ctrl + maxThreads * CTRL_INTS * 4);
     const fused = ex.fma_probe(1 + 2 ** -23, 1 - 2 ** -23, -1) !== 0;
-    engines[v] = { variant: v, module, memory, ex, fused, maxThreads, job, ctrl, dyn, f32: new Float32Array(memory.buffer), i32: new Int32Array(memory.buffer), pool: null, heapInstances: new WeakMap() };
+    engines[v] = {
+      variant: v,
+      module,
+      memory,
+      ex,
+      fused,
+      maxThreads,
+      job,
+      ctrl,
+      dyn,
+      f32: new Float32Array(memory.buffer),
+      i32: new Int32Array(memory.buffer),
+      pool: null,
+      heapInstances: new WeakMap(),
+    };
   } catch (e) {
     loadErrors[v] = `${fileURLToPath(WASM_URLS[v].main)}: ${String((e as Error).message ?? e)}`;
     engines[v] = null;
@@ -122,7 +157,8 @@ function loadVariant(v: MatmulVariant): Engine | null {
 /** The build named by RLVR_MATMUL's value (null: unset or empty); throws on anything else. */
 export function parseVariant(raw: string | undefined): MatmulVariant | null {
   if (raw === undefined || raw === "") return null;
-  if (!(MATMUL_VARIANTS as readonly string[]).includes(raw)) throw new Error(`${VARIANT_ENV}=${JSON.stringify(raw)}: use one of ${MATMUL_VARIANTS.join(", ")}`);
+  if (!(MATMUL_VARIANTS as readonly string[]).includes(raw))
+    throw new Error(`${VARIANT_ENV}=${JSON.stringify(raw)}: use one of ${MATMUL_VARIANTS.join(", ")}`);
   return raw as MatmulVariant;
 }
 
@@ -145,7 +181,8 @@ function mustLoad(what: string): Engine {
 
 /** Switches between the two builds (thread pools and heap instances are kept per build). */
 export function setMatmulVariant(v: MatmulVariant): void {
-  if (!(MATMUL_VARIANTS as readonly string[]).includes(v)) throw new Error(`matmul variant: use one of ${MATMUL_VARIANTS.join(", ")}, got ${JSON.stringify(v)}`);
+  if (!(MATMUL_VARIANTS as readonly string[]).includes(v))
+    throw new Error(`matmul variant: use one of ${MATMUL_VARIANTS.join(", ")}, got ${JSON.stringify(v)}`);
   variant = v;
   alone.backoff = 0;
   alone.strikes = 0;
@@ -224,7 +261,8 @@ export function defaultThreads(): number {
   const raw = process.env[THREADS_ENV];
   if (raw !== undefined && raw !== "") {
     const n = Number(raw);
-    if (!Number.isInteger(n) || n < 1 || n > 16) throw new Error(`${THREADS_ENV}=${JSON.stringify(raw)}: use an integer from 1 to 16`);
+    if (!Number.isInteger(n) || n < 1 || n > 16)
+      throw new Error(`${THREADS_ENV}=${JSON.stringify(raw)}: use an integer from 1 to 16`);
     return n;
   }
   const cores = typeof os.availableParallelism === "function" ? os.availableParallelism() : os.cpus().length;
@@ -241,7 +279,8 @@ export function matmulThreads(): number {
 export function setMatmulThreads(n: number): void {
   const e = load();
   const max = e ? e.maxThreads : 16;
-  if (!Number.isInteger(n) || n < 1 || n > max) throw new Error(`matmul threads: use an integer from 1 to ${max}, got ${n}`);
+  if (!Number.isInteger(n) || n < 1 || n > max)
+    throw new Error(`matmul threads: use an integer from 1 to ${max}, got ${n}`);
   threadCount = n;
   alone.backoff = 0;
   alone.strikes = 0;
@@ -322,7 +361,8 @@ function ensureMemory(e: Engine, end: number): void {
   const have = e.memory.buffer.byteLength;
   if (end > have) {
     const pages = Math.ceil((end - have) / PAGE);
-    if (have / PAGE + pages > MAX_PAGES) throw new MatMulTooLarge(`matmul: needs ${(end / 2 ** 20).toFixed(0)} MiB, over the 2 GiB of matmul.wasm`);
+    if (have / PAGE + pages > MAX_PAGES)
+      throw new MatMulTooLarge(`matmul: needs ${(end / 2 ** 20).toFixed(0)} MiB, over the 2 GiB of matmul.wasm`);
     e.memory.grow(pages);
   }
   if (e.f32.buffer.byteLength !== e.memory.buffer.byteLength) {
@@ -341,7 +381,14 @@ interface Placement {
 }
 
 /** Writes the Job struct at byte `job`, the per-item offsets, and each thread's scratch pointers. */
-function writeJob(i32: Int32Array, job: number, p: Placement, m: MatMulJob, chunkRows: number, scratch: ThreadScratch[]): void {
+function writeJob(
+  i32: Int32Array,
+  job: number,
+  p: Placement,
+  m: MatMulJob,
+  chunkRows: number,
+  scratch: ThreadScratch[],
+): void {
   const { batch, M, K, N } = m;
   const ao = i32.subarray(p.aoff / 4, p.aoff / 4 + batch);
   const bo = i32.subarray(p.boff / 4, p.boff / 4 + batch);
@@ -374,7 +421,12 @@ function writeJob(i32: Int32Array, job: number, p: Placement, m: MatMulJob, chun
 }
 
 /** Bytes of one thread's packing buffers (pa, pb, cp: see Scratch in matmul.c), each 64-byte aligned. */
-function scratchLayout(start: number, chunkRows: number, K: number, N: number): { pa: number; pb: number; cp: number; end: number } {
+function scratchLayout(
+  start: number,
+  chunkRows: number,
+  K: number,
+  N: number,
+): { pa: number; pb: number; cp: number; end: number } {
   const pa = start;
   const pb = align(pa + 4 * pad4(chunkRows) * K);
   const cp = align(pb + 4 * pad8(N) * K);
@@ -384,7 +436,12 @@ function scratchLayout(start: number, chunkRows: number, K: number, N: number): 
 type ThreadScratch = { t: number; pa: number; pb: number; cp: number };
 
 /** Packing buffers for the caller (thread 0) and `workers`, one after another from byte `start`. */
-function threadScratch(start: number, chunkRows: number, m: MatMulJob, workers: number[]): { scratch: ThreadScratch[]; end: number } {
+function threadScratch(
+  start: number,
+  chunkRows: number,
+  m: MatMulJob,
+  workers: number[],
+): { scratch: ThreadScratch[]; end: number } {
   const scratch: ThreadScratch[] = [];
   let end = start;
   for (const t of [0, ...workers]) {
@@ -408,7 +465,13 @@ export interface InPlace {
 /** Allocates every thread's scratch in the host heap, then the output (so that nothing needs
  * releasing if the scratch does not fit), and writes a Job there. Null: no room. Free `raw` after
  * running `job`. */
-function heapJob(ex: Exports, place: InPlace, m: MatMulJob, chunkRows: number, workers: number[]): { raw: number; job: number } | null {
+function heapJob(
+  ex: Exports,
+  place: InPlace,
+  m: MatMulJob,
+  chunkRows: number,
+  workers: number[],
+): { raw: number; job: number } | null {
   const aoff = align(ex.job_size());
   const boff = align(aoff + 4 * m.batch);
   const { scratch, end } = threadScratch(align(boff + 4 * m.batch), chunkRows, m, workers);
@@ -424,7 +487,14 @@ function heapJob(ex: Exports, place: InPlace, m: MatMulJob, chunkRows: number, w
 
 /** In the host heap, on the caller's thread and `workers` (none: the caller alone); scratch is
  * malloc'd for the call and freed. Returns false, having done nothing, if the heap has no room. */
-function runInHeap(e: Engine, ex: Exports, place: InPlace, m: MatMulJob, chunkRows: number, workers: number[]): boolean {
+function runInHeap(
+  e: Engine,
+  ex: Exports,
+  place: InPlace,
+  m: MatMulJob,
+  chunkRows: number,
+  workers: number[],
+): boolean {
   const h = heapJob(ex, place, m, chunkRows, workers);
   if (!h) return false;
   try {
@@ -443,12 +513,22 @@ function runJob(e: Engine, ex: Exports, job: number, workers: number[], heapMemo
     ex.run_job(job, 0);
     return;
   }
-  const { ownMs, waitedMs } = e.pool!.runJob(job, workers, () => ex.run_job(job, 0), heapMemory && { module: e.heapModule!, memory: heapMemory });
+  const { ownMs, waitedMs } = e.pool!.runJob(
+    job,
+    workers,
+    () => ex.run_job(job, 0),
+    heapMemory && { module: e.heapModule!, memory: heapMemory },
+  );
   noteThreadedCall(ownMs, waitedMs);
 }
 
 /** The shared memory's layout for one call (operands, C, offset tables, each thread's scratch), grown to fit. */
-function sharedLayout(e: Engine, m: MatMulJob, chunkRows: number, workers: number[]): { place: Placement; scratch: ThreadScratch[] } {
+function sharedLayout(
+  e: Engine,
+  m: MatMulJob,
+  chunkRows: number,
+  workers: number[],
+): { place: Placement; scratch: ThreadScratch[] } {
   const A = e.dyn;
   const B = align(A + 4 * m.aLength);
   const C = align(B + 4 * m.bLength);
@@ -476,7 +556,12 @@ function noteThreadedCall(ownMs: number, waitedMs: number): void {
  * with in-place calls switched off (setMatmulInPlace), an unshared heap, or no room in that heap for
  * the scratch, it copies through `fill` as without it.
  */
-export function runMatMul(job: MatMulJob, fill: (heap: Float32Array, aIndex: number, bIndex: number) => void, threads = matmulThreads(), inPlace?: InPlace): Float32Array | null {
+export function runMatMul(
+  job: MatMulJob,
+  fill: (heap: Float32Array, aIndex: number, bIndex: number) => void,
+  threads = matmulThreads(),
+  inPlace?: InPlace,
+): Float32Array | null {
   const e = mustLoad("matMul");
   const { batch, M, K, N } = job;
   const cLength = batch * M * N;
@@ -498,7 +583,15 @@ export function runMatMul(job: MatMulJob, fill: (heap: Float32Array, aIndex: num
 }
 
 /** Writes a GELU job (run_job kind 1 / 2) over n floats at byte `job`. */
-function writeGeluJob(i32: Int32Array, job: number, x: number, dy: number, out: number, n: number, backward: boolean): void {
+function writeGeluJob(
+  i32: Int32Array,
+  job: number,
+  x: number,
+  dy: number,
+  out: number,
+  n: number,
+  backward: boolean,
+): void {
   const j = job / 4;
   i32[j + J.A] = x;
   i32[j + J.B] = dy;
@@ -517,7 +610,13 @@ function writeGeluJob(i32: Int32Array, job: number, x: number, dy: number, out: 
  * dy) in. Returns a view of out in the wasm memory, valid until the next call — or, with `inPlace`
  * (x at `inPlace.a`, dy at `inPlace.b`), computes straight into `inPlace.output()` and returns null.
  */
-export function runGelu(n: number, backward: boolean, fill: (heap: Float32Array, xIndex: number, dyIndex: number) => void, inPlace?: InPlace, threads = matmulThreads()): Float32Array | null {
+export function runGelu(
+  n: number,
+  backward: boolean,
+  fill: (heap: Float32Array, xIndex: number, dyIndex: number) => void,
+  inPlace?: InPlace,
+  threads = matmulThreads(),
+): Float32Array | null {
   const e = mustLoad("gelu");
   const bw = backward ? 1 : 0;
   const workers = threads > 1 && n >= MIN_THREADED_GELU ? takeWorkers(pool(e), threads, alone) : [];
@@ -558,7 +657,12 @@ export function runGelu(n: number, backward: boolean, fill: (heap: Float32Array,
  * `fill(heap, xIndex)` copies x in; returns a view of out valid until the next call — or, with
  * `inPlace` (x at `inPlace.a`), writes straight into `inPlace.output()` and returns null.
  */
-export function runColSum(R: number, C: number, fill: (heap: Float32Array, xIndex: number) => void, inPlace?: InPlace): Float32Array | null {
+export function runColSum(
+  R: number,
+  C: number,
+  fill: (heap: Float32Array, xIndex: number) => void,
+  inPlace?: InPlace,
+): Float32Array | null {
   const e = mustLoad("colsum");
   const ex = inPlaceExports(e, inPlace);
   if (ex) {
@@ -584,7 +688,11 @@ export const MAX_STRIKES = 5;
  * at most 32 single-threaded calls, while steady contention still costs at most one stalled call
  * in 33; each call without a stall removes one strike.
  */
-export function afterThreadedCall(state: { strikes: number; backoff: number }, ownMs: number, waitedMs: number): { strikes: number; backoff: number; stalled: boolean } {
+export function afterThreadedCall(
+  state: { strikes: number; backoff: number },
+  ownMs: number,
+  waitedMs: number,
+): { strikes: number; backoff: number; stalled: boolean } {
   if (waitedMs > 0.5 * ownMs + 0.05) {
     const strikes = Math.min(state.strikes + 1, MAX_STRIKES);
     return { strikes, backoff: 2 ** strikes, stalled: true };
@@ -608,7 +716,14 @@ export interface MatMulOptions {
 }
 
 /** C [batch, M, N] = op(A) [M, K] x op(B) [K, N] for each batch item. */
-export function matMul(a: Float32Array, b: Float32Array, M: number, K: number, N: number, opts: MatMulOptions = {}): Float32Array {
+export function matMul(
+  a: Float32Array,
+  b: Float32Array,
+  M: number,
+  K: number,
+  N: number,
+  opts: MatMulOptions = {},
+): Float32Array {
   mustLoad("matMul");
   const batch = opts.batch ?? 1;
   for (const [k, v] of Object.entries({ M, K, N, batch })) {
@@ -622,7 +737,10 @@ export function matMul(a: Float32Array, b: Float32Array, M: number, K: number, N
   if (batch * M * N === 0) return out;
   const c = runMatMul(
     {
-      batch, M, K, N,
+      batch,
+      M,
+      K,
+      N,
       transposeA: !!opts.transposeA,
       transposeB: !!opts.transposeB,
       aLength: a.length,

@@ -22,7 +22,17 @@
 // Batch dimensions broadcast as in NumPy (tfjs's stock kernels agree where their own indexing,
 // bi % batch, is right: equal batch shapes or one side without batch).
 import * as tf from "@tensorflow/tfjs";
-import { type HostHeap, type InPlace, matmulAvailable, matmulThreads, MatMulTooLarge, matmulVariant, runColSum, runGelu, runMatMul } from "./matmul.js";
+import {
+  type HostHeap,
+  type InPlace,
+  matmulAvailable,
+  matmulThreads,
+  MatMulTooLarge,
+  matmulVariant,
+  runColSum,
+  runGelu,
+  runMatMul,
+} from "./matmul.js";
 import { wasmHeapStatus } from "./wasmHeap.js";
 
 const KERNEL = "BatchMatMul";
@@ -37,7 +47,11 @@ interface TensorInfo {
   dtype: string;
 }
 
-type KernelFunc = (args: { inputs: Record<string, TensorInfo>; backend: unknown; attrs?: Record<string, unknown> }) => TensorInfo | TensorInfo[];
+type KernelFunc = (args: {
+  inputs: Record<string, TensorInfo>;
+  backend: unknown;
+  attrs?: Record<string, unknown>;
+}) => TensorInfo | TensorInfo[];
 
 /** stock kernel configs of the backends we replaced */
 const stock = new Map<string, tf.KernelConfig>();
@@ -50,7 +64,11 @@ type Writer = (shape: number[], c: Float32Array) => TensorInfo;
 
 /** Where a kernel can run in place (matmul.ts InPlace): x and y are its inputs, `result()` the
  * output tensor once `output()` has allocated it; undefined on the cpu backend. */
-type Place = (x: TensorInfo, y: TensorInfo | undefined, shape: number[]) => (InPlace & { result(): TensorInfo }) | undefined;
+type Place = (
+  x: TensorInfo,
+  y: TensorInfo | undefined,
+  shape: number[],
+) => (InPlace & { result(): TensorInfo }) | undefined;
 
 const hostHeaps = new WeakMap<object, HostHeap | null>();
 
@@ -59,8 +77,14 @@ function hostHeap(backend: any): HostHeap | null {
   let h = hostHeaps.get(backend);
   if (h === undefined) {
     const memory = backend.wasm?.asm?.memory;
-    const ok = memory instanceof WebAssembly.Memory && memory.buffer === backend.wasm.HEAPU8?.buffer && typeof backend.wasm._malloc === "function" && typeof backend.wasm._free === "function";
-    h = ok ? { memory, malloc: (n: number) => backend.wasm._malloc(n), free: (p: number) => backend.wasm._free(p) } : null;
+    const ok =
+      memory instanceof WebAssembly.Memory &&
+      memory.buffer === backend.wasm.HEAPU8?.buffer &&
+      typeof backend.wasm._malloc === "function" &&
+      typeof backend.wasm._free === "function";
+    h = ok
+      ? { memory, malloc: (n: number) => backend.wasm._malloc(n), free: (p: number) => backend.wasm._free(p) }
+      : null;
     hostHeaps.set(backend, h);
   }
   return h;
@@ -104,7 +128,13 @@ function io(backendName: string, backend: any): { read: Reader; write: Writer; p
 const sizeOf = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
 
 /** Offsets (in floats) of each output batch item's A and B, with NumPy broadcasting of the batch dims. */
-export function batchOffsets(outer: number[], aOuter: number[], bOuter: number[], aItem: number, bItem: number): { aOffsets: Int32Array; bOffsets: Int32Array } {
+export function batchOffsets(
+  outer: number[],
+  aOuter: number[],
+  bOuter: number[],
+  aItem: number,
+  bItem: number,
+): { aOffsets: Int32Array; bOffsets: Int32Array } {
   const batch = sizeOf(outer);
   const aBatch = sizeOf(aOuter);
   const bBatch = sizeOf(bOuter);
@@ -153,7 +183,8 @@ function makeKernel(backendName: string, fallback: KernelFunc): KernelFunc {
     const { a, b } = args.inputs;
     const ta = !!args.attrs?.transposeA;
     const tb = !!args.attrs?.transposeB;
-    if (a.dtype !== "float32" || b.dtype !== "float32" || a.shape.length < 2 || b.shape.length < 2) return fallback(args);
+    if (a.dtype !== "float32" || b.dtype !== "float32" || a.shape.length < 2 || b.shape.length < 2)
+      return fallback(args);
     const ra = a.shape.length;
     const rb = b.shape.length;
     const M = ta ? a.shape[ra - 1] : a.shape[ra - 2];
@@ -161,7 +192,9 @@ function makeKernel(backendName: string, fallback: KernelFunc): KernelFunc {
     const Kb = tb ? b.shape[rb - 1] : b.shape[rb - 2];
     const N = tb ? b.shape[rb - 2] : b.shape[rb - 1];
     if (K !== Kb) {
-      throw new Error(`Error in matMul: inner shapes (${K}) and (${Kb}) of Tensors with shapes ${a.shape} and ${b.shape} and transposeA=${ta} and transposeB=${tb} must match.`);
+      throw new Error(
+        `Error in matMul: inner shapes (${K}) and (${Kb}) of Tensors with shapes ${a.shape} and ${b.shape} and transposeA=${ta} and transposeB=${tb} must match.`,
+      );
     }
     const aOuter = a.shape.slice(0, -2);
     const bOuter = b.shape.slice(0, -2);
@@ -175,7 +208,18 @@ function makeKernel(backendName: string, fallback: KernelFunc): KernelFunc {
     let c: Float32Array | null;
     try {
       c = runMatMul(
-        { batch, M, K, N, transposeA: ta, transposeB: tb, aLength: sizeOf(a.shape), bLength: sizeOf(b.shape), aOffsets, bOffsets },
+        {
+          batch,
+          M,
+          K,
+          N,
+          transposeA: ta,
+          transposeB: tb,
+          aLength: sizeOf(a.shape),
+          bLength: sizeOf(b.shape),
+          aOffsets,
+          bOffsets,
+        },
         (heap, ai, bi) => {
           heap.set(read(a), ai);
           heap.set(read(b), bi);
@@ -195,7 +239,8 @@ function makeKernel(backendName: string, fallback: KernelFunc): KernelFunc {
 function geluKernel(backendName: string, backward: boolean): KernelFunc {
   return (args) => {
     const { x, dy } = args.inputs;
-    if (x.dtype !== "float32" || (backward && dy.dtype !== "float32")) throw new Error(`${backward ? GELU_GRAD : GELU}: float32 inputs only, got ${x.dtype}`);
+    if (x.dtype !== "float32" || (backward && dy.dtype !== "float32"))
+      throw new Error(`${backward ? GELU_GRAD : GELU}: float32 inputs only, got ${x.dtype}`);
     const { read, write, place } = io(backendName, args.backend);
     const inPlace = place(x, backward ? dy : undefined, x.shape);
     const out = runGelu(
@@ -229,12 +274,21 @@ function splitVKernel(fallback: KernelFunc): KernelFunc {
     const { x } = args.inputs;
     if (x.dtype !== "float32" && x.dtype !== "int32") return fallback(args);
     const axis = tf.util.parseAxisParam(args.attrs!.axis as number, x.shape)[0];
-    const sizes = tf.backend_util.prepareSplitSize(x as unknown as tf.Tensor, args.attrs!.numOrSizeSplits as number | number[], axis);
+    const sizes = tf.backend_util.prepareSplitSize(
+      x as unknown as tf.Tensor,
+      args.attrs!.numOrSizeSplits as number | number[],
+      axis,
+    );
     const outer = sizeOf(x.shape.slice(0, axis));
     const inner = sizeOf(x.shape.slice(axis + 1));
     const row = x.shape[axis] * inner;
     const backend = args.backend as { makeOutput(shape: number[], dtype: string): TensorInfo };
-    const outs = sizes.map((s) => backend.makeOutput(x.shape.map((d, i) => (i === axis ? s : d)), x.dtype));
+    const outs = sizes.map((s) =>
+      backend.makeOutput(
+        x.shape.map((d, i) => (i === axis ? s : d)),
+        x.dtype,
+      ),
+    );
     // views taken after every allocation (an allocation may grow the heap and replace HEAPU8); a
     // Float32Array view of int32 data is fine: set() between arrays of one type copies the bytes
     const view = io("wasm", args.backend).read;
@@ -243,7 +297,8 @@ function splitVKernel(fallback: KernelFunc): KernelFunc {
     sizes.forEach((s, j) => {
       const dst = view(outs[j]);
       const part = s * inner;
-      for (let o = 0; o < outer; o++) dst.set(src.subarray(o * row + begin * inner, o * row + begin * inner + part), o * part);
+      for (let o = 0; o < outer; o++)
+        dst.set(src.subarray(o * row + begin * inner, o * row + begin * inner + part), o * part);
       begin += s;
     });
     return outs;
@@ -277,7 +332,9 @@ function registerGeluGradient(): void {
   tf.registerGradient({
     kernelName: GELU,
     inputsToSave: ["x"],
-    gradFunc: (dy, saved) => ({ x: () => tf.engine().runKernel(GELU_GRAD, { x: saved[0], dy: dy as tf.Tensor }) as tf.Tensor }),
+    gradFunc: (dy, saved) => ({
+      x: () => tf.engine().runKernel(GELU_GRAD, { x: saved[0], dy: dy as tf.Tensor }) as tf.Tensor,
+    }),
   });
 }
 
@@ -294,20 +351,39 @@ export function installFastMatmul(backendName: string = tf.getBackend()): boolea
   if (!config) return false;
   stock.set(backendName, config);
   tf.unregisterKernel(KERNEL, backendName);
-  tf.registerKernel({ kernelName: KERNEL, backendName, kernelFunc: makeKernel(backendName, config.kernelFunc as unknown as KernelFunc) as unknown as tf.KernelFunc });
+  tf.registerKernel({
+    kernelName: KERNEL,
+    backendName,
+    kernelFunc: makeKernel(backendName, config.kernelFunc as unknown as KernelFunc) as unknown as tf.KernelFunc,
+  });
   registerGeluGradient();
-  for (const [name, backward] of [[GELU, false], [GELU_GRAD, true]] as const) {
-    tf.registerKernel({ kernelName: name, backendName, kernelFunc: geluKernel(backendName, backward) as unknown as tf.KernelFunc });
+  for (const [name, backward] of [
+    [GELU, false],
+    [GELU_GRAD, true],
+  ] as const) {
+    tf.registerKernel({
+      kernelName: name,
+      backendName,
+      kernelFunc: geluKernel(backendName, backward) as unknown as tf.KernelFunc,
+    });
   }
   if (backendName === "wasm") {
     const replaced: tf.KernelConfig[] = [];
-    const kernels: [string, (fallback: KernelFunc) => KernelFunc][] = [["Identity", identityKernel], ["SplitV", splitVKernel], ["Sum", (f) => sumKernel(backendName, f)]];
+    const kernels: [string, (fallback: KernelFunc) => KernelFunc][] = [
+      ["Identity", identityKernel],
+      ["SplitV", splitVKernel],
+      ["Sum", (f) => sumKernel(backendName, f)],
+    ];
     for (const [name, make] of kernels) {
       const cfg = tf.getKernel(name, backendName);
       if (!cfg) continue;
       replaced.push(cfg);
       tf.unregisterKernel(name, backendName);
-      tf.registerKernel({ kernelName: name, backendName, kernelFunc: make(cfg.kernelFunc as unknown as KernelFunc) as unknown as tf.KernelFunc });
+      tf.registerKernel({
+        kernelName: name,
+        backendName,
+        kernelFunc: make(cfg.kernelFunc as unknown as KernelFunc) as unknown as tf.KernelFunc,
+      });
     }
     stockOthers.set(backendName, replaced);
   }
@@ -349,9 +425,15 @@ export function describeFastMatmul(): string {
   let where = "";
   if (b.includes("wasm") && tf.getBackend() === "wasm") {
     const heap = hostHeap(tf.backend());
-    where = heap && heap.memory.buffer instanceof SharedArrayBuffer ? ", in place in the tfjs-wasm heap" : `, copying operands (the tfjs-wasm heap is not shared: ${wasmHeapStatus() ?? "the backend started before shareTfjsWasmHeap()"})`;
+    where =
+      heap && heap.memory.buffer instanceof SharedArrayBuffer
+        ? ", in place in the tfjs-wasm heap"
+        : `, copying operands (the tfjs-wasm heap is not shared: ${wasmHeapStatus() ?? "the backend started before shareTfjsWasmHeap()"})`;
   }
   const v = matmulVariant();
-  const build = v?.variant === "fma" ? `fma build (relaxed-SIMD multiply-add, ${v.fused ? "fused on this CPU" : "not fused on this CPU"}; RLVR_MATMUL=exact for the exact one)` : "exact build (product rounded before the add)";
+  const build =
+    v?.variant === "fma"
+      ? `fma build (relaxed-SIMD multiply-add, ${v.fused ? "fused on this CPU" : "not fused on this CPU"}; RLVR_MATMUL=exact for the exact one)`
+      : "exact build (product rounded before the add)";
   return `matmul: WebAssembly SIMD BatchMatMul (src/kernels/matmul${v?.variant === "fma" ? "-fma" : ""}.wasm, ${build}) on the ${b.join(", ")} backend, ${threads}${where}`;
 }

@@ -241,7 +241,12 @@ export class WorkerPool {
    * runs the caller's own share (`caller()`: its run_job on thread 0), and joins. Returns how long
    * the caller worked and then waited for the workers (for the run-alone policy, afterThreadedCall).
    */
-  runJob(job: number, workers: number[], caller: () => void, heap?: { module: WebAssembly.Module; memory: WebAssembly.Memory }): { ownMs: number; waitedMs: number } {
+  runJob(
+    job: number,
+    workers: number[],
+    caller: () => void,
+    heap?: { module: WebAssembly.Module; memory: WebAssembly.Memory },
+  ): { ownMs: number; waitedMs: number } {
     if (heap) this.attachHeap(heap.module, heap.memory);
     this.post(job, workers, !!heap);
     const t0 = performance.now();
@@ -304,4 +309,3 @@ export class WorkerPool {
     return this.slots.length;
   }
 }
-

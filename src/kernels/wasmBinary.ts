@@ -14,7 +14,8 @@ export function leb(bytes: Uint8Array, p: number): [number, number] {
 
 /** The sections of a binary in order: id and the byte range of the body. Throws if it is not one. */
 export function* sections(bytes: Uint8Array): Generator<{ id: number; body: number; end: number }> {
-  if (bytes.length < 8 || bytes[0] !== 0 || bytes[1] !== 0x61 || bytes[2] !== 0x73 || bytes[3] !== 0x6d) throw new Error("not a WebAssembly binary");
+  if (bytes.length < 8 || bytes[0] !== 0 || bytes[1] !== 0x61 || bytes[2] !== 0x73 || bytes[3] !== 0x6d)
+    throw new Error("not a WebAssembly binary");
   let p = 8; // magic + version
   while (p < bytes.length) {
     const id = bytes[p++];

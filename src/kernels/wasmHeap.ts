@@ -29,7 +29,8 @@ export function withSharedMemory(bytes: Uint8Array<ArrayBuffer>): Uint8Array<Arr
       if (count !== 1) throw new Error(`${count} memories defined; expected 1`);
       const flags = bytes[at];
       if (flags === 0x03) return bytes;
-      if (flags !== 0x01) throw new Error(`memory limits flag 0x${flags.toString(16)}; expected 0x01 (unshared, with a maximum)`);
+      if (flags !== 0x01)
+        throw new Error(`memory limits flag 0x${flags.toString(16)}; expected 0x01 (unshared, with a maximum)`);
       const out = bytes.slice();
       out[at] = 0x03;
       return out;
@@ -52,7 +53,10 @@ export function shareTfjsWasmHeap(wasmPackage: unknown): string | null {
     const dist = path.dirname(createRequire(import.meta.url).resolve("@tensorflow/tfjs-backend-wasm"));
     const shared = withSharedMemory(new Uint8Array(fs.readFileSync(path.join(dist, SIMD))));
     const dir = path.join(os.tmpdir(), "oneshot-rlvr");
-    const file = path.join(dir, `${SIMD.replace(/\.wasm$/, "")}-shared-${createHash("sha256").update(shared).digest("hex").slice(0, 16)}.wasm`);
+    const file = path.join(
+      dir,
+      `${SIMD.replace(/\.wasm$/, "")}-shared-${createHash("sha256").update(shared).digest("hex").slice(0, 16)}.wasm`,
+    );
     if (!fs.existsSync(file) || !fs.readFileSync(file).equals(shared)) {
       fs.mkdirSync(dir, { recursive: true });
       const tmp = `${file}.${process.pid}.tmp`;

@@ -43,7 +43,10 @@ export function encodeSafetensors(tensors: Record<string, NamedArray>, metadata:
   return out;
 }
 
-export function decodeSafetensors(buf: Buffer, file = "safetensors"): { tensors: Record<string, NamedArray>; metadata: Record<string, string> } {
+export function decodeSafetensors(
+  buf: Buffer,
+  file = "safetensors",
+): { tensors: Record<string, NamedArray>; metadata: Record<string, string> } {
   if (buf.length < 8) throw new Error(`${file}: too short to be a safetensors file`);
   const n = Number(buf.readBigUInt64LE(0));
   if (n > buf.length - 8) throw new Error(`${file}: header length ${n} exceeds file size`);
@@ -78,10 +81,21 @@ export function paramsToArrays(params: Params): Record<string, NamedArray> {
   return out;
 }
 
-export function saveCheckpoint(dir: string, params: Params, cfg: ModelConfig, meta: Record<string, unknown> = {}): void {
+export function saveCheckpoint(
+  dir: string,
+  params: Params,
+  cfg: ModelConfig,
+  meta: Record<string, unknown> = {},
+): void {
   fs.mkdirSync(dir, { recursive: true });
-  writeAtomic(path.join(dir, "model.safetensors"), encodeSafetensors(paramsToArrays(params), { format: CHECKPOINT_FORMAT }));
-  writeAtomic(path.join(dir, "config.json"), JSON.stringify({ format: CHECKPOINT_FORMAT, model: cfg, meta }, null, 2) + "\n");
+  writeAtomic(
+    path.join(dir, "model.safetensors"),
+    encodeSafetensors(paramsToArrays(params), { format: CHECKPOINT_FORMAT }),
+  );
+  writeAtomic(
+    path.join(dir, "config.json"),
+    JSON.stringify({ format: CHECKPOINT_FORMAT, model: cfg, meta }, null, 2) + "\n",
+  );
 }
 
 export interface LoadedCheckpoint {
@@ -92,14 +106,18 @@ export interface LoadedCheckpoint {
 
 export function readCheckpointConfig(dir: string): { cfg: ModelConfig; meta: Record<string, unknown> } {
   const cfgFile = path.join(dir, "config.json");
-  if (!fs.existsSync(cfgFile)) throw new Error(`${dir}: not a checkpoint directory (no config.json); pass a directory written by \`npm run pretrain\` or an experiment`);
+  if (!fs.existsSync(cfgFile))
+    throw new Error(
+      `${dir}: not a checkpoint directory (no config.json); pass a directory written by \`npm run pretrain\` or an experiment`,
+    );
   let parsed: any;
   try {
     parsed = JSON.parse(fs.readFileSync(cfgFile, "utf8"));
   } catch (e) {
     throw new Error(`${cfgFile}: invalid JSON (${(e as Error).message})`);
   }
-  if (parsed.format !== CHECKPOINT_FORMAT) throw new Error(`${cfgFile}: format is ${JSON.stringify(parsed.format)}, expected ${CHECKPOINT_FORMAT}`);
+  if (parsed.format !== CHECKPOINT_FORMAT)
+    throw new Error(`${cfgFile}: format is ${JSON.stringify(parsed.format)}, expected ${CHECKPOINT_FORMAT}`);
   validateModelConfig(parsed.model);
   return { cfg: parsed.model, meta: parsed.meta ?? {} };
 }
@@ -114,7 +132,8 @@ export function loadCheckpoint(dir: string): LoadedCheckpoint {
   for (const [name, shape] of paramShapes(cfg)) {
     const t = tensors[name];
     if (!t) throw new Error(`${wfile}: missing tensor ${name}`);
-    if (t.shape.join(",") !== shape.join(",")) throw new Error(`${wfile}: tensor ${name} has shape [${t.shape}], config needs [${shape}]`);
+    if (t.shape.join(",") !== shape.join(","))
+      throw new Error(`${wfile}: tensor ${name} has shape [${t.shape}], config needs [${shape}]`);
     params[name] = tf.variable(tf.tensor(t.data, shape), true);
   }
   return { cfg, params, meta };

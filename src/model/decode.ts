@@ -20,7 +20,14 @@ export function hostWeights(params: Params, cfg: ModelConfig): HostWeights {
   return { cfg, w };
 }
 
-function matvec(x: Float64Array, W: Float32Array, b: Float32Array | null, I: number, O: number, out: Float64Array): void {
+function matvec(
+  x: Float64Array,
+  W: Float32Array,
+  b: Float32Array | null,
+  I: number,
+  O: number,
+  out: Float64Array,
+): void {
   if (b) for (let j = 0; j < O; j++) out[j] = b[j];
   else out.fill(0, 0, O);
   for (let i = 0; i < I; i++) {
@@ -58,7 +65,10 @@ export class KVDecoder {
   private readonly mlp: Float64Array;
   private readonly att: Float64Array;
 
-  constructor(private readonly hw: HostWeights, readonly batch: number) {
+  constructor(
+    private readonly hw: HostWeights,
+    readonly batch: number,
+  ) {
     const { cfg } = hw;
     this.T = cfg.contextLength;
     this.C = cfg.width;

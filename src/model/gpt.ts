@@ -31,9 +31,14 @@ export const PRESETS: Record<string, Omit<ModelConfig, "vocabSize">> = {
   "gpt-mini": { contextLength: 128, layers: 4, width: 128, heads: 4, mlpRatio: 4 },
 };
 
-export function resolveModelConfig(preset: string, vocabSize: number, overrides: Partial<ModelConfig> = {}): ModelConfig {
+export function resolveModelConfig(
+  preset: string,
+  vocabSize: number,
+  overrides: Partial<ModelConfig> = {},
+): ModelConfig {
   const p = PRESETS[preset];
-  if (!p) throw new Error(`unknown model preset ${JSON.stringify(preset)}; use one of ${Object.keys(PRESETS).join(", ")}`);
+  if (!p)
+    throw new Error(`unknown model preset ${JSON.stringify(preset)}; use one of ${Object.keys(PRESETS).join(", ")}`);
   const cfg = { ...p, vocabSize, ...overrides };
   validateModelConfig(cfg);
   return cfg;
@@ -41,9 +46,11 @@ export function resolveModelConfig(preset: string, vocabSize: number, overrides:
 
 export function validateModelConfig(cfg: ModelConfig): void {
   for (const k of ["vocabSize", "contextLength", "layers", "width", "heads", "mlpRatio"] as const) {
-    if (!Number.isInteger(cfg[k]) || cfg[k] <= 0) throw new Error(`model config: ${k} must be a positive integer, got ${cfg[k]}`);
+    if (!Number.isInteger(cfg[k]) || cfg[k] <= 0)
+      throw new Error(`model config: ${k} must be a positive integer, got ${cfg[k]}`);
   }
-  if (cfg.width % cfg.heads !== 0) throw new Error(`model config: width ${cfg.width} must be divisible by heads ${cfg.heads}`);
+  if (cfg.width % cfg.heads !== 0)
+    throw new Error(`model config: width ${cfg.width} must be divisible by heads ${cfg.heads}`);
 }
 
 /** Parameter names and shapes, in checkpoint order (names follow nanoGPT). */
@@ -56,12 +63,18 @@ export function paramShapes(cfg: ModelConfig): [string, number[]][] {
   ];
   for (let l = 0; l < cfg.layers; l++) {
     out.push(
-      [`h.${l}.ln_1.g`, [C]], [`h.${l}.ln_1.b`, [C]],
-      [`h.${l}.attn.c_attn.w`, [C, 3 * C]], [`h.${l}.attn.c_attn.b`, [3 * C]],
-      [`h.${l}.attn.c_proj.w`, [C, C]], [`h.${l}.attn.c_proj.b`, [C]],
-      [`h.${l}.ln_2.g`, [C]], [`h.${l}.ln_2.b`, [C]],
-      [`h.${l}.mlp.c_fc.w`, [C, H]], [`h.${l}.mlp.c_fc.b`, [H]],
-      [`h.${l}.mlp.c_proj.w`, [H, C]], [`h.${l}.mlp.c_proj.b`, [C]],
+      [`h.${l}.ln_1.g`, [C]],
+      [`h.${l}.ln_1.b`, [C]],
+      [`h.${l}.attn.c_attn.w`, [C, 3 * C]],
+      [`h.${l}.attn.c_attn.b`, [3 * C]],
+      [`h.${l}.attn.c_proj.w`, [C, C]],
+      [`h.${l}.attn.c_proj.b`, [C]],
+      [`h.${l}.ln_2.g`, [C]],
+      [`h.${l}.ln_2.b`, [C]],
+      [`h.${l}.mlp.c_fc.w`, [C, H]],
+      [`h.${l}.mlp.c_fc.b`, [H]],
+      [`h.${l}.mlp.c_proj.w`, [H, C]],
+      [`h.${l}.mlp.c_proj.b`, [C]],
     );
   }
   out.push(["ln_f.g", [C]], ["ln_f.b", [C]], ["lm_head.w", [C, cfg.vocabSize]]);
@@ -121,7 +134,11 @@ export function linear(x: tf.Tensor2D, w: tf.Tensor, b?: tf.Tensor): tf.Tensor2D
 
 export function layerNorm(x: tf.Tensor2D, g: tf.Tensor, b: tf.Tensor, eps = 1e-5): tf.Tensor2D {
   const { mean, variance } = tf.moments(x, -1, true);
-  return x.sub(mean).mul(tf.rsqrt(variance.add(eps))).mul(g).add(b);
+  return x
+    .sub(mean)
+    .mul(tf.rsqrt(variance.add(eps)))
+    .mul(g)
+    .add(b);
 }
 
 /** GELU, tanh approximation: our op while the fast kernels are installed, else tfjs ops. */
@@ -145,14 +162,27 @@ function causalMask(T: number): tf.Tensor2D {
 }
 
 /** Causal self-attention from qkv [B, T, 3C]; returns [B*T, C]. One head at a time, with slices. */
-export function attentionPerHead(qkv: tf.Tensor, B: number, T: number, nh: number, hd: number, mask: tf.Tensor2D, scale: number): tf.Tensor2D {
+export function attentionPerHead(
+  qkv: tf.Tensor,
+  B: number,
+  T: number,
+  nh: number,
+  hd: number,
+  mask: tf.Tensor2D,
+  scale: number,
+): tf.Tensor2D {
   const C = nh * hd;
   const heads: tf.Tensor[] = [];
   for (let h = 0; h < nh; h++) {
     const q = qkv.slice([0, 0, h * hd], [B, T, hd]) as tf.Tensor3D;
     const k = qkv.slice([0, 0, C + h * hd], [B, T, hd]) as tf.Tensor3D;
     const v = qkv.slice([0, 0, 2 * C + h * hd], [B, T, hd]) as tf.Tensor3D;
-    const att = tf.softmax(tf.matMul(q, k.transpose([0, 2, 1])).mul(scale).add(mask)); // [B, T, T]
+    const att = tf.softmax(
+      tf
+        .matMul(q, k.transpose([0, 2, 1]))
+        .mul(scale)
+        .add(mask),
+    ); // [B, T, T]
     heads.push(tf.matMul(att as tf.Tensor3D, v)); // [B, T, hd]
   }
   return tf.concat(heads, 2).reshape([B * T, C]) as tf.Tensor2D;
@@ -160,11 +190,25 @@ export function attentionPerHead(qkv: tf.Tensor, B: number, T: number, nh: numbe
 
 /** The same, all heads in one batched matmul ([B*nh, T, hd] each for q, k, v); the transposed k
  * goes to the matmul kernel as is. Same values as attentionPerHead with the fast matmul. */
-export function attentionAllHeads(qkv: tf.Tensor, B: number, T: number, nh: number, hd: number, mask: tf.Tensor2D, scale: number): tf.Tensor2D {
+export function attentionAllHeads(
+  qkv: tf.Tensor,
+  B: number,
+  T: number,
+  nh: number,
+  hd: number,
+  mask: tf.Tensor2D,
+  scale: number,
+): tf.Tensor2D {
   // [B, T, 3*nh, hd] -> [B, 3*nh, T, hd] (rank 4: the wasm backend's rank-5 transpose is ~25x slower)
-  const [q, k, v] = tf.split(qkv.reshape([B, T, 3 * nh, hd]).transpose([0, 2, 1, 3]), 3, 1).map((t) => t.reshape([B * nh, T, hd]) as tf.Tensor3D);
+  const [q, k, v] = tf
+    .split(qkv.reshape([B, T, 3 * nh, hd]).transpose([0, 2, 1, 3]), 3, 1)
+    .map((t) => t.reshape([B * nh, T, hd]) as tf.Tensor3D);
   const att = tf.softmax(tf.matMul(q, k, false, true).mul(scale).add(mask)) as tf.Tensor3D; // [B*nh, T, T]
-  return tf.matMul(att, v).reshape([B, nh, T, hd]).transpose([0, 2, 1, 3]).reshape([B * T, nh * hd]) as tf.Tensor2D;
+  return tf
+    .matMul(att, v)
+    .reshape([B, nh, T, hd])
+    .transpose([0, 2, 1, 3])
+    .reshape([B * T, nh * hd]) as tf.Tensor2D;
 }
 
 /**
@@ -189,7 +233,9 @@ export function forward(params: Params, cfg: ModelConfig, idx: tf.Tensor2D): tf.
     const p = (s: string) => params[`h.${l}.${s}`];
     const h1 = layerNorm(x, p("ln_1.g"), p("ln_1.b"));
     const qkv = linear(h1, p("attn.c_attn.w"), p("attn.c_attn.b")).reshape([B, T, 3 * C]); // [B, T, 3C]
-    const y = fast ? attentionAllHeads(qkv, B, T, nh, hd, mask, scale) : attentionPerHead(qkv, B, T, nh, hd, mask, scale);
+    const y = fast
+      ? attentionAllHeads(qkv, B, T, nh, hd, mask, scale)
+      : attentionPerHead(qkv, B, T, nh, hd, mask, scale);
     x = x.add(linear(y, p("attn.c_proj.w"), p("attn.c_proj.b")));
     const h2 = layerNorm(x, p("ln_2.g"), p("ln_2.b"));
     const m = gelu(linear(h2, p("mlp.c_fc.w"), p("mlp.c_fc.b"))) as tf.Tensor2D;
@@ -222,7 +268,14 @@ export function tokenLogProbs(
 
 /** Next-token cross-entropy summed over positions where mask = 1, divided by `normaliser`
  * (default: the number of such positions, i.e. the token mean of this batch). */
-export function lmLoss(params: Params, cfg: ModelConfig, inputs: tf.Tensor2D, targets: tf.Tensor2D, mask: tf.Tensor2D, normaliser?: number): tf.Scalar {
+export function lmLoss(
+  params: Params,
+  cfg: ModelConfig,
+  inputs: tf.Tensor2D,
+  targets: tf.Tensor2D,
+  mask: tf.Tensor2D,
+  normaliser?: number,
+): tf.Scalar {
   const { logp } = tokenLogProbs(params, cfg, inputs, targets);
   const total = logp.mul(mask).sum().neg();
   return (normaliser ? total.div(normaliser) : total.div(mask.sum().maximum(1))) as tf.Scalar;

@@ -23,7 +23,10 @@ export class AdamW {
   private readonly m: Record<string, tf.Variable> = {};
   private readonly v: Record<string, tf.Variable> = {};
 
-  constructor(private readonly params: Params, readonly cfg: AdamWConfig) {
+  constructor(
+    private readonly params: Params,
+    readonly cfg: AdamWConfig,
+  ) {
     for (const [k, p] of Object.entries(params)) {
       this.m[k] = tf.variable(tf.zerosLike(p), false);
       this.v[k] = tf.variable(tf.zerosLike(p), false);
@@ -43,7 +46,8 @@ export class AdamW {
     });
     const gradNorm = norm.dataSync()[0];
     norm.dispose();
-    if (!Number.isFinite(gradNorm)) throw new NumericalFault(`gradient norm is ${gradNorm}; the update was not applied`);
+    if (!Number.isFinite(gradNorm))
+      throw new NumericalFault(`gradient norm is ${gradNorm}; the update was not applied`);
     const clipScale = gradClip > 0 && gradNorm > gradClip ? gradClip / (gradNorm + 1e-6) : 1;
     this.step++;
     const bc1 = 1 - Math.pow(beta1, this.step);

@@ -32,7 +32,11 @@ export interface StepReport {
 }
 
 /** Encodes corpus items into a padded batch: inputs, targets and a mask over solution tokens. */
-export function encodeBatch(items: CorpusItem[], tok: CharTokenizer, context: number): { inputs: number[][]; targets: number[][]; mask: number[][]; T: number } {
+export function encodeBatch(
+  items: CorpusItem[],
+  tok: CharTokenizer,
+  context: number,
+): { inputs: number[][]; targets: number[][]; mask: number[][]; T: number } {
   const seqs = items.map((it) => {
     const p = tok.encode(it.prompt);
     const c = tok.encode(it.completion);
@@ -102,7 +106,13 @@ export async function pretrain(
     const named: Record<string, tf.Tensor> = {};
     for (const [vn, g] of Object.entries(grads)) named[names.get(vn)!] = g;
     opt.apply(named, lr);
-    const loss = normaliser ? (value.dataSync()[0] * normaliser) / Math.max(1, batch.mask.flat().reduce((a, b) => a + b, 0)) : value.dataSync()[0];
+    const loss = normaliser
+      ? (value.dataSync()[0] * normaliser) /
+        Math.max(
+          1,
+          batch.mask.flat().reduce((a, b) => a + b, 0),
+        )
+      : value.dataSync()[0];
     tf.dispose([value, inputs, targets, mask, ...Object.values(grads)]);
     if (!Number.isFinite(loss)) throw new Error(`pretraining diverged at step ${step}: loss ${loss}`);
     await onStep({ step: step + 1, loss, lr, tokens: batch.inputs.length * batch.T, ms: performance.now() - t0 });

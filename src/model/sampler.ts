@@ -9,7 +9,12 @@ import * as tf from "@tensorflow/tfjs";
 import type { Rng } from "../engine/rng.js";
 import { FastKVDecoder, generateFast } from "../kernels/fastDecoder.js";
 import { matmulAvailable, matmulUnavailableReason, matmulVariant } from "../kernels/matmul.js";
-import { describeFastMatmul, FAST_MATMUL_BACKENDS, installFastMatmul, uninstallFastMatmul } from "../kernels/tfjsKernels.js";
+import {
+  describeFastMatmul,
+  FAST_MATMUL_BACKENDS,
+  installFastMatmul,
+  uninstallFastMatmul,
+} from "../kernels/tfjsKernels.js";
 import { generate, type GenerateOptions, type HostWeights } from "./decode.js";
 
 export const KERNELS = ["auto", "fast", "stock"] as const;
@@ -20,13 +25,27 @@ let active: "fast" | "stock" = FastKVDecoder.available() ? "fast" : "stock";
 /** Chooses the decoder and the tfjs matmul kernel; returns a line saying which and why
  * (`matmul`: the backend the fast matmul is installed on, or null; `matmulBuild`: its build —
  * "fma (fused)", "fma (not fused)" or "exact" — or null). */
-export function selectKernels(requested: string = "auto"): { name: "fast" | "stock"; message: string; matmul: string | null; matmulBuild: string | null } {
-  if (!(KERNELS as readonly string[]).includes(requested)) throw new Error(`--kernels: unknown value ${JSON.stringify(requested)}; use one of ${KERNELS.join(", ")}`);
+export function selectKernels(requested: string = "auto"): {
+  name: "fast" | "stock";
+  message: string;
+  matmul: string | null;
+  matmulBuild: string | null;
+} {
+  if (!(KERNELS as readonly string[]).includes(requested))
+    throw new Error(`--kernels: unknown value ${JSON.stringify(requested)}; use one of ${KERNELS.join(", ")}`);
   if (requested === "stock") active = "stock";
   else if (FastKVDecoder.available()) active = "fast";
-  else if (requested === "fast") throw new Error(`--kernels fast: src/kernels/decode.wasm cannot be used (${FastKVDecoder.unavailableReason()}); rebuild it with \`npm run build:kernels\` or pass --kernels stock`);
+  else if (requested === "fast")
+    throw new Error(
+      `--kernels fast: src/kernels/decode.wasm cannot be used (${FastKVDecoder.unavailableReason()}); rebuild it with \`npm run build:kernels\` or pass --kernels stock`,
+    );
   else active = "stock";
-  const why = active === "fast" ? "WebAssembly SIMD fused decode step (src/kernels/decode.wasm)" : requested === "stock" ? "plain-JS decoder, as requested" : `plain-JS decoder (fast kernels unavailable: ${FastKVDecoder.unavailableReason()})`;
+  const why =
+    active === "fast"
+      ? "WebAssembly SIMD fused decode step (src/kernels/decode.wasm)"
+      : requested === "stock"
+        ? "plain-JS decoder, as requested"
+        : `plain-JS decoder (fast kernels unavailable: ${FastKVDecoder.unavailableReason()})`;
   const mm = selectMatmul(requested);
   const v = mm.backend ? matmulVariant() : null;
   const matmulBuild = v ? (v.variant === "fma" ? `fma (${v.fused ? "fused" : "not fused"})` : "exact") : null;
@@ -38,13 +57,23 @@ function selectMatmul(requested: string): { backend: string | null; message: str
   if (requested === "stock") return { backend: null, message: "matmul: stock tfjs kernels, as requested" };
   const backend = tf.getBackend();
   if (!(FAST_MATMUL_BACKENDS as readonly string[]).includes(backend)) {
-    return { backend: null, message: `matmul: stock tfjs kernels (the ${backend} backend has its own; the fast matmul is for ${FAST_MATMUL_BACKENDS.join(" and ")})` };
+    return {
+      backend: null,
+      message: `matmul: stock tfjs kernels (the ${backend} backend has its own; the fast matmul is for ${FAST_MATMUL_BACKENDS.join(" and ")})`,
+    };
   }
   if (!matmulAvailable()) {
-    if (requested === "fast") throw new Error(`--kernels fast: src/kernels/matmul.wasm cannot be used (${matmulUnavailableReason()}); rebuild it with \`npm run build:kernels\` or pass --kernels stock`);
-    return { backend: null, message: `matmul: stock tfjs kernels (matmul.wasm unavailable: ${matmulUnavailableReason()})` };
+    if (requested === "fast")
+      throw new Error(
+        `--kernels fast: src/kernels/matmul.wasm cannot be used (${matmulUnavailableReason()}); rebuild it with \`npm run build:kernels\` or pass --kernels stock`,
+      );
+    return {
+      backend: null,
+      message: `matmul: stock tfjs kernels (matmul.wasm unavailable: ${matmulUnavailableReason()})`,
+    };
   }
-  if (!installFastMatmul(backend)) return { backend: null, message: `matmul: stock tfjs kernels (no BatchMatMul kernel registered for ${backend})` };
+  if (!installFastMatmul(backend))
+    return { backend: null, message: `matmul: stock tfjs kernels (no BatchMatMul kernel registered for ${backend})` };
   return { backend, message: describeFastMatmul() };
 }
 
@@ -53,6 +82,11 @@ export function activeKernels(): "fast" | "stock" {
 }
 
 /** generate() with the active decoder. */
-export function sample(hw: HostWeights, prompts: number[][], opts: GenerateOptions, rng: Rng | null): { completions: number[][]; finished: boolean[] } {
+export function sample(
+  hw: HostWeights,
+  prompts: number[][],
+  opts: GenerateOptions,
+  rng: Rng | null,
+): { completions: number[][]; finished: boolean[] } {
   return active === "fast" ? generateFast(hw, prompts, opts, rng) : generate(hw, prompts, opts, rng);
 }

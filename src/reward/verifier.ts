@@ -41,7 +41,17 @@ const mathParse = verifierMath.parse;
     function () {
       throw new Error(`verifier: ${name} is disabled`);
     };
-  const names = ["import", "createUnit", "evaluate", "parse", "compile", "simplify", "derivative", "resolve", "reviver"];
+  const names = [
+    "import",
+    "createUnit",
+    "evaluate",
+    "parse",
+    "compile",
+    "simplify",
+    "derivative",
+    "resolve",
+    "reviver",
+  ];
   verifierMath.import(Object.fromEntries(names.map((n) => [n, disabled(n)])), { override: true });
 }
 
@@ -118,7 +128,18 @@ export function extractAnswer(response: string): string | null {
 // Normalisation: LaTeX-ish answer text -> plain mathjs syntax (or null when not understood)
 
 const SKIPPED_COMMANDS = new Set(["left", "right", "displaystyle", "textstyle", "quad", "qquad", "limits"]);
-const UNWRAPPED_COMMANDS = new Set(["text", "textrm", "textup", "mathrm", "mathit", "mathbf", "textbf", "mbox", "boxed", "mathsf"]);
+const UNWRAPPED_COMMANDS = new Set([
+  "text",
+  "textrm",
+  "textup",
+  "mathrm",
+  "mathit",
+  "mathbf",
+  "textbf",
+  "mbox",
+  "boxed",
+  "mathsf",
+]);
 const FRACTIONS = new Set(["frac", "dfrac", "tfrac", "cfrac"]);
 const SYMBOLS: Record<string, string> = { cdot: "*", times: "*", ast: "*", div: "/", pi: " pi " };
 
@@ -251,7 +272,13 @@ type Expr =
   | { k: "neg"; a: Expr }
   | { k: "fn"; f: "sqrt" | "abs"; a: Expr };
 
-const BINARY: Record<string, "+" | "-" | "*" | "/" | "^"> = { add: "+", subtract: "-", multiply: "*", divide: "/", pow: "^" };
+const BINARY: Record<string, "+" | "-" | "*" | "/" | "^"> = {
+  add: "+",
+  subtract: "-",
+  multiply: "*",
+  divide: "/",
+  pow: "^",
+};
 const FUNCTIONS = new Set(["sqrt", "abs"]);
 
 interface Parsed {
@@ -268,7 +295,14 @@ function fromMathjs(root: MathNode): Parsed | null {
   const walk = (node: MathNode, depth: number): Expr | null => {
     if (++nodes > MAX_NODES || depth > MAX_DEPTH) return null;
     // Read nodes through a loose view: only plain data properties are touched, nothing is called.
-    const n = node as unknown as { type: string; value?: unknown; name?: unknown; fn?: unknown; args?: unknown; content?: unknown };
+    const n = node as unknown as {
+      type: string;
+      value?: unknown;
+      name?: unknown;
+      fn?: unknown;
+      args?: unknown;
+      content?: unknown;
+    };
     switch (n.type) {
       case "ConstantNode":
         return typeof n.value === "number" && Number.isFinite(n.value) ? { k: "num", v: n.value } : null;
@@ -301,7 +335,8 @@ function fromMathjs(root: MathNode): Parsed | null {
       case "FunctionNode": {
         const fn = n.fn as { type?: unknown; name?: unknown } | undefined;
         const args = n.args as MathNode[];
-        if (!fn || fn.type !== "SymbolNode" || typeof fn.name !== "string" || !Array.isArray(args) || args.length !== 1) return null;
+        if (!fn || fn.type !== "SymbolNode" || typeof fn.name !== "string" || !Array.isArray(args) || args.length !== 1)
+          return null;
         const name = fn.name;
         if (FUNCTIONS.has(name)) {
           const a = walk(args[0], depth + 1);

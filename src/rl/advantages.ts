@@ -12,7 +12,8 @@ export function groupAdvantages(rewards: readonly number[], groupSize: number, s
   if (!Number.isInteger(groupSize) || groupSize < 1 || rewards.length % groupSize !== 0) {
     throw new Error(`groupAdvantages: ${rewards.length} rewards do not split into groups of ${groupSize}`);
   }
-  if (!(STD_MODES as readonly string[]).includes(std)) throw new Error(`groupAdvantages: unknown std mode ${JSON.stringify(std)}; use one of ${STD_MODES.join(", ")}`);
+  if (!(STD_MODES as readonly string[]).includes(std))
+    throw new Error(`groupAdvantages: unknown std mode ${JSON.stringify(std)}; use one of ${STD_MODES.join(", ")}`);
   const out = new Array<number>(rewards.length);
   for (let g = 0; g < rewards.length; g += groupSize) {
     const grp = rewards.slice(g, g + groupSize);

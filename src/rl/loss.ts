@@ -69,27 +69,44 @@ export interface LossInputs<T> {
 }
 
 /** Reference GRPO loss on arrays ([B][T] except adv [B]). Returns the loss and its parts. */
-export function grpoLossRef(x: Omit<LossInputs<number[][]>, "adv"> & { adv: number[] }, cfg: LossConfig): { loss: number; pg: number; kl: number; entropy: number; clipFrac: number } {
-  const pgv = x.logp.map((row: number[], b: number) => row.map((lp, t) => clippedSurrogate(lp, x.oldLogp[b][t], x.adv[b], cfg.clipEps)));
+export function grpoLossRef(
+  x: Omit<LossInputs<number[][]>, "adv"> & { adv: number[] },
+  cfg: LossConfig,
+): { loss: number; pg: number; kl: number; entropy: number; clipFrac: number } {
+  const pgv = x.logp.map((row: number[], b: number) =>
+    row.map((lp, t) => clippedSurrogate(lp, x.oldLogp[b][t], x.adv[b], cfg.clipEps)),
+  );
   const klv = x.logp.map((row: number[], b: number) => row.map((lp, t) => k3(lp, x.refLogp[b][t])));
-  const clipv = x.logp.map((row: number[], b: number) => row.map((lp, t) => (Math.abs(Math.exp(lp - x.oldLogp[b][t]) - 1) > cfg.clipEps ? 1 : 0)));
+  const clipv = x.logp.map((row: number[], b: number) =>
+    row.map((lp, t) => (Math.abs(Math.exp(lp - x.oldLogp[b][t]) - 1) > cfg.clipEps ? 1 : 0)),
+  );
   const agg = (v: number[][]) => aggregate(v, x.mask, cfg.aggregation, cfg.constantLength);
   const pg = agg(pgv);
   const kl = agg(klv);
   const entropy = agg(x.entropy);
-  return { loss: pg + cfg.klCoef * kl - cfg.entropyCoef * entropy, pg, kl, entropy, clipFrac: aggregate(clipv, x.mask, "token-mean") };
+  return {
+    loss: pg + cfg.klCoef * kl - cfg.entropyCoef * entropy,
+    pg,
+    kl,
+    entropy,
+    clipFrac: aggregate(clipv, x.mask, "token-mean"),
+  };
 }
 
 function aggregateTf(v: tf.Tensor2D, mask: tf.Tensor2D, cfg: LossConfig): tf.Scalar {
   const masked = v.mul(mask);
   if (cfg.aggregation === "token-mean") return masked.sum().div(mask.sum().maximum(1e-8)) as tf.Scalar;
-  if (cfg.aggregation === "seq-mean-token-mean") return masked.sum(1).div(mask.sum(1).maximum(1e-8)).mean() as tf.Scalar;
+  if (cfg.aggregation === "seq-mean-token-mean")
+    return masked.sum(1).div(mask.sum(1).maximum(1e-8)).mean() as tf.Scalar;
   if (cfg.aggregation === "constant") return masked.sum().div(v.shape[0] * cfg.constantLength) as tf.Scalar;
   throw new Error(`unknown loss aggregation ${JSON.stringify(cfg.aggregation)}; use one of ${AGGREGATIONS.join(", ")}`);
 }
 
 /** The GRPO loss in tfjs: [B, T] tensors (adv [B]). Returns the loss and its parts (scalars). */
-export function grpoLossTf(x: LossInputs<tf.Tensor>, cfg: LossConfig): { loss: tf.Scalar; pg: tf.Scalar; kl: tf.Scalar; entropy: tf.Scalar; clipFrac: tf.Scalar } {
+export function grpoLossTf(
+  x: LossInputs<tf.Tensor>,
+  cfg: LossConfig,
+): { loss: tf.Scalar; pg: tf.Scalar; kl: tf.Scalar; entropy: tf.Scalar; clipFrac: tf.Scalar } {
   const mask = x.mask as tf.Tensor2D;
   const adv = (x.adv as tf.Tensor1D).expandDims(1);
   const ratio = tf.exp(x.logp.sub(x.oldLogp));
@@ -101,6 +118,13 @@ export function grpoLossTf(x: LossInputs<tf.Tensor>, cfg: LossConfig): { loss: t
   const kl = aggregateTf(klv, mask, cfg);
   const entropy = aggregateTf(x.entropy as tf.Tensor2D, mask, cfg);
   const loss = pg.add(kl.mul(cfg.klCoef)).sub(entropy.mul(cfg.entropyCoef)) as tf.Scalar;
-  const clipFrac = ratio.sub(1).abs().greater(cfg.clipEps).toFloat().mul(mask).sum().div(mask.sum().maximum(1e-8)) as tf.Scalar;
+  const clipFrac = ratio
+    .sub(1)
+    .abs()
+    .greater(cfg.clipEps)
+    .toFloat()
+    .mul(mask)
+    .sum()
+    .div(mask.sum().maximum(1e-8)) as tf.Scalar;
   return { loss, pg, kl, entropy, clipFrac };
 }

@@ -60,7 +60,11 @@ export interface Example {
 
 /** Pads sequences into inputs/targets with a mask over the response tokens (and the EOS, if any).
  * prompts[i] are the prompt ids of sequence i (without BOS). */
-export function responseBatch(prompts: number[][], completions: number[][], finished: boolean[]): { inputs: number[][]; targets: number[][]; mask: number[][] } {
+export function responseBatch(
+  prompts: number[][],
+  completions: number[][],
+  finished: boolean[],
+): { inputs: number[][]; targets: number[][]; mask: number[][] } {
   const seqs = completions.map((c, i) => [BOS_ID, ...prompts[i], ...c, ...(finished[i] ? [EOS_ID] : [])]);
   const T = Math.max(...seqs.map((s) => s.length)) - 1;
   const inputs: number[][] = [];
@@ -95,14 +99,23 @@ export class GrpoTrainer {
     readonly cfg: GrpoConfig,
     readonly example: Example | null,
   ) {
-    this.optimizer = new AdamW(policy, { beta1: cfg.beta1, beta2: cfg.beta2, eps: 1e-8, weightDecay: cfg.weightDecay, gradClip: cfg.gradClip });
+    this.optimizer = new AdamW(policy, {
+      beta1: cfg.beta1,
+      beta2: cfg.beta2,
+      eps: 1e-8,
+      weightDecay: cfg.weightDecay,
+      gradClip: cfg.gradClip,
+    });
     this.names = new Map(Object.entries(policy).map(([k, v]) => [v.name, k]));
   }
 
   /** One step on the single example: `copies` groups of `rollouts` samples. */
   step(rng: Rng): StepStats {
     if (!this.example) throw new Error("GrpoTrainer.step: no single example; use stepOn(groups)");
-    return this.stepOn(Array.from({ length: this.cfg.copies }, () => this.example!), rng);
+    return this.stepOn(
+      Array.from({ length: this.cfg.copies }, () => this.example!),
+      rng,
+    );
   }
 
   /** One step on the given groups (one prompt each, `rollouts` samples per group). */
@@ -112,11 +125,22 @@ export class GrpoTrainer {
     const n = groups.length * cfg.rollouts;
     const pairs = groups.flatMap((g) => Array.from({ length: cfg.rollouts }, () => g));
     const hw = hostWeights(this.policy, model);
-    const scored = rollout(hw, tok, pairs, { temperature: cfg.temperature, topP: cfg.topP, maxNewTokens: cfg.maxNewTokens }, rng, n);
+    const scored = rollout(
+      hw,
+      tok,
+      pairs,
+      { temperature: cfg.temperature, topP: cfg.topP, maxNewTokens: cfg.maxNewTokens },
+      rng,
+      n,
+    );
     const rewards = scored.map((s) => s.reward as number);
     const adv = groupAdvantages(rewards, cfg.rollouts, cfg.advantage.std, cfg.advantage.eps);
     const promptIds = groups.map((g) => tok.encode(promptText(g.prompt)));
-    const batch = responseBatch(pairs.map((_, i) => promptIds[Math.floor(i / cfg.rollouts)]), scored.map((s) => s.ids), scored.map((s) => s.finished));
+    const batch = responseBatch(
+      pairs.map((_, i) => promptIds[Math.floor(i / cfg.rollouts)]),
+      scored.map((s) => s.ids),
+      scored.map((s) => s.finished),
+    );
     const t1 = performance.now();
 
     const inputs = tf.tensor2d(batch.inputs, undefined, "int32");
@@ -126,7 +150,8 @@ export class GrpoTrainer {
     // With one update per batch the policy has not moved when the loss is taken, so the old
     // log-probabilities are the graph's own logp, bit for bit: they are copied from it (off the tape)
     // instead of taking a forward pass of their own.
-    const oldLogp = cfg.updatesPerBatch > 1 ? tf.tidy(() => tokenLogProbs(this.policy, model, inputs, targets).logp) : null;
+    const oldLogp =
+      cfg.updatesPerBatch > 1 ? tf.tidy(() => tokenLogProbs(this.policy, model, inputs, targets).logp) : null;
     const refLogp = tf.tidy(() => tokenLogProbs(this.reference, model, inputs, targets).logp);
     let last = { loss: 0, pg: 0, kl: 0, entropy: 0, clipFrac: 0, gradNorm: 0 };
     for (let u = 0; u < cfg.updatesPerBatch; u++) {
@@ -143,7 +168,17 @@ export class GrpoTrainer {
       const lossValue = value.dataSync()[0];
       const [pg, kl, ent, clipFrac] = parts.map((t) => t.dataSync()[0]);
       if (!Number.isFinite(lossValue)) {
-        tf.dispose([value, ...parts, ...Object.values(grads), inputs, targets, mask, advT, refLogp, ...(oldLogp ? [oldLogp] : [])]);
+        tf.dispose([
+          value,
+          ...parts,
+          ...Object.values(grads),
+          inputs,
+          targets,
+          mask,
+          advT,
+          refLogp,
+          ...(oldLogp ? [oldLogp] : []),
+        ]);
         throw new NumericalFault(`loss is ${lossValue}; the update was not applied`);
       }
       let gradNorm: number;
@@ -176,7 +211,9 @@ export class GrpoTrainer {
       rolloutSeconds: (t1 - t0) / 1000,
       updateSeconds: (t2 - t1) / 1000,
       examples: scored.slice(0, 4).map((s) => ({ completion: s.completion, reward: s.reward })),
-      groupRewards: groups.map((_, g) => rewards.slice(g * cfg.rollouts, (g + 1) * cfg.rollouts).reduce((a, b) => a + b, 0) / cfg.rollouts),
+      groupRewards: groups.map(
+        (_, g) => rewards.slice(g * cfg.rollouts, (g + 1) * cfg.rollouts).reduce((a, b) => a + b, 0) / cfg.rollouts,
+      ),
     };
   }
 }

@@ -20,15 +20,29 @@ export function tokenizerJson(alphabet: string[] = ALPHABET): object {
     truncation: null,
     padding: null,
     added_tokens: SPECIAL_TOKENS.map((content, id) => ({
-      id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true,
+      id,
+      content,
+      single_word: false,
+      lstrip: false,
+      rstrip: false,
+      normalized: false,
+      special: true,
     })),
     normalizer: null,
     pre_tokenizer: { type: "Split", pattern: { Regex: "." }, behavior: "Isolated", invert: false },
     post_processor: null,
     decoder: { type: "Fuse" },
     model: {
-      type: "BPE", dropout: null, unk_token: "<unk>", continuing_subword_prefix: null, end_of_word_suffix: null,
-      fuse_unk: false, byte_fallback: false, ignore_merges: false, vocab, merges: [],
+      type: "BPE",
+      dropout: null,
+      unk_token: "<unk>",
+      continuing_subword_prefix: null,
+      end_of_word_suffix: null,
+      fuse_unk: false,
+      byte_fallback: false,
+      ignore_merges: false,
+      vocab,
+      merges: [],
     },
   };
 }
@@ -48,7 +62,10 @@ export class CharTokenizer {
   private readonly known: Set<string>;
   private readonly idToChar: string[];
 
-  constructor(private readonly hf: Tokenizer, readonly source: string) {
+  constructor(
+    private readonly hf: Tokenizer,
+    readonly source: string,
+  ) {
     const vocab = hf.get_vocab(true);
     this.vocabSize = Math.max(...vocab.values()) + 1;
     this.idToChar = new Array(this.vocabSize).fill("");
@@ -96,7 +113,8 @@ export class CharTokenizer {
 export function loadTokenizer(dir: string): CharTokenizer {
   const tj = path.join(dir, "tokenizer.json");
   const tc = path.join(dir, "tokenizer_config.json");
-  for (const f of [tj, tc]) if (!fs.existsSync(f)) throw new Error(`${f}: tokenizer file not found (run \`npm run data\` to write it)`);
+  for (const f of [tj, tc])
+    if (!fs.existsSync(f)) throw new Error(`${f}: tokenizer file not found (run \`npm run data\` to write it)`);
   const hf = new Tokenizer(JSON.parse(fs.readFileSync(tj, "utf8")), JSON.parse(fs.readFileSync(tc, "utf8")));
   const tok = new CharTokenizer(hf, dir);
   for (const [i, s] of SPECIAL_TOKENS.entries()) {

@@ -35,7 +35,12 @@ export function generateDatasets(spec: DatasetSpec): { benchmarks: Record<Family
         const p = makeProblem(family, rng);
         if (seen.has(p.prompt)) continue;
         seen.add(p.prompt);
-        out.push({ id: `${prefix}-${family}-${String(out.length).padStart(4, "0")}`, family, prompt: p.prompt, answer: p.answer });
+        out.push({
+          id: `${prefix}-${family}-${String(out.length).padStart(4, "0")}`,
+          family,
+          prompt: p.prompt,
+          answer: p.answer,
+        });
       }
       return out;
     };
@@ -56,11 +61,15 @@ export function readItems(file: string): Item[] {
     try {
       obj = JSON.parse(line);
     } catch (e) {
-      throw new Error(`${file}:${i + 1}: not valid JSON (${(e as Error).message}); each line must be {"prompt": "...", "answer": "..."}`);
+      throw new Error(
+        `${file}:${i + 1}: not valid JSON (${(e as Error).message}); each line must be {"prompt": "...", "answer": "..."}`,
+      );
     }
     const o = obj as Record<string, unknown>;
     if (typeof o !== "object" || o === null || typeof o.prompt !== "string" || typeof o.answer !== "string") {
-      throw new Error(`${file}:${i + 1}: expected an object with string fields "prompt" and "answer", got ${line.slice(0, 80)}`);
+      throw new Error(
+        `${file}:${i + 1}: expected an object with string fields "prompt" and "answer", got ${line.slice(0, 80)}`,
+      );
     }
     items.push({
       id: typeof o.id === "string" ? o.id : `${path.basename(file, ".jsonl")}-${i + 1}`,

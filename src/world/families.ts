@@ -88,15 +88,27 @@ export function mulProblem(rng: Rng, d: Difficulty = {}): Problem {
   const units = a % 10;
   const steps: Step[] = [];
   const exact: number[] = [];
-  steps.push(chained(() => ({ lhs: `${tens}*${b}`, value: tens * b }), () => tens * b >= 100, exact));
+  steps.push(
+    chained(
+      () => ({ lhs: `${tens}*${b}`, value: tens * b }),
+      () => tens * b >= 100,
+      exact,
+    ),
+  );
   exact.push(tens * b);
   if (units > 0) {
-    steps.push(chained(() => ({ lhs: `${units}*${b}`, value: units * b }), () => units * b >= 10, exact));
+    steps.push(
+      chained(
+        () => ({ lhs: `${units}*${b}`, value: units * b }),
+        () => units * b >= 10,
+        exact,
+      ),
+    );
     exact.push(units * b);
     steps.push(
       chained(
         (prev) => ({ lhs: `${prev[0]}+${prev[1]}`, value: prev[0] + prev[1] }),
-        (prev) => carry(prev[0], prev[1]) || prev[0] % 100 + prev[1] >= 100,
+        (prev) => carry(prev[0], prev[1]) || (prev[0] % 100) + prev[1] >= 100,
         exact,
       ),
     );
@@ -146,7 +158,13 @@ export function wordProblem(rng: Rng, d: Difficulty = {}): Problem {
   const c = t.op === "-" ? rng.int(1, a * b - 1) : rng.int(1, 30);
   const exact: number[] = [];
   const steps: Step[] = [];
-  steps.push(chained(() => ({ lhs: `${a}*${b}`, value: a * b }), () => a * b >= 20, exact));
+  steps.push(
+    chained(
+      () => ({ lhs: `${a}*${b}`, value: a * b }),
+      () => a * b >= 20,
+      exact,
+    ),
+  );
   exact.push(a * b);
   steps.push(
     chained(

@@ -44,7 +44,12 @@ export interface Solution {
 }
 
 /** Renders one solution text (what follows `prompt?`). */
-export function renderSolution(problem: Problem, procedure: Procedure, rng: Rng, rates: SlipRates = DEFAULT_SLIPS): Solution {
+export function renderSolution(
+  problem: Problem,
+  procedure: Procedure,
+  rng: Rng,
+  rates: SlipRates = DEFAULT_SLIPS,
+): Solution {
   const exactAnswer = Number(problem.answer);
   if (procedure === "hasty") {
     const final = rng.next() < rates.hastyRight ? exactAnswer : slip(rng, exactAnswer);
