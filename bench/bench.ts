@@ -30,7 +30,7 @@ import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { cpuDelta, readCpuTimes, stealShare } from "../src/engine/cpuStat.js";
+import { cpuDelta, readCpuTimes, stealShare } from "./cpuStat.js";
 import { makeRng } from "../src/engine/rng.js";
 import { GrpoSchema } from "../src/experiment/schema.js";
 import {
@@ -60,7 +60,7 @@ import { sample, selectKernels } from "../src/model/sampler.js";
 import { GrpoTrainer } from "../src/rl/trainer.js";
 import { loadTokenizer } from "../src/text/tokenizer.js";
 import { corpusStream, DEFAULT_CORPUS, promptText, type CorpusItem } from "../src/world/corpus.js";
-import { shareTfjsWasmHeap } from "../src/kernels/wasmHeap.js";
+import { shareTfjsWasmHeap } from "../src/engine/wasmHeap.js";
 
 // before the wasm backend starts: its heap shared, so that threaded matmuls run in it (no copies)
 const heapNotShared = shareTfjsWasmHeap(wasmPackage);

@@ -16,7 +16,7 @@ import * as tf from "@tensorflow/tfjs";
 import * as wasmPackage from "@tensorflow/tfjs-backend-wasm";
 import { matmulThreadsReady, setMatmulThreads, setMatmulVariant } from "../src/kernels/matmul.js";
 import { installFastMatmul } from "../src/kernels/tfjsKernels.js";
-import { shareTfjsWasmHeap } from "../src/kernels/wasmHeap.js";
+import { shareTfjsWasmHeap } from "../src/engine/wasmHeap.js";
 
 // before the wasm backend starts: its heap shared, so that threaded matmuls run in it (no copies)
 const heapNotShared = shareTfjsWasmHeap(wasmPackage);

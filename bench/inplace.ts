@@ -13,7 +13,7 @@ import type { Params } from "../src/model/gpt.js";
 import { selectKernels } from "../src/model/sampler.js";
 import { GrpoTrainer } from "../src/rl/trainer.js";
 import { loadTokenizer } from "../src/text/tokenizer.js";
-import { shareTfjsWasmHeap } from "../src/kernels/wasmHeap.js";
+import { shareTfjsWasmHeap } from "../src/engine/wasmHeap.js";
 
 // before the wasm backend starts: its heap shared, so that threaded matmuls run in it (no copies)
 const heapNotShared = shareTfjsWasmHeap(wasmPackage);

@@ -7,7 +7,7 @@ import * as tf from "@tensorflow/tfjs";
 import * as wasmPackage from "@tensorflow/tfjs-backend-wasm";
 import { makeRng } from "../src/engine/rng.js";
 import { matMul, matmulAvailable } from "../src/kernels/matmul.js";
-import { shareTfjsWasmHeap } from "../src/kernels/wasmHeap.js";
+import { shareTfjsWasmHeap } from "../src/engine/wasmHeap.js";
 
 // before the wasm backend starts: its heap shared, so that threaded matmuls run in it (no copies)
 const heapNotShared = shareTfjsWasmHeap(wasmPackage);

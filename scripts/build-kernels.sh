@@ -9,7 +9,7 @@
 # over it), so they are built with atomics, and decode.wasm must not use the stack (every instance's
 # stack pointer would start at the same address): the build fails if it touches a global. matmul-heap.wasm is the same source built for
 # another imported shared memory of up to 4 GiB: matmul.ts runs it inside the tfjs-wasm backend's
-# own heap (made shared by src/kernels/wasmHeap.ts), on the caller's thread and in every worker: no
+# own heap (made shared by src/engine/wasmHeap.ts), on the caller's thread and in every worker: no
 # copies. So it must never write anywhere but through the pointers it is given: the build fails if
 # it has a data section or touches a global (the stack pointer).
 # matmul-fma.wasm and matmul-heap-fma.wasm: the same two with -DRLVR_FMA (relaxed-SIMD fused

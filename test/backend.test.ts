@@ -1,8 +1,8 @@
 import * as tf from "@tensorflow/tfjs";
 import { describe, expect, it } from "vitest";
 import { selectBackend } from "../src/engine/backend.js";
-import { cpuDelta, parseProcStat, readCpuTimes, stealShare } from "../src/engine/cpuStat.js";
-import { wasmHeapStatus } from "../src/kernels/wasmHeap.js";
+import { cpuDelta, parseProcStat, readCpuTimes, stealShare } from "../bench/cpuStat.js";
+import { wasmHeapStatus } from "../src/engine/wasmHeap.js";
 
 const absentNative = async (pkg: string) => {
   if (pkg.includes("tfjs-node")) throw new Error(`Cannot find package '${pkg}'`);
@@ -13,7 +13,7 @@ describe("backend selection", () => {
   it("auto falls back to wasm when the native packages are absent, and says why", async () => {
     const b = await selectBackend("auto", absentNative);
     expect(b.name).toBe("wasm");
-    // its heap made shared for the fast matmul's threads (src/kernels/wasmHeap.ts)
+    // its heap made shared for the fast matmul's threads (src/engine/wasmHeap.ts)
     expect(wasmHeapStatus()).toBeNull();
     expect((tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } }).wasm.HEAPU8.buffer).toBeInstanceOf(
       SharedArrayBuffer,

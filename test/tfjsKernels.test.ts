@@ -51,7 +51,7 @@ import {
   uninstallFastMatmul,
 } from "../src/kernels/tfjsKernels.js";
 import { selectKernels } from "../src/model/sampler.js";
-import { shareTfjsWasmHeap, withSharedMemory } from "../src/kernels/wasmHeap.js";
+import { shareTfjsWasmHeap, withSharedMemory } from "../src/engine/wasmHeap.js";
 
 // before the wasm backend starts (in its describe's beforeAll)
 const heapNotShared = shareTfjsWasmHeap(wasmPackage);

@@ -2,7 +2,7 @@
 // optional peer dependencies, used only when installed and loadable), else wasm, else cpu.
 // The chosen backend is returned so that every output can record it.
 import * as tf from "@tensorflow/tfjs";
-import { shareTfjsWasmHeap } from "../kernels/wasmHeap.js";
+import { shareTfjsWasmHeap } from "./wasmHeap.js";
 
 export const BACKENDS = ["auto", "tensorflow", "wasm", "cpu"] as const;
 export type BackendName = (typeof BACKENDS)[number];
@@ -36,7 +36,7 @@ async function tryNative(importer: Importer): Promise<{ pkg: string } | { errors
 
 async function tryWasm(importer: Importer): Promise<string | null> {
   try {
-    // its heap made shared first, so that the fast matmul's threads can work in it (src/kernels/wasmHeap.ts)
+    // its heap made shared first, so that the fast matmul's threads can work in it (src/engine/wasmHeap.ts)
     shareTfjsWasmHeap(await importer("@tensorflow/tfjs-backend-wasm"));
     if (await tf.setBackend("wasm")) return null;
     return "@tensorflow/tfjs-backend-wasm: setBackend returned false";

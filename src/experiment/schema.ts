@@ -3,7 +3,7 @@
 // for editors (experiments/experiment.schema.json) is generated from it.
 // Validation errors name the file, the field, the value received and the fix.
 import { z } from "zod";
-import { nearest } from "../cli/args.js";
+import { nearest } from "../engine/nearest.js";
 import { STD_MODES } from "../rl/advantages.js";
 import { AGGREGATIONS } from "../rl/loss.js";
 

@@ -19,7 +19,7 @@ import os from "node:os";
 import v8 from "node:v8";
 import { fileURLToPath } from "node:url";
 import { CTRL_INTS, type RunAlone, takeWorkers, WorkerPool } from "./threads.js";
-import { sections } from "./wasmBinary.js";
+import { sections } from "../engine/wasmBinary.js";
 
 /** The two builds of matmul.c (scripts/build-kernels.sh): "fma" multiplies and adds with relaxed-SIMD
  * f32x4.relaxed_madd (fused where the CPU has FMA), "exact" rounds the product before adding (the

@@ -15,7 +15,7 @@
 // (tf.fused.matMul, used by tfjs-layers) is left stock.
 // Inputs are read where the backend keeps them (cpu: backend.data values; wasm: the tfjs-wasm heap)
 // and copied into the matmul memory; the result is copied into a new output tensor. On the wasm
-// backend, once its heap is shared (src/kernels/wasmHeap.ts, done by src/engine/backend.ts), every
+// backend, once its heap is shared (src/engine/wasmHeap.ts, done by src/engine/backend.ts), every
 // call instead runs in place in that heap on all threads (matmul.ts, matmul-heap*.wasm): no copies.
 // float32 only:
 // other dtypes, empty outputs and calls too large for the 2 GiB kernel memory go to the stock kernel.
@@ -33,7 +33,7 @@ import {
   runGelu,
   runMatMul,
 } from "./matmul.js";
-import { wasmHeapStatus } from "./wasmHeap.js";
+import { wasmHeapStatus } from "../engine/wasmHeap.js";
 
 const KERNEL = "BatchMatMul";
 /** Our GELU op (tanh approximation) and its input gradient, registered with the fast matmul. */

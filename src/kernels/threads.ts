@@ -10,7 +10,7 @@
 // Workers are unref'd (they never keep the process alive) and start asynchronously: until one has
 // instantiated its module the caller simply works alone.
 // A job can also run in a second memory, a host's heap (the tfjs-wasm backend's, once it is shared:
-// src/kernels/wasmHeap.ts), through another module (matmul-heap*.wasm): attachHeap() sends both to
+// src/engine/wasmHeap.ts), through another module (matmul-heap*.wasm): attachHeap() sends both to
 // every worker over its own MessagePort, and a post names the memory it runs in (HEAP: 0 = the
 // pool's own, g > 0 = the heap attached as generation g). A worker blocked in its job loop takes that
 // message synchronously (receiveMessageOnPort) the first time a job needs it.
