@@ -43,7 +43,7 @@ import {
   setMatmulThreads,
   setMatmulVariant,
 } from "../src/kernels/matmul.js";
-import { installFastMatmul, uninstallFastMatmul } from "../src/kernels/tfjsKernels.js";
+import { installFastKernels, uninstallFastKernels } from "../src/kernels/tfjs/register.js";
 import { loadCheckpoint } from "../src/model/checkpoint.js";
 import { hostWeights } from "../src/model/decode.js";
 import {
@@ -56,7 +56,7 @@ import {
 } from "../src/model/gpt.js";
 import { AdamW } from "../src/model/optim.js";
 import { encodeBatch } from "../src/model/pretrain.js";
-import { sample, selectKernels } from "../src/model/sampler.js";
+import { sample, selectKernels } from "../src/model/generate.js";
 import { GrpoTrainer } from "../src/rl/trainer.js";
 import { loadTokenizer } from "../src/text/tokenizer.js";
 import { corpusStream, DEFAULT_CORPUS, promptText, type CorpusItem } from "../src/world/corpus.js";
@@ -162,11 +162,11 @@ async function matmulTimer(
   tb: boolean,
   data: [Float32Array, Float32Array],
 ): Promise<number> {
-  uninstallFastMatmul();
+  uninstallFastKernels();
   await useBackend(impl === "cpu" ? "cpu" : "wasm");
   if (impl === "fast1" || impl === "fastN" || impl === "exact1") {
     setMatmulVariant(impl === "exact1" ? "exact" : FAST_BUILD);
-    installFastMatmul("wasm");
+    installFastKernels("wasm");
     setMatmulThreads(impl === "fastN" ? N : 1);
   }
   const aShape = ta ? [s.K, s.M] : [s.M, s.K];
@@ -175,7 +175,7 @@ async function matmulTimer(
   const B = tf.tensor(data[1], s.batch > 1 ? [s.batch, ...bShape] : bShape);
   const sec = time(() => tf.matMul(A, B, ta, tb).dispose());
   tf.dispose([A, B]);
-  uninstallFastMatmul();
+  uninstallFastKernels();
   return (2 * s.batch * s.M * s.K * s.N) / sec / 1e9;
 }
 

@@ -15,7 +15,7 @@ import { Worker } from "node:worker_threads";
 import * as tf from "@tensorflow/tfjs";
 import * as wasmPackage from "@tensorflow/tfjs-backend-wasm";
 import { matmulThreadsReady, setMatmulThreads, setMatmulVariant } from "../src/kernels/matmul.js";
-import { installFastMatmul } from "../src/kernels/tfjsKernels.js";
+import { installFastKernels } from "../src/kernels/tfjs/register.js";
 import { shareTfjsWasmHeap } from "../src/engine/wasmHeap.js";
 
 // before the wasm backend starts: its heap shared, so that threaded matmuls run in it (no copies)
@@ -81,7 +81,7 @@ await new Promise((r) => worker.once("message", r));
 
 await tf.setBackend("wasm");
 await tf.ready();
-installFastMatmul("wasm");
+installFastKernels("wasm");
 setMatmulVariant("exact");
 setMatmulThreads(2);
 if ((await matmulThreadsReady(2)) < 2) throw new Error("the matmul worker did not start");

@@ -1,5 +1,5 @@
 // Decode throughput: generate (host JS, src/model/decode.ts) vs generateFast (WebAssembly SIMD,
-// src/kernels/fastDecoder.ts) on gpt-nano with init weights, 64 prompts of 8-20 tokens x up to 60
+// src/model/fastDecoder.ts) on gpt-nano with init weights, 64 prompts of 8-20 tokens x up to 60
 // new tokens. Default greedy (temperature 0: init weights rarely pick EOS, so every sequence runs
 // the full 60 tokens); --temperature 1 samples with the same seeded rng for both (the same tokens,
 // so the same work, but EOS ends sequences early). Rounds alternate JS and WASM back to back;
@@ -9,7 +9,7 @@ import * as tf from "@tensorflow/tfjs";
 import { makeRng } from "../src/engine/rng.js";
 import { disposeParams, initParams, resolveModelConfig } from "../src/model/gpt.js";
 import { generate, hostWeights, type GenerateOptions } from "../src/model/decode.js";
-import { FastKVDecoder, generateFast } from "../src/kernels/fastDecoder.js";
+import { FastKVDecoder, generateFast } from "../src/model/fastDecoder.js";
 
 function arg(name: string, dflt: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -24,7 +24,7 @@ const temperature = Number(arg("temperature", "0"));
 
 await tf.setBackend("cpu");
 if (!FastKVDecoder.available()) {
-  console.error(`decode.wasm unavailable: ${FastKVDecoder.unavailableReason()} (run npm run build:kernels)`);
+  console.error(`fastDecoder.wasm unavailable: ${FastKVDecoder.unavailableReason()} (run npm run build:kernels)`);
   process.exit(1);
 }
 const cfg = resolveModelConfig(preset, 58);

@@ -10,7 +10,7 @@ import { GrpoSchema } from "../src/experiment/schema.js";
 import { matmulThreadsReady, setMatmulInPlace, setMatmulThreads } from "../src/kernels/matmul.js";
 import { loadCheckpoint } from "../src/model/checkpoint.js";
 import type { Params } from "../src/model/gpt.js";
-import { selectKernels } from "../src/model/sampler.js";
+import { selectKernels } from "../src/model/generate.js";
 import { GrpoTrainer } from "../src/rl/trainer.js";
 import { loadTokenizer } from "../src/text/tokenizer.js";
 import { shareTfjsWasmHeap } from "../src/engine/wasmHeap.js";

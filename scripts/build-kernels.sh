@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Builds the WebAssembly kernels in src/kernels/*.c into src/kernels/*.wasm (committed, so users
+# Builds the WebAssembly kernels (src/kernels/matmul.c, and the organism's fused decode step
+# src/model/fastDecoder.c) into .wasm files beside them (committed, so users
 # need no compiler). Needs clang and wasm-ld with the WebAssembly target; the committed binaries are
 # built with Debian's clang 19 (bookworm: apt-get install -y clang-19 lld-19), which folds constant
 # offsets into WebAssembly loads (clang 14 does not: its matmul runs ~15% slower under V8). Uses
 # clang-19 if present, else clang; CLANG=/path/to/clang overrides. Output is deterministic for a
 # given clang version.
-# matmul.wasm and decode.wasm import a shared memory (threads: every worker runs its own instance
-# over it), so they are built with atomics, and decode.wasm must not use the stack (every instance's
+# matmul.wasm and fastDecoder.wasm import a shared memory (threads: every worker runs its own instance
+# over it), so they are built with atomics, and fastDecoder.wasm must not use the stack (every instance's
 # stack pointer would start at the same address): the build fails if it touches a global. matmul-heap.wasm is the same source built for
 # another imported shared memory of up to 4 GiB: matmul.ts runs it inside the tfjs-wasm backend's
 # own heap (made shared by src/engine/wasmHeap.ts), on the caller's thread and in every worker: no
@@ -25,16 +26,15 @@ FLAGS=(
   -Wl,--no-entry -Wl,--export=__heap_base -Wl,-z,stack-size=65536 -Wl,--strip-debug
 )
 SHARED=(-matomics -Wl,--import-memory -Wl,--shared-memory -Wl,--max-memory=2147483648)
-for name in decode matmul; do
-  src="src/kernels/$name.c"
-  [ -f "$src" ] || continue
-  "$CLANG" "${FLAGS[@]}" "${SHARED[@]}" -o "src/kernels/$name.wasm" "$src"
-  echo "built src/kernels/$name.wasm ($(wc -c < "src/kernels/$name.wasm") bytes) with $("$CLANG" --version | head -1)"
+for src in src/model/fastDecoder.c src/kernels/matmul.c; do
+  out="${src%.c}.wasm"
+  "$CLANG" "${FLAGS[@]}" "${SHARED[@]}" -o "$out" "$src"
+  echo "built $out ($(wc -c < "$out") bytes) with $("$CLANG" --version | head -1)"
 done
 OBJDUMP="${OBJDUMP:-$(dirname "$(command -v "$CLANG")")/$(basename "$CLANG" | sed 's/^clang/llvm-objdump/')}"
 command -v "$OBJDUMP" >/dev/null || OBJDUMP=llvm-objdump
-if command -v "$OBJDUMP" >/dev/null && "$OBJDUMP" -d src/kernels/decode.wasm | grep -q 'global\.'; then
-  echo "src/kernels/decode.wasm uses the stack (global.get/set): its threads would share one stack; keep its functions free of stack arrays" >&2
+if command -v "$OBJDUMP" >/dev/null && "$OBJDUMP" -d src/model/fastDecoder.wasm | grep -q 'global\.'; then
+  echo "src/model/fastDecoder.wasm uses the stack (global.get/set): its threads would share one stack; keep its functions free of stack arrays" >&2
   exit 1
 fi
 FMA=(-DRLVR_FMA -mrelaxed-simd)

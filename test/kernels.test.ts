@@ -1,4 +1,4 @@
-// WebAssembly decode kernel (src/kernels/decode.wasm via fastDecoder.ts) against the host JS
+// WebAssembly decode kernel (src/model/fastDecoder.wasm via fastDecoder.ts) against the host JS
 // decoder (src/model/decode.ts): logits within 1e-4, bit-identical reruns, a sequence's logits
 // independent of its batch and of the thread count, and generateFast == generate token for token.
 import * as tf from "@tensorflow/tfjs";
@@ -12,7 +12,7 @@ import {
   FastKVDecoder,
   generateFast,
   kernelMath,
-} from "../src/kernels/fastDecoder.js";
+} from "../src/model/fastDecoder.js";
 import { defaultThreads, matMul, matmulAvailable, setMatmulThreads } from "../src/kernels/matmul.js";
 
 const available = FastKVDecoder.available();

@@ -14,8 +14,8 @@ import {
   disposeParams,
   tokenLogProbs,
 } from "../src/model/gpt.js";
-import { selectKernels } from "../src/model/sampler.js";
-import { fastKernelsActive } from "../src/kernels/tfjsKernels.js";
+import { selectKernels } from "../src/model/generate.js";
+import { fastKernelsActive } from "../src/kernels/tfjs/register.js";
 import { generate, hostWeights, KVDecoder, sampleToken } from "../src/model/decode.js";
 import { AdamW, DEFAULT_ADAMW } from "../src/model/optim.js";
 import { loadCheckpoint, saveCheckpoint, decodeSafetensors, encodeSafetensors } from "../src/model/checkpoint.js";

@@ -1,4 +1,4 @@
-// The WebAssembly SIMD matmul as tfjs's BatchMatMul (src/kernels/tfjsKernels.ts) on the wasm and
+// The WebAssembly SIMD matmul as tfjs's BatchMatMul (src/kernels/tfjs/) on the wasm and
 // cpu backends: tf.matMul agrees with the stock kernel and with a float64 reference over odd
 // shapes, every transpose combination, batches and broadcast batches (max abs diff <= 1e-4 x
 // max(1, max |C|)); gradients of lmLoss through `forward` agree with stock; 1 and N threads give
@@ -36,21 +36,21 @@ import {
   matmulVariant,
   MAX_STRIKES,
   parseVariant,
-  runGelu,
   runMatMul,
   setMatmulInPlace,
   setMatmulThreads,
   setMatmulVariant,
 } from "../src/kernels/matmul.js";
+import { batchOffsets } from "../src/kernels/tfjs/BatchMatMul.js";
+import { GELU } from "../src/kernels/tfjs/RlvrGelu.js";
 import {
-  batchOffsets,
+  fastKernelBackends,
   fastKernelsActive,
-  fastMatmulBackends,
-  GELU,
-  installFastMatmul,
-  uninstallFastMatmul,
-} from "../src/kernels/tfjsKernels.js";
-import { selectKernels } from "../src/model/sampler.js";
+  installFastKernels,
+  uninstallFastKernels,
+} from "../src/kernels/tfjs/register.js";
+import { runGelu } from "../src/kernels/gelu.js";
+import { selectKernels } from "../src/model/generate.js";
 import { shareTfjsWasmHeap, withSharedMemory } from "../src/engine/wasmHeap.js";
 
 // before the wasm backend starts (in its describe's beforeAll)
@@ -162,7 +162,7 @@ function lossGrads(params: Params, cfg: ReturnType<typeof smallModel>): Record<s
 }
 
 afterAll(async () => {
-  uninstallFastMatmul();
+  uninstallFastKernels();
   await tf.setBackend("cpu");
 });
 
@@ -176,7 +176,7 @@ for (const variant of MATMUL_VARIANTS)
     for (const backend of ["wasm", "cpu"]) {
       describe(`${backend} backend`, () => {
         beforeAll(async () => {
-          uninstallFastMatmul();
+          uninstallFastKernels();
           await tf.setBackend(backend);
           await tf.ready();
         });
@@ -194,9 +194,9 @@ for (const variant of MATMUL_VARIANTS)
                 const b = rand(size(sb));
                 const A = tf.tensor(a, sa);
                 const B = tf.tensor(b, sb);
-                uninstallFastMatmul();
+                uninstallFastKernels();
                 const stock = stockOk ? tf.matMul(A, B, ta, tb) : null;
-                expect(installFastMatmul(backend)).toBe(true);
+                expect(installFastKernels(backend)).toBe(true);
                 const fast = tf.matMul(A, B, ta, tb);
                 const ref = reference(a, sa, b, sb, ta, tb);
                 expect(fast.shape).toEqual(ref.shape);
@@ -223,7 +223,7 @@ for (const variant of MATMUL_VARIANTS)
         });
 
         it("non-float32 matmuls still go to the stock kernel", () => {
-          expect(installFastMatmul(backend)).toBe(true);
+          expect(installFastKernels(backend)).toBe(true);
           if (backend === "cpu") {
             const c = tf.matMul(tf.tensor2d([1, 2, 3, 4], [2, 2], "int32"), tf.tensor2d([5, 6, 7, 8], [2, 2], "int32"));
             expect(c.dtype).toBe("int32");
@@ -243,9 +243,9 @@ for (const variant of MATMUL_VARIANTS)
           const cfg = smallModel();
           const params = initParams(cfg, 5);
           try {
-            uninstallFastMatmul();
+            uninstallFastKernels();
             const stock = lossGrads(params, cfg);
-            expect(installFastMatmul(backend)).toBe(true);
+            expect(installFastKernels(backend)).toBe(true);
             const fast = lossGrads(params, cfg);
             let worst = 0;
             for (const [k, g] of Object.entries(stock)) {
@@ -262,7 +262,7 @@ for (const variant of MATMUL_VARIANTS)
         });
 
         it("1 thread and N threads are bit-identical (tf.matMul and gradients)", async () => {
-          expect(installFastMatmul(backend)).toBe(true);
+          expect(installFastKernels(backend)).toBe(true);
           const shapes: [number[], number[], boolean, boolean][] = [
             [[300, 129], [129, 70], false, false],
             [[129, 300], [70, 129], true, true],
@@ -320,7 +320,7 @@ for (const variant of MATMUL_VARIANTS)
         });
 
         it("in place on the wasm heap (shared: on every thread), bit-identical to copying", async () => {
-          expect(installFastMatmul(backend)).toBe(true);
+          expect(installFastKernels(backend)).toBe(true);
           if (backend === "wasm") {
             expect(heapNotShared).toBeNull();
             expect((tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } }).wasm.HEAPU8.buffer).toBeInstanceOf(
@@ -401,7 +401,7 @@ for (const variant of MATMUL_VARIANTS)
             const w = rand(n);
             const x = tf.tensor1d(xs);
             const wt = tf.tensor1d(w);
-            uninstallFastMatmul();
+            uninstallFastKernels();
             expect(fastKernelsActive()).toBe(false);
             const both = () =>
               tf.tidy(() => [
@@ -411,7 +411,7 @@ for (const variant of MATMUL_VARIANTS)
                   .dataSync(),
               ]);
             const [stockVal, stockGrad] = both();
-            expect(installFastMatmul(backend)).toBe(true);
+            expect(installFastKernels(backend)).toBe(true);
             expect(fastKernelsActive()).toBe(true);
             const before = tf.memory().numTensors;
             const [fastVal, fastGrad] = both();
@@ -425,12 +425,12 @@ for (const variant of MATMUL_VARIANTS)
             expect(tf.memory().numTensors).toBe(before - 2);
           }
           // uninstalled: the op is gone from the backend (gelu() falls back to tfjs ops)
-          uninstallFastMatmul();
+          uninstallFastKernels();
           expect(tf.getKernel(GELU, backend)).toBeUndefined();
         });
 
         it("all-heads attention equals per-head attention bit for bit (values and gradients)", () => {
-          expect(installFastMatmul(backend)).toBe(true);
+          expect(installFastKernels(backend)).toBe(true);
           const [B, T, nh, hd] = [3, 11, 4, 5];
           const qkv = tf.tensor3d(rand(B * T * 3 * nh * hd), [B, T, 3 * nh * hd]);
           const maskData = new Float32Array(T * T);
@@ -454,7 +454,7 @@ for (const variant of MATMUL_VARIANTS)
         it.skipIf(backend !== "wasm")(
           "wasm: Sum over leading axes as column sums, SplitV and Identity as copies / shares: the same bits as stock; gradients equal; restored on uninstall",
           () => {
-            uninstallFastMatmul();
+            uninstallFastKernels();
             const stockSplit = tf.getKernel("SplitV", backend)!.kernelFunc;
             const stockIdentity = tf.getKernel("Identity", backend)!.kernelFunc;
             const stockSum = tf.getKernel("Sum", backend)!.kernelFunc;
@@ -519,7 +519,7 @@ for (const variant of MATMUL_VARIANTS)
             };
             const stockSplits = splitAll();
             const stockGrad = gradOf();
-            expect(installFastMatmul(backend)).toBe(true);
+            expect(installFastKernels(backend)).toBe(true);
             expect(tf.getKernel("SplitV", backend)!.kernelFunc).not.toBe(stockSplit);
             const before = tf.memory().numTensors;
             expect(tf.getKernel("Sum", backend)!.kernelFunc).not.toBe(stockSum);
@@ -544,27 +544,27 @@ for (const variant of MATMUL_VARIANTS)
             expect(tf.memory().numBytes).toBe(bytes);
             expect(tf.memory().numTensors).toBe(before);
 
-            uninstallFastMatmul();
+            uninstallFastKernels();
             expect(tf.getKernel("SplitV", backend)!.kernelFunc).toBe(stockSplit);
             expect(tf.getKernel("Identity", backend)!.kernelFunc).toBe(stockIdentity);
             expect(tf.getKernel("Sum", backend)!.kernelFunc).toBe(stockSum);
-            installFastMatmul(backend);
+            installFastKernels(backend);
           },
         );
 
         it("uninstall restores the stock kernel, bit for bit", () => {
-          uninstallFastMatmul();
+          uninstallFastKernels();
           const stockFunc = tf.getKernel("BatchMatMul", backend)!.kernelFunc;
           const A = tf.tensor(rand(3 * 37 * 29), [3, 37, 29]);
           const B = tf.tensor(rand(3 * 29 * 41), [3, 29, 41]);
           const before = tf.matMul(A, B, false, false).dataSync();
-          expect(installFastMatmul(backend)).toBe(true);
+          expect(installFastKernels(backend)).toBe(true);
           expect(tf.getKernel("BatchMatMul", backend)!.kernelFunc).not.toBe(stockFunc);
-          expect(fastMatmulBackends()).toEqual([backend]);
+          expect(fastKernelBackends()).toEqual([backend]);
           const fast = tf.matMul(A, B).dataSync();
           expect(maxAbsDiff(fast, before)).toBeLessThan(1e-5);
-          uninstallFastMatmul();
-          expect(fastMatmulBackends()).toEqual([]);
+          uninstallFastKernels();
+          expect(fastKernelBackends()).toEqual([]);
           expect(tf.getKernel("BatchMatMul", backend)!.kernelFunc).toBe(stockFunc);
           const after = tf.matMul(A, B).dataSync();
           expect(Array.from(after)).toEqual(Array.from(before));
@@ -575,11 +575,11 @@ for (const variant of MATMUL_VARIANTS)
           const fast = selectKernels("fast");
           expect(fast.matmul).toBe(backend);
           expect(fast.message).toMatch(new RegExp(`matmul: WebAssembly SIMD BatchMatMul .* on the ${backend} backend`));
-          expect(fastMatmulBackends()).toEqual([backend]);
+          expect(fastKernelBackends()).toEqual([backend]);
           const stock = selectKernels("stock");
           expect(stock.matmul).toBeNull();
           expect(stock.message).toMatch(/matmul: stock/);
-          expect(fastMatmulBackends()).toEqual([]);
+          expect(fastKernelBackends()).toEqual([]);
           expect(selectKernels("auto").matmul).toBe(backend);
           selectKernels("stock");
         });

@@ -2,7 +2,7 @@
 //                  [--benchmarks a,b] [--seed S] [--backend B] [--json]`
 // Evaluates any checkpoint on the held-out benchmarks. With --json (and `npm run -s`) stdout is one
 // JSON object {"benchmarks": {"<family>": {"greedy", "sampled", "pass@k", "formatRate", ...}}, ...}.
-import { selectKernels } from "../model/sampler.js";
+import { selectKernels } from "../model/generate.js";
 import { describeBackend, selectBackend, type BackendName } from "../engine/backend.js";
 import { loadCheckpoint } from "../model/checkpoint.js";
 import { hostWeights } from "../model/decode.js";

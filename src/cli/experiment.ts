@@ -4,7 +4,7 @@
 // the single example for each seed and prints the summary.
 import fs from "node:fs";
 import path from "node:path";
-import { selectKernels } from "../model/sampler.js";
+import { selectKernels } from "../model/generate.js";
 import { describeBackend, selectBackend, type BackendName } from "../engine/backend.js";
 import {
   ConfigError,

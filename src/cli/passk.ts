@@ -11,7 +11,7 @@
 // `npm run eval` draws. Only the I/O edge; curves and CSV are in src/analysis/passk-curve.ts.
 import fs from "node:fs";
 import path from "node:path";
-import { selectKernels } from "../model/sampler.js";
+import { selectKernels } from "../model/generate.js";
 import { describeBackend, selectBackend, type BackendName } from "../engine/backend.js";
 import { makeRng } from "../engine/rng.js";
 import { loadCheckpoint } from "../model/checkpoint.js";

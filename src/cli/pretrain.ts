@@ -3,7 +3,7 @@
 // capability (greedy, sampled, pass@k at T = 1) and writes the checkpoint with its model card.
 import fs from "node:fs";
 import path from "node:path";
-import { selectKernels } from "../model/sampler.js";
+import { selectKernels } from "../model/generate.js";
 import { describeBackend, selectBackend, type BackendName } from "../engine/backend.js";
 import { DEFAULT_CORPUS } from "../world/corpus.js";
 import { copyTokenizer, DEFAULT_TOKENIZER_DIR, loadTokenizer } from "../text/tokenizer.js";

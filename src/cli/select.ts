@@ -4,7 +4,7 @@
 // rollouts) every epoch; examples whose accuracy varied most over training rank first.
 // Writes the ranking as JSON and Markdown; the default experiment's example is chosen from it.
 import fs from "node:fs";
-import { selectKernels } from "../model/sampler.js";
+import { selectKernels } from "../model/generate.js";
 import { describeBackend, selectBackend, type BackendName } from "../engine/backend.js";
 import { makeRng } from "../engine/rng.js";
 import { loadCheckpoint } from "../model/checkpoint.js";

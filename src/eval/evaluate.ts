@@ -4,7 +4,7 @@
 // and the share of each solution procedure in the samples.
 import type { Rng } from "../engine/rng.js";
 import type { HostWeights } from "../model/decode.js";
-import { sample } from "../model/sampler.js";
+import { sample } from "../model/generate.js";
 import type { CharTokenizer } from "../text/tokenizer.js";
 import { promptText } from "../world/corpus.js";
 import type { Item } from "../world/datasets.js";

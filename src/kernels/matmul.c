@@ -15,8 +15,8 @@
 // `chunk_rows` output rows of one batch item; every thread (the main thread and the workers, each
 // with its own instance of this module over one shared memory) calls run_job, which takes chunks
 // from an atomic counter until none are left. Each thread packs into its own Scratch.
-// Also here: GELU forward/backward for the training graph (gelu(); run_job splits a long one into
-// chunks of floats for the threads), and column sums (colsum(): tfjs's Sum over leading axes).
+// Also in this module (included below): GELU forward/backward for the training graph (gelu.c; run_job splits a long one into
+// chunks of floats for the threads), and column sums (colsum.c: tfjs's Sum over leading axes).
 // Build: scripts/build-kernels.sh (clang --target=wasm32 -O3 -msimd128 -matomics, imported shared
 // memory). Host side: matmul.ts (memory, jobs), threads.ts (workers), tfjsKernels.ts (tfjs kernels).
 #include <wasm_simd128.h>
@@ -225,58 +225,6 @@ EXPORT(run_job) void run_job(Job *j, int t) {
   }
 }
 
-/** GELU (tanh approximation, vmath.h) over n floats: out = gelu(x) (backward = 0) or
- * out = dy * gelu'(x) (backward = 1). The last n % 4 floats go through a zero-padded vector built
- * in registers (no stack: the module also runs inside the tfjs-wasm heap, see matmul.ts). */
-EXPORT(gelu) void gelu(int backward, const float *x, const float *dy, float *out, int n) {
-  int i = 0;
-  for (; i + 4 <= n; i += 4) {
-    const v128_t u = LD(x + i);
-    ST(out + i, backward ? wasm_f32x4_mul(LD(dy + i), vgelu_grad(u)) : vgelu(u));
-  }
-  if (i < n) {
-    const int r = n - i; // 1..3
-    const v128_t u = wasm_f32x4_make(x[i], r > 1 ? x[i + 1] : 0.0f, r > 2 ? x[i + 2] : 0.0f, 0.0f);
-    v128_t o;
-    if (backward) {
-      const v128_t d = wasm_f32x4_make(dy[i], r > 1 ? dy[i + 1] : 0.0f, r > 2 ? dy[i + 2] : 0.0f, 0.0f);
-      o = wasm_f32x4_mul(d, vgelu_grad(u));
-    } else {
-      o = vgelu(u);
-    }
-    out[i] = wasm_f32x4_extract_lane(o, 0);
-    if (r > 1) out[i + 1] = wasm_f32x4_extract_lane(o, 1);
-    if (r > 2) out[i + 2] = wasm_f32x4_extract_lane(o, 2);
-  }
-}
+#include "gelu.c"
 
-/** out[c] = sum over r = 0..R-1, in order, of x[r * C + c] (from 0.0f): tfjs's Sum over leading
- * axes, without its transpose; the same float32 additions in the same order, so the same bits. */
-EXPORT(colsum) void colsum(const float *x, int R, int C, float *out) {
-  int c = 0;
-  for (; c + 16 <= C; c += 16) {
-    v128_t a0 = wasm_f32x4_splat(0.0f), a1 = a0, a2 = a0, a3 = a0;
-    const float *p = x + c;
-    for (int r = 0; r < R; r++, p += C) {
-      a0 = wasm_f32x4_add(a0, LD(p));
-      a1 = wasm_f32x4_add(a1, LD(p + 4));
-      a2 = wasm_f32x4_add(a2, LD(p + 8));
-      a3 = wasm_f32x4_add(a3, LD(p + 12));
-    }
-    ST(out + c, a0);
-    ST(out + c + 4, a1);
-    ST(out + c + 8, a2);
-    ST(out + c + 12, a3);
-  }
-  for (; c + 4 <= C; c += 4) {
-    v128_t a = wasm_f32x4_splat(0.0f);
-    const float *p = x + c;
-    for (int r = 0; r < R; r++, p += C) a = wasm_f32x4_add(a, LD(p));
-    ST(out + c, a);
-  }
-  for (; c < C; c++) {
-    float a = 0.0f;
-    for (int r = 0; r < R; r++) a += x[r * C + c];
-    out[c] = a;
-  }
-}
+#include "colsum.c"

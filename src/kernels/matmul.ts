@@ -43,7 +43,7 @@ const MIN_THREADED_FLOPS = 400_000;
 /** env var with the default thread count */
 export const THREADS_ENV = "RLVR_THREADS";
 
-interface Exports {
+export interface Exports {
   __heap_base: WebAssembly.Global;
   job_size(): number;
   max_threads(): number;
@@ -54,7 +54,7 @@ interface Exports {
 }
 
 // Int32 fields of Job in matmul.c, then Scratch ts[MAXT] (pa, pb, cp, packed)
-const J = {
+export const J = {
   A: 0,
   B: 1,
   C: 2,
@@ -72,11 +72,7 @@ const J = {
   kind: 14,
   ts: 16,
 } as const;
-/** GELUs of at least this many floats run on every thread, in chunks of GELU_CHUNK floats */
-const MIN_THREADED_GELU = 65536;
-const GELU_CHUNK = 16384;
-
-interface Engine {
+export interface Engine {
   variant: MatmulVariant;
   module: WebAssembly.Module;
   memory: WebAssembly.Memory;
@@ -102,13 +98,13 @@ let variant: MatmulVariant | undefined;
 let threadCount: number | undefined;
 let spinMicros: number | undefined;
 /** threaded calls to run alone before trying the workers again, and the current doubling (see runMatMul) */
-const alone: RunAlone = { strikes: 0, backoff: 0 };
+export const alone: RunAlone = { strikes: 0, backoff: 0 };
 let stalls = 0;
 /** calls run in place in a host heap (matmul and GELU), and whether that is allowed */
 let inPlaceCalls = 0;
 let inPlaceEnabled = true;
 
-const align = (bytes: number) => (bytes + 63) & ~63;
+export const align = (bytes: number) => (bytes + 63) & ~63;
 const pad4 = (n: number) => (n + 3) & ~3;
 const pad8 = (n: number) => (n + 7) & ~7;
 
@@ -173,7 +169,7 @@ function load(): Engine | null {
 }
 
 /** The loaded engine, or an error naming `what` and how to rebuild the kernels. */
-function mustLoad(what: string): Engine {
+export function mustLoad(what: string): Engine {
   const e = load();
   if (!e) throw new Error(`${what}: cannot load ${loadErrors[activeVariant()]}; run npm run build:kernels`);
   return e;
@@ -238,7 +234,7 @@ export function setMatmulInPlace(on: boolean): void {
 }
 
 /** The host-heap module over the heap of `place`, when in-place calls are allowed and possible. */
-function inPlaceExports(e: Engine, place: InPlace | undefined): Exports | null {
+export function inPlaceExports(e: Engine, place: InPlace | undefined): Exports | null {
   if (!place || !inPlaceEnabled) return null;
   const ex = heapExports(e, place.heap.memory);
   if (ex) inPlaceCalls++;
@@ -287,7 +283,7 @@ export function setMatmulThreads(n: number): void {
   if (e && n > 1) pool(e).ensure(n - 1);
 }
 
-function pool(e: Engine): WorkerPool {
+export function pool(e: Engine): WorkerPool {
   if (!e.pool) {
     e.pool = new WorkerPool(e.module, e.memory, e.ctrl, e.maxThreads - 1);
     if (spinMicros !== undefined) e.pool.setSpin(spinMicros);
@@ -357,7 +353,7 @@ export interface MatMulJob {
 /** Thrown when a call does not fit in the 2 GiB wasm memory. */
 export class MatMulTooLarge extends Error {}
 
-function ensureMemory(e: Engine, end: number): void {
+export function ensureMemory(e: Engine, end: number): void {
   const have = e.memory.buffer.byteLength;
   if (end > have) {
     const pages = Math.ceil((end - have) / PAGE);
@@ -508,7 +504,7 @@ function runInHeap(
 /** Runs `job` with `ex` on the caller's thread; with `workers`, posts it to them first (in
  * `heapMemory`, a host heap, through the build's heap module, when given), waits for them, and
  * applies the stall policy. */
-function runJob(e: Engine, ex: Exports, job: number, workers: number[], heapMemory?: WebAssembly.Memory): void {
+export function runJob(e: Engine, ex: Exports, job: number, workers: number[], heapMemory?: WebAssembly.Memory): void {
   if (workers.length === 0) {
     ex.run_job(job, 0);
     return;
@@ -580,101 +576,6 @@ export function runMatMul(
   writeJob(e.i32, e.job, place, job, chunkRows, scratch);
   runJob(e, e.ex, e.job, workers);
   return e.f32.subarray(place.C / 4, place.C / 4 + cLength);
-}
-
-/** Writes a GELU job (run_job kind 1 / 2) over n floats at byte `job`. */
-function writeGeluJob(
-  i32: Int32Array,
-  job: number,
-  x: number,
-  dy: number,
-  out: number,
-  n: number,
-  backward: boolean,
-): void {
-  const j = job / 4;
-  i32[j + J.A] = x;
-  i32[j + J.B] = dy;
-  i32[j + J.C] = out;
-  i32[j + J.M] = n;
-  i32[j + J.chunkRows] = GELU_CHUNK;
-  i32[j + J.nchunks] = Math.ceil(n / GELU_CHUNK);
-  i32[j + J.kind] = backward ? 2 : 1;
-  Atomics.store(i32, j + J.next, 0);
-}
-
-/**
- * GELU (tanh approximation; src/kernels/vmath.h) over n floats: out = gelu(x), or out = dy *
- * gelu'(x) when `backward`; from MIN_THREADED_GELU floats on `threads` threads (default
- * matmulThreads()), in chunks (the same bits as on one). `fill(heap, xIndex, dyIndex)` copies x (and
- * dy) in. Returns a view of out in the wasm memory, valid until the next call — or, with `inPlace`
- * (x at `inPlace.a`, dy at `inPlace.b`), computes straight into `inPlace.output()` and returns null.
- */
-export function runGelu(
-  n: number,
-  backward: boolean,
-  fill: (heap: Float32Array, xIndex: number, dyIndex: number) => void,
-  inPlace?: InPlace,
-  threads = matmulThreads(),
-): Float32Array | null {
-  const e = mustLoad("gelu");
-  const bw = backward ? 1 : 0;
-  const workers = threads > 1 && n >= MIN_THREADED_GELU ? takeWorkers(pool(e), threads, alone) : [];
-  const ex = inPlaceExports(e, inPlace);
-  if (ex) {
-    const out = inPlace!.output();
-    const raw = workers.length > 0 ? inPlace!.heap.malloc(ex.job_size() + 64) : 0;
-    if (!raw) {
-      ex.gelu(bw, inPlace!.a, inPlace!.b, out, n);
-      return null;
-    }
-    try {
-      const job = align(raw);
-      writeGeluJob(new Int32Array(inPlace!.heap.memory.buffer), job, inPlace!.a, inPlace!.b, out, n, backward);
-      runJob(e, ex, job, workers, inPlace!.heap.memory);
-    } finally {
-      inPlace!.heap.free(raw);
-    }
-    return null;
-  }
-  const px = e.dyn;
-  const pdy = align(px + 4 * n);
-  const pout = align(pdy + 4 * (backward ? n : 0));
-  ensureMemory(e, align(pout + 4 * n));
-  fill(e.f32, px / 4, pdy / 4);
-  if (workers.length > 0) {
-    writeGeluJob(e.i32, e.job, px, pdy, pout, n, backward);
-    runJob(e, e.ex, e.job, workers);
-  } else {
-    e.ex.gelu(bw, px, pdy, pout, n);
-  }
-  return e.f32.subarray(pout / 4, pout / 4 + n);
-}
-
-/**
- * Column sums of x [R, C] on the caller's thread: out[c] = x[0][c] + x[1][c] + ... in order, from 0
- * (tfjs's Sum over leading axes, the same float32 additions: the same bits, without its transpose).
- * `fill(heap, xIndex)` copies x in; returns a view of out valid until the next call — or, with
- * `inPlace` (x at `inPlace.a`), writes straight into `inPlace.output()` and returns null.
- */
-export function runColSum(
-  R: number,
-  C: number,
-  fill: (heap: Float32Array, xIndex: number) => void,
-  inPlace?: InPlace,
-): Float32Array | null {
-  const e = mustLoad("colsum");
-  const ex = inPlaceExports(e, inPlace);
-  if (ex) {
-    ex.colsum(inPlace!.a, R, C, inPlace!.output());
-    return null;
-  }
-  const px = e.dyn;
-  const pout = align(px + 4 * R * C);
-  ensureMemory(e, align(pout + 4 * C));
-  fill(e.f32, px / 4);
-  e.ex.colsum(px, R, C, pout);
-  return e.f32.subarray(pout / 4, pout / 4 + C);
 }
 
 /** strikes above which the run-alone pause stops doubling: 2^5 = 32 calls */

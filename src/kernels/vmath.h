@@ -1,4 +1,4 @@
-// Vector math shared by the kernels (included by decode.c and matmul.c): expf, tanhf, GELU (tanh
+// Vector math shared by the kernels (included by fastDecoder.c and matmul.c): expf, tanhf, GELU (tanh
 // approximation) and its derivative, 4 float lanes, no libc. No fused multiply-add, no relaxed
 // SIMD, no reassociation: every lane is the same sequence of float32 operations, so results are
 // bit-identical from run to run and whatever the surrounding batch.

@@ -12,7 +12,8 @@
 // matmul either way (wasm has no gradient for gather).
 import * as tf from "@tensorflow/tfjs";
 import { makeRng } from "../engine/rng.js";
-import { fastKernelsActive, GELU } from "../kernels/tfjsKernels.js";
+import { fastKernelsActive } from "../kernels/tfjs/register.js";
+import { GELU } from "../kernels/tfjs/RlvrGelu.js";
 
 export interface ModelConfig {
   vocabSize: number;

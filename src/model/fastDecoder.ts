@@ -1,6 +1,6 @@
 // KV-cache decoding in WebAssembly (SIMD): the same function as KVDecoder / generate in
 // src/model/decode.ts, with each lockstep token step of the whole batch done by one call into
-// decode.wasm (built from decode.c by scripts/build-kernels.sh; the binary is committed).
+// fastDecoder.wasm (built from fastDecoder.c by scripts/build-kernels.sh; the binary is committed).
 // Weights are copied into the wasm memory (float32, tfjs [in, out] layouts with output columns
 // zero-padded to a multiple of 8); the KV cache and all scratch live there too. Instances (and
 // their memory, grown once to the largest batch seen) are pooled and reused across decoders.
@@ -8,21 +8,21 @@
 // decoder to ~1e-5, and are bit-identical from run to run.
 // Threads: the memory is shared, and a step of at least MIN_THREADED_ROWS rows runs on the
 // matmul's thread count (matmulThreads(): RLVR_THREADS, default min(2, cores)): each instance has
-// its own WorkerPool (threads.ts), whose workers run their own instances of decode.wasm over the
-// same memory and take chunks of rows with the caller (run_job in decode.c). Rows are independent,
+// its own WorkerPool (threads.ts), whose workers run their own instances of fastDecoder.wasm over the
+// same memory and take chunks of rows with the caller (run_job in fastDecoder.c). Rows are independent,
 // so results are bit-identical for any thread count; a worker that stalls the caller makes the
 // next steps run alone for a while (matmul.ts afterThreadedCall).
 import fs from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { Rng } from "../engine/rng.js";
-import { paramShapes } from "../model/gpt.js";
-import { acceptToken, sampleToken, startGeneration, type GenerateOptions, type HostWeights } from "../model/decode.js";
-import { afterThreadedCall, matmulThreads } from "./matmul.js";
-import { CTRL_INTS, type RunAlone, takeWorkers, WorkerPool } from "./threads.js";
+import { paramShapes } from "./gpt.js";
+import { acceptToken, sampleToken, startGeneration, type GenerateOptions, type HostWeights } from "./decode.js";
+import { afterThreadedCall, matmulThreads } from "../kernels/matmul.js";
+import { CTRL_INTS, type RunAlone, takeWorkers, WorkerPool } from "../kernels/threads.js";
 
-const WASM_URL = new URL("./decode.wasm", import.meta.url);
+const WASM_URL = new URL("./fastDecoder.wasm", import.meta.url);
 
-// Field order of Desc and Layer in decode.c (all 4-byte ints or pointers).
+// Field order of Desc and Layer in fastDecoder.c (all 4-byte ints or pointers).
 const DESC = [
   "V",
   "T",
@@ -90,7 +90,7 @@ interface Instance {
   workers: WorkerPool | null;
 }
 
-// Job fields in decode.c (int32 / pointers): d, nb, pos, chunk, nchunks, next, want_before, att[MAXT]
+// Job fields in fastDecoder.c (int32 / pointers): d, nb, pos, chunk, nchunks, next, want_before, att[MAXT]
 const JOB = { d: 0, nb: 1, pos: 2, chunk: 3, nchunks: 4, next: 5, wantBefore: 6, att: 7 } as const;
 /** steps with fewer rows run on the caller's thread alone (a worker's wake-up costs ~10-50 µs) */
 const MIN_THREADED_ROWS = 8;
@@ -133,7 +133,7 @@ function acquire(): Instance {
     ex.layer_size() !== LAYER.length * 4 ||
     ex.job_size() !== (JOB.att + ex.max_threads() * (1 + DESC.length)) * 4
   ) {
-    throw new Error("FastKVDecoder: decode.wasm does not match fastDecoder.ts (struct layout); rebuild the kernels");
+    throw new Error("FastKVDecoder: fastDecoder.wasm does not match fastDecoder.ts (struct layout); rebuild the kernels");
   }
   return { ex, memory, workers: null };
 }
@@ -211,7 +211,7 @@ export class FastKVDecoder {
   private readonly T: number;
   private readonly row64: Float64Array;
 
-  /** Whether decode.wasm is present and this runtime can compile it (WebAssembly SIMD). */
+  /** Whether fastDecoder.wasm is present and this runtime can compile it (WebAssembly SIMD). */
   static available(): boolean {
     return typeof WebAssembly === "object" && wasmModule() !== null;
   }

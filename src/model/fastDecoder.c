@@ -40,7 +40,7 @@ typedef struct {
 EXPORT(desc_size) int desc_size(void) { return (int)sizeof(Desc); }
 EXPORT(layer_size) int layer_size(void) { return (int)sizeof(Layer); }
 
-#include "vmath.h"
+#include "../kernels/vmath.h"
 
 /** Test hooks: out[i] = f(in[i]) for n (multiple of 4) floats; f: 0 exp, 1 tanh, 2 gelu. */
 EXPORT(vec_math) void vec_math(int f, const float *in, float *out, int n) {
