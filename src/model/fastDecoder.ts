@@ -133,7 +133,9 @@ function acquire(): Instance {
     ex.layer_size() !== LAYER.length * 4 ||
     ex.job_size() !== (JOB.att + ex.max_threads() * (1 + DESC.length)) * 4
   ) {
-    throw new Error("FastKVDecoder: fastDecoder.wasm does not match fastDecoder.ts (struct layout); rebuild the kernels");
+    throw new Error(
+      "FastKVDecoder: fastDecoder.wasm does not match fastDecoder.ts (struct layout); rebuild the kernels",
+    );
   }
   return { ex, memory, workers: null };
 }
