@@ -19,7 +19,7 @@ import { hostWeights } from "../model/decode.js";
 import { disposeParams } from "../model/gpt.js";
 import { loadTokenizerFor } from "../text/tokenizer.js";
 import { loadBenchmarks } from "../eval/benchmarks.js";
-import { rollout } from "../eval/evaluate.js";
+import { rollout } from "../model/generate.js";
 import {
   checkpointLabel,
   formatPasskText,

@@ -4,12 +4,11 @@
 // and the share of each solution procedure in the samples.
 import type { Rng } from "../engine/rng.js";
 import type { HostWeights } from "../model/decode.js";
-import { sample } from "../model/generate.js";
+import { rollout, type Scored } from "../model/generate.js";
 import type { CharTokenizer } from "../text/tokenizer.js";
-import { promptText } from "../world/corpus.js";
 import type { Item } from "../world/datasets.js";
-import { classifyProcedure, PROCEDURES, type Procedure } from "../world/procedures.js";
-import { reward } from "../reward/verifier.js";
+import type { Procedure } from "../world/procedures.js";
+import { procedureShares, selfCheckRate } from "./behaviours.js";
 import { meanPassAtK } from "./passk.js";
 
 export interface Benchmark {
@@ -58,48 +57,6 @@ export interface EvalExample {
   reward: number;
 }
 
-export interface Scored {
-  completion: string;
-  reward: 0 | 1;
-  format: 0 | 1;
-  extracted: string | null;
-  length: number;
-  /** completion token ids (without EOS) and whether the model ended it with EOS */
-  ids: number[];
-  finished: boolean;
-}
-
-/** Generates and scores completions for (prompt, label) pairs, in chunks to bound memory. */
-export function rollout(
-  hw: HostWeights,
-  tok: CharTokenizer,
-  pairs: { prompt: string; answer: string }[],
-  opts: { temperature: number; topP: number; maxNewTokens: number },
-  rng: Rng | null,
-  chunk = 512,
-): Scored[] {
-  const out: Scored[] = [];
-  for (let s = 0; s < pairs.length; s += chunk) {
-    const part = pairs.slice(s, s + chunk);
-    const prompts = part.map((p) => tok.encode(promptText(p.prompt)));
-    const { completions, finished } = sample(hw, prompts, opts, rng);
-    completions.forEach((ids, i) => {
-      const completion = tok.decode(ids);
-      const r = reward(completion, part[i].answer);
-      out.push({
-        completion,
-        reward: r.reward,
-        format: r.parts.format,
-        extracted: r.extracted,
-        length: ids.length,
-        ids,
-        finished: finished[i],
-      });
-    });
-  }
-  return out;
-}
-
 const ratio = (a: number, b: number) => (b > 0 ? a / b : null);
 
 export function summarise(scored: Scored[]): {
@@ -113,15 +70,14 @@ export function summarise(scored: Scored[]): {
   const n = scored.length;
   const correct = scored.filter((s) => s.reward === 1).length;
   const formatted = scored.filter((s) => s.format === 1).length;
-  const procedures = Object.fromEntries(PROCEDURES.map((p) => [p, 0])) as Record<Procedure, number>;
-  for (const s of scored) procedures[classifyProcedure(s.completion)] += 1 / n;
+  const completions = scored.map((s) => s.completion);
   return {
     acc: correct / n,
     format: formatted / n,
     accGivenFormat: ratio(correct, formatted),
     meanLength: scored.reduce((a, s) => a + s.length, 0) / n,
-    selfCheckRate: scored.filter((s) => s.completion.includes("recheck")).length / n,
-    procedures,
+    selfCheckRate: selfCheckRate(completions),
+    procedures: procedureShares(completions),
   };
 }
 

@@ -5,9 +5,23 @@
 import { createObjectCsvStringifier } from "csv-writer";
 import type { BenchmarkMetrics } from "../eval/evaluate.js";
 import type { EvalReport } from "../eval/report.js";
+import { procedureShares } from "../eval/behaviours.js";
 import type { StepStats } from "../rl/trainer.js";
 
-export const TRAIN_COLUMNS: [string, keyof StepStats, string][] = [
+/** A training row: the step's statistics and the behaviour shares of its rollouts. */
+export type TrainRow = Omit<StepStats, "completions" | "examples"> & {
+  procCareful: number;
+  procCheck: number;
+  procHasty: number;
+  procNomarker: number;
+};
+
+export function trainRow(stats: StepStats): TrainRow {
+  const p = procedureShares(stats.completions);
+  return { ...stats, procCareful: p.careful, procCheck: p.check, procHasty: p.hasty, procNomarker: p.nomarker };
+}
+
+export const TRAIN_COLUMNS: [string, keyof TrainRow, string][] = [
   ["train_accuracy", "trainAccuracy", "mean reward of this step's rollouts on the single example (reward is 0/1)"],
   ["mean_reward", "meanReward", "mean reward (equal to train_accuracy with the 0/1 verifier reward)"],
   ["train_format_rate", "trainFormatRate", "share of rollouts with an answer in the graded form"],
@@ -90,7 +104,8 @@ export function metricsRow(
   n: number,
 ): Record<string, string> {
   const row: Record<string, string> = { step: String(step) };
-  for (const [col, key] of TRAIN_COLUMNS) row[col] = stats ? fmt(stats[key] as number) : "";
+  const train = stats ? trainRow(stats) : null;
+  for (const [col, key] of TRAIN_COLUMNS) row[col] = train ? fmt(train[key] as number) : "";
   if (report) {
     row.heldout_greedy = fmt(report.mean.greedy);
     row.heldout_format = fmt(report.mean.greedyFormat);

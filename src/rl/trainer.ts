@@ -5,12 +5,10 @@
 import * as tf from "@tensorflow/tfjs";
 import type { Rng } from "../engine/rng.js";
 import { hostWeights } from "../model/decode.js";
+import { rollout } from "../model/generate.js";
 import { tokenLogProbs, type ModelConfig, type Params } from "../model/gpt.js";
 import { AdamW, NumericalFault } from "../model/optim.js";
 import { BOS_ID, EOS_ID, PAD_ID, type CharTokenizer } from "../text/tokenizer.js";
-import { rollout } from "../eval/evaluate.js";
-import { classifyProcedure } from "../world/procedures.js";
-import { promptText } from "../world/corpus.js";
 import { groupAdvantages, groupsWithSignal, type StdMode } from "./advantages.js";
 import { grpoLossTf, type LossConfig } from "./loss.js";
 
@@ -42,11 +40,8 @@ export interface StepStats {
   gradNorm: number;
   responseLength: number;
   groupsWithSignal: number;
-  /** share of rollouts per procedure */
-  procCareful: number;
-  procCheck: number;
-  procHasty: number;
-  procNomarker: number;
+  /** every rollout's completion text, in rollout order (behaviour shares are computed from them by the caller) */
+  completions: string[];
   rolloutSeconds: number;
   updateSeconds: number;
   /** a few rollouts of this step, for logs */
@@ -135,9 +130,8 @@ export class GrpoTrainer {
     );
     const rewards = scored.map((s) => s.reward as number);
     const adv = groupAdvantages(rewards, cfg.rollouts, cfg.advantage.std, cfg.advantage.eps);
-    const promptIds = groups.map((g) => tok.encode(promptText(g.prompt)));
     const batch = responseBatch(
-      pairs.map((_, i) => promptIds[Math.floor(i / cfg.rollouts)]),
+      scored.map((s) => s.promptIds),
       scored.map((s) => s.ids),
       scored.map((s) => s.finished),
     );
@@ -191,7 +185,6 @@ export class GrpoTrainer {
     }
     tf.dispose([inputs, targets, mask, advT, refLogp, ...(oldLogp ? [oldLogp] : [])]);
     const t2 = performance.now();
-    const proc = (p: string) => scored.filter((s) => classifyProcedure(s.completion) === p).length / n;
     return {
       trainAccuracy: rewards.reduce((a, b) => a + b, 0) / n,
       meanReward: rewards.reduce((a, b) => a + b, 0) / n,
@@ -204,10 +197,7 @@ export class GrpoTrainer {
       gradNorm: last.gradNorm,
       responseLength: scored.reduce((a, s) => a + s.length, 0) / n,
       groupsWithSignal: groupsWithSignal(rewards, cfg.rollouts),
-      procCareful: proc("careful"),
-      procCheck: proc("check"),
-      procHasty: proc("hasty"),
-      procNomarker: proc("nomarker"),
+      completions: scored.map((s) => s.completion),
       rolloutSeconds: (t1 - t0) / 1000,
       updateSeconds: (t2 - t1) / 1000,
       examples: scored.slice(0, 4).map((s) => ({ completion: s.completion, reward: s.reward })),
