@@ -11,7 +11,20 @@ export interface ParsedArgs {
   flags: Record<string, string | boolean | string[]>;
 }
 
-export function parseArgs(argv: string[], spec: FlagSpec, command: string): ParsedArgs {
+/**
+ * Parses argv against `spec`. `--help` / `-h` print `usage` (or one generated from the spec) and exit 0,
+ * for every command.
+ */
+export function parseArgs(argv: string[], spec: FlagSpec, command: string, usage?: string): ParsedArgs {
+  if (argv.includes("--help") || argv.includes("-h")) {
+    console.log(
+      usage ??
+        `usage: npm run ${command} -- ${Object.keys(spec)
+          .map((k) => (spec[k] === "boolean" ? `[--${k}]` : `[--${k} X]`))
+          .join(" ")}`,
+    );
+    process.exit(0);
+  }
   const positional: string[] = [];
   const flags: ParsedArgs["flags"] = {};
   for (let i = 0; i < argv.length; i++) {

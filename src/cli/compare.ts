@@ -76,11 +76,15 @@ function loadRuns(inputs: string[]): RunInfo[] {
   });
 }
 
+const USAGE = `usage: npm run compare -- DIRS_OR_CSVS... [--out results/compare] [--passk CSV ...] [--title T] [--png false]
+Per-run and per-experiment table (mean ± 95 % t interval over seeds), CSV, Markdown, plots and report.html.`;
+
 runMain(async () => {
   const { positional, flags } = parseArgs(
     process.argv.slice(2),
     { out: "string", passk: "multi", title: "string", png: "boolean" },
     "compare",
+    USAGE,
   );
   if (positional.length === 0)
     throw new Error(

@@ -3,6 +3,14 @@ import path from "node:path";
 import fs from "node:fs";
 import { writeTokenizer } from "../text/tokenizer.js";
 import { DEFAULT_DATASETS, generateDatasets, writeItems } from "../world/datasets.js";
+import { parseArgs } from "./args.js";
+
+parseArgs(
+  process.argv.slice(2),
+  {},
+  "data",
+  "usage: npm run data\nRegenerates data/benchmarks, data/pool and data/tokenizer from their recorded seed.",
+);
 
 const root = process.cwd();
 const { benchmarks, pool } = generateDatasets(DEFAULT_DATASETS);

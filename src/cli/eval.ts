@@ -2,14 +2,18 @@
 //                  [--benchmarks a,b] [--seed S] [--backend B] [--json]`
 // Evaluates any checkpoint on the held-out benchmarks. With --json (and `npm run -s`) stdout is one
 // JSON object {"benchmarks": {"<family>": {"greedy", "sampled", "pass@k", "formatRate", ...}}, ...}.
-import { selectKernels } from "../model/generate.js";
-import { describeBackend, selectBackend, type BackendName } from "../engine/backend.js";
 import { loadCheckpoint } from "../model/checkpoint.js";
 import { hostWeights } from "../model/decode.js";
 import { loadTokenizerFor } from "../text/tokenizer.js";
 import { loadBenchmarks } from "../eval/benchmarks.js";
 import { evaluateAll, formatReport } from "../eval/report.js";
 import { numberFlag, parseArgs, runMain } from "./args.js";
+import { COMPUTE_FLAGS, COMPUTE_USAGE, setupCompute } from "./setup.js";
+
+const USAGE = `usage: npm run eval -- --checkpoint DIR [--n 64] [--k 1,8,64] [--limit P] [--temperature 1] [--top-p 1]
+                    [--benchmarks a,b] [--seed S] [--json] ${COMPUTE_USAGE}
+Held-out evaluation of a checkpoint: greedy and sampled accuracy, pass@k, graded-form share, accuracy among
+graded answers, length, self-check rate, procedure shares. With --json (npm run -s) stdout is one JSON object.`;
 
 runMain(async () => {
   const { flags } = parseArgs(
@@ -23,11 +27,11 @@ runMain(async () => {
       "top-p": "string",
       benchmarks: "string",
       seed: "string",
-      backend: "string",
-      kernels: "string",
+      ...COMPUTE_FLAGS,
       json: "boolean",
     },
     "eval",
+    USAGE,
   );
   const ckpt = flags.checkpoint as string | undefined;
   if (!ckpt) throw new Error("eval: --checkpoint DIR is required (for example --checkpoint data/models/base)");
@@ -51,10 +55,7 @@ runMain(async () => {
   const names = flags.benchmarks ? String(flags.benchmarks).split(",") : null;
   const benches = loadBenchmarks(names, limit > 0 ? limit : null);
   const log = (s: string) => (flags.json ? process.stderr : process.stdout).write(s + "\n");
-  const backend = await selectBackend(((flags.backend as string) ?? "auto") as BackendName);
-  log(describeBackend(backend));
-  const kernels = selectKernels((flags.kernels as string) ?? "auto");
-  log(kernels.message);
+  const { backend } = await setupCompute(flags, log);
   const ck = loadCheckpoint(ckpt);
   const tok = loadTokenizerFor(ckpt);
   const t0 = performance.now();

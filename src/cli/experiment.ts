@@ -4,8 +4,6 @@
 // the single example for each seed and prints the summary.
 import fs from "node:fs";
 import path from "node:path";
-import { selectKernels } from "../model/generate.js";
-import { describeBackend, selectBackend, type BackendName } from "../engine/backend.js";
 import {
   ConfigError,
   ExperimentSchema,
@@ -19,6 +17,7 @@ import { loadTokenizerFor } from "../text/tokenizer.js";
 import { loadBenchmarks } from "../eval/benchmarks.js";
 import { isValidLabel } from "../reward/verifier.js";
 import { numberFlag, parseArgs, runMain } from "./args.js";
+import { COMPUTE_FLAGS, COMPUTE_USAGE, setupCompute } from "./setup.js";
 import { packageVersions } from "./versions.js";
 
 const DEFAULT_FILE = "experiments/default.json";
@@ -108,19 +107,14 @@ runMain(async () => {
       prompt: "string",
       answer: "string",
       out: "string",
-      backend: "string",
-      kernels: "string",
+      ...COMPUTE_FLAGS,
       "dry-run": "boolean",
       force: "boolean",
       resume: "boolean",
-      help: "boolean",
     },
     "experiment",
+    USAGE,
   );
-  if (flags.help) {
-    console.log(USAGE);
-    return;
-  }
   if (positional.length > 1)
     throw new Error(`experiment: one experiment file at a time, got ${positional.join(" ")}\n${USAGE}`);
   const file = positional[0] ?? DEFAULT_FILE;
@@ -182,10 +176,7 @@ runMain(async () => {
     console.log(`${file}: valid (dry run, nothing trained)`);
     return;
   }
-  const backend = await selectBackend(((flags.backend as string) ?? "auto") as BackendName);
-  console.log(describeBackend(backend));
-  const kernels = selectKernels((flags.kernels as string) ?? "auto");
-  console.log(kernels.message);
+  const { backend, kernels } = await setupCompute(flags);
   console.log(
     `experiment ${exp.name}: example ${JSON.stringify(example.prompt)} -> ${JSON.stringify(example.answer)} (${example.source}); ${exp.steps} steps of ${exp.grpo.copies}x${exp.grpo.rollouts} rollouts; held-out ${benchmarks.map((b) => `${b.name}:${b.items.length}`).join(" ")}; seeds ${exp.seeds.join(",")}`,
   );

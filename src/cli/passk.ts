@@ -11,8 +11,6 @@
 // `npm run eval` draws. Only the I/O edge; curves and CSV are in src/analysis/passk-curve.ts.
 import fs from "node:fs";
 import path from "node:path";
-import { selectKernels } from "../model/generate.js";
-import { describeBackend, selectBackend, type BackendName } from "../engine/backend.js";
 import { makeRng } from "../engine/rng.js";
 import { loadCheckpoint } from "../model/checkpoint.js";
 import { hostWeights } from "../model/decode.js";
@@ -30,6 +28,7 @@ import {
 } from "../analysis/passk-curve.js";
 import { fontSetup, passkSpec, renderSvg, svgToPng } from "../analysis/plots.js";
 import { numberFlag, parseArgs, runMain } from "./args.js";
+import { COMPUTE_FLAGS, COMPUTE_USAGE, setupCompute } from "./setup.js";
 
 /** The experiment name of a results/<exp>/seed-N/checkpoint: the run's config name, else the checkpoint's meta. */
 function experimentOf(ckpt: string, meta: Record<string, unknown>): string | null {
@@ -47,6 +46,10 @@ function experimentOf(ckpt: string, meta: Record<string, unknown>): string | nul
 
 const csvCell = (s: string) => (/[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
 
+const USAGE = `usage: npm run passk -- --checkpoint A [--checkpoint B ...] [--n 256] [--limit P] [--benchmarks a,b] [--temperature 1]
+                     [--top-p 1] [--seed S] [--out results/passk] [--png false] ${COMPUTE_USAGE}
+pass@k for k = 1, 2, 4, ... n per checkpoint and benchmark (CSV and plot).`;
+
 runMain(async () => {
   const { flags } = parseArgs(
     process.argv.slice(2),
@@ -58,12 +61,12 @@ runMain(async () => {
       temperature: "string",
       "top-p": "string",
       seed: "string",
-      backend: "string",
-      kernels: "string",
+      ...COMPUTE_FLAGS,
       out: "string",
       png: "boolean",
     },
     "passk",
+    USAGE,
   );
   const ckpts = (flags.checkpoint as string[] | undefined) ?? [];
   if (ckpts.length === 0)
@@ -84,10 +87,7 @@ runMain(async () => {
     console.log("note: --temperature 0 is greedy; all n samples of a problem are identical, so pass@k is flat in k");
   const names = flags.benchmarks ? String(flags.benchmarks).split(",") : null;
   const benches = loadBenchmarks(names, limit > 0 ? limit : null);
-  const backend = await selectBackend(((flags.backend as string) ?? "auto") as BackendName);
-  console.log(describeBackend(backend));
-  const kernels = selectKernels((flags.kernels as string) ?? "auto");
-  console.log(kernels.message);
+  const { backend } = await setupCompute(flags);
   console.log(
     `n=${n} samples per problem, T=${temperature}, top-p=${topP}, seed ${seed}, benchmarks ${benches.map((b) => `${b.name}(${b.items.length})`).join(" ")}`,
   );

@@ -3,8 +3,6 @@
 // capability (greedy, sampled, pass@k at T = 1) and writes the checkpoint with its model card.
 import fs from "node:fs";
 import path from "node:path";
-import { selectKernels } from "../model/generate.js";
-import { describeBackend, selectBackend, type BackendName } from "../engine/backend.js";
 import { DEFAULT_CORPUS } from "../world/corpus.js";
 import { copyTokenizer, DEFAULT_TOKENIZER_DIR, loadTokenizer } from "../text/tokenizer.js";
 import { countParams, initParams, resolveModelConfig } from "../model/gpt.js";
@@ -15,6 +13,7 @@ import { loadBenchmarks } from "../eval/benchmarks.js";
 import { evaluateAll, formatReport, type EvalReport } from "../eval/report.js";
 import { readItems } from "../world/datasets.js";
 import { numberFlag, parseArgs, runMain } from "./args.js";
+import { COMPUTE_FLAGS, COMPUTE_USAGE, setupCompute } from "./setup.js";
 import { packageVersions } from "./versions.js";
 
 const USAGE = `usage: npm run pretrain -- [--preset gpt-nano | --init DIR] [--token-weighting uniform|batch-mean] [--steps 1500] [--batch 32] [--lr 0.003] [--seed 1]
@@ -36,16 +35,11 @@ runMain(async () => {
       "eval-every": "string",
       "card-n": "string",
       "card-limit": "string",
-      backend: "string",
-      kernels: "string",
-      help: "boolean",
+      ...COMPUTE_FLAGS,
     },
     "pretrain",
+    USAGE,
   );
-  if (flags.help) {
-    console.log(USAGE);
-    return;
-  }
   const cfg: PretrainConfig = {
     seed: numberFlag(flags, "seed", 1, { integer: true }),
     steps: numberFlag(flags, "steps", 1500, { integer: true, min: 1 }),
@@ -62,10 +56,7 @@ runMain(async () => {
   const evalEvery = numberFlag(flags, "eval-every", 250, { integer: true, min: 0 });
   const cardN = numberFlag(flags, "card-n", 64, { integer: true, min: 1 });
   const cardLimit = numberFlag(flags, "card-limit", 100, { integer: true, min: 1 });
-  const backend = await selectBackend(((flags.backend as string) ?? "auto") as BackendName);
-  console.log(describeBackend(backend));
-  const kernels = selectKernels((flags.kernels as string) ?? "auto");
-  console.log(kernels.message);
+  const { backend } = await setupCompute(flags);
 
   const tok = loadTokenizer("data/tokenizer");
   const init = flags.init as string | undefined;

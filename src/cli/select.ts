@@ -4,8 +4,6 @@
 // rollouts) every epoch; examples whose accuracy varied most over training rank first.
 // Writes the ranking as JSON and Markdown; the default experiment's example is chosen from it.
 import fs from "node:fs";
-import { selectKernels } from "../model/generate.js";
-import { describeBackend, selectBackend, type BackendName } from "../engine/backend.js";
 import { makeRng } from "../engine/rng.js";
 import { loadCheckpoint } from "../model/checkpoint.js";
 import { disposeParams } from "../model/gpt.js";
@@ -15,6 +13,12 @@ import { readItems } from "../world/datasets.js";
 import { historicalVariance } from "../analysis/variance.js";
 import { GrpoSchema } from "../experiment/schema.js";
 import { numberFlag, parseArgs, runMain } from "./args.js";
+import { COMPUTE_FLAGS, COMPUTE_USAGE, setupCompute } from "./setup.js";
+
+const USAGE = `usage: npm run select -- [--pool data/pool/pool.jsonl] [--checkpoint data/models/base] [--epochs 6] [--per-step 8]
+                      [--rollouts 8] [--lr 1e-4] [--seed 1] [--out data/pool/ranking.json] ${COMPUTE_USAGE}
+Ranks the training pool by the historical variance score (GRPO on the whole pool, variance of each
+example's training accuracy over epochs).`;
 
 runMain(async () => {
   const { flags } = parseArgs(
@@ -28,10 +32,10 @@ runMain(async () => {
       lr: "string",
       seed: "string",
       out: "string",
-      backend: "string",
-      kernels: "string",
+      ...COMPUTE_FLAGS,
     },
     "select",
+    USAGE,
   );
   const poolFile = (flags.pool as string) ?? "data/pool/pool.jsonl";
   const ckpt = (flags.checkpoint as string) ?? "data/models/base";
@@ -42,10 +46,7 @@ runMain(async () => {
   const seed = numberFlag(flags, "seed", 1, { integer: true });
   const out = (flags.out as string) ?? "data/pool/ranking.json";
   const pool = readItems(poolFile);
-  const backend = await selectBackend(((flags.backend as string) ?? "auto") as BackendName);
-  console.log(describeBackend(backend));
-  const kernels = selectKernels((flags.kernels as string) ?? "auto");
-  console.log(kernels.message);
+  const { backend } = await setupCompute(flags);
   const policy = loadCheckpoint(ckpt);
   const ref = loadCheckpoint(ckpt);
   const tok = loadTokenizerFor(ckpt);

@@ -16,7 +16,11 @@ function fail(message: string): never {
 }
 
 const args = process.argv.slice(2).filter((a) => a !== "--");
-if (args.length === 0 || args.includes("-h") || args.includes("--help")) fail(USAGE);
+if (args.includes("-h") || args.includes("--help")) {
+  console.log(USAGE);
+  process.exit(0);
+}
+if (args.length === 0) fail(USAGE);
 if (args.length > 1) fail(`verify: expected one file, got ${args.length}: ${args.join(" ")}\n${USAGE}`);
 const file = args[0];
 
