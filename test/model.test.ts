@@ -143,6 +143,38 @@ describe("GPT model", () => {
     disposeParams(params);
   });
 
+  it("tokenLogProbs at temperature T: log-probs and entropy of softmax(logits / T), computed by hand in float64", () => {
+    const params = initParams(cfg, 5);
+    const ids = [[1, 5, 9, 13, 20, 2]];
+    const inputs = tf.tensor2d([ids[0].slice(0, -1)], undefined, "int32");
+    const targets = tf.tensor2d([ids[0].slice(1)], undefined, "int32");
+    const logits = tf.tidy(() => forward(params, cfg, inputs));
+    const L = Array.from(logits.dataSync());
+    const V = cfg.vocabSize;
+    for (const T of [0.6, 1, 1.7]) {
+      const { logp, entropy } = tokenLogProbs(params, cfg, inputs, targets, true, T);
+      const lp = logp.dataSync();
+      const ent = entropy!.dataSync();
+      for (let t = 0; t < 5; t++) {
+        const z = L.slice(t * V, (t + 1) * V).map((x) => x / T);
+        const m = Math.max(...z);
+        const lse = m + Math.log(z.reduce((a, x) => a + Math.exp(x - m), 0));
+        const target = ids[0][t + 1];
+        expect(Math.abs(lp[t] - (z[target] - lse))).toBeLessThan(1e-4);
+        const h = -z.reduce((a, x) => a + Math.exp(x - lse) * (x - lse), 0);
+        expect(Math.abs(ent[t] - h)).toBeLessThan(1e-4);
+      }
+      tf.dispose([logp, entropy!]);
+    }
+    // a lower temperature sharpens: the entropy falls
+    const h = (T: number) =>
+      tf.tidy(() => tokenLogProbs(params, cfg, inputs, targets, true, T).entropy!.sum().dataSync()[0]);
+    expect(h(0.5)).toBeLessThan(h(1));
+    expect(() => tokenLogProbs(params, cfg, inputs, targets, false, 0)).toThrow(/temperature/);
+    tf.dispose([inputs, targets, logits]);
+    disposeParams(params);
+  });
+
   it("no tfjs tensor leaks across a training step or a generation", () => {
     const params = initParams(cfg, 6);
     const opt = new AdamW(params, DEFAULT_ADAMW);

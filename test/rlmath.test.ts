@@ -2,7 +2,7 @@ import * as tf from "@tensorflow/tfjs";
 import { beforeAll, describe, expect, it } from "vitest";
 import { selectBackend } from "../src/engine/backend.js";
 import { groupAdvantages, groupsWithSignal } from "../src/rl/advantages.js";
-import { aggregate, clippedSurrogate, grpoLossRef, grpoLossTf, k3, type LossConfig } from "../src/rl/loss.js";
+import { aggregate, clippedSurrogate, grpoLossRef, grpoLossTf, k3, k3Tf, type LossConfig } from "../src/rl/loss.js";
 import { passAtK } from "../src/eval/passk.js";
 import { saturationStep, summarise } from "../src/analysis/saturation.js";
 import { makeRng } from "../src/engine/rng.js";
@@ -22,6 +22,16 @@ describe("group advantages", () => {
     // mean 0.25, Σ(r−m)² = 0.75, s = sqrt(0.75/3) = 0.5
     const a = groupAdvantages([1, 0, 0, 0], 4, "sample", 0);
     [1.5, -0.5, -0.5, -0.5].forEach((v, i) => close(a[i], v));
+  });
+  it("a group of 8 with the sample std (verl's torch.std): [1,0,0,0,0,0,0,0] → [7√2/4, −√2/4 × 7]", () => {
+    // mean 1/8, Σ(r−m)² = 49/64 + 7/64 = 7/8, s = sqrt((7/8)/7) = 1/(2√2); (7/8)·2√2 = 7√2/4, (−1/8)·2√2 = −√2/4
+    const a = groupAdvantages([1, 0, 0, 0, 0, 0, 0, 0], 8, "sample", 0);
+    close(a[0], (7 * Math.SQRT2) / 4);
+    for (let i = 1; i < 8; i++) close(a[i], -Math.SQRT2 / 4);
+    // two right: mean 1/4, Σ = 2·(9/16) + 6·(1/16) = 24/16, s = sqrt(1.5/7); adv = ±(3/4 or 1/4)/s
+    const b = groupAdvantages([1, 1, 0, 0, 0, 0, 0, 0], 8, "sample", 0);
+    close(b[0], 0.75 / Math.sqrt(1.5 / 7));
+    close(b[7], -0.25 / Math.sqrt(1.5 / 7));
   });
   it("none (Dr. GRPO) is r − mean", () => {
     const a = groupAdvantages([1, 1, 0, 0], 4, "none", 1e-6);
@@ -53,6 +63,28 @@ describe("GRPO loss pieces", () => {
     close(clippedSurrogate(0, -0.5, -1, 0.2), Math.exp(0.5));
     // ratio e^−1 ≈ 0.3679 < 0.8 with A > 0: min(0.3679, 0.8) = 0.3679 → −0.3679
     close(clippedSurrogate(-1, 0, 1, 0.2), -Math.exp(-1));
+  });
+  it("clamped k3 (verl's low_var_kl): log-ratio to ±20, KL to ±c; unchanged inside the range", () => {
+    close(k3(-1, -2, 10), Math.exp(-1) + 1 - 1);
+    // d = ref − logp = 3: e³ − 4 = 16.0855 → clamped to 10
+    close(k3(-3, 0, 10), 10);
+    expect(k3(-3, 0, null)).toBeCloseTo(Math.exp(3) - 4, 9);
+    // d = −30 → −20: e^−20 + 19 = 19.000000002 → 10
+    close(k3(0, -30, 10), 10);
+    // a smaller clamp
+    close(k3(-3, 0, 5), 5);
+    // tfjs: same values, and zero gradient where clamped
+    const logp = tf.tensor2d([[-1, -3, 0, -0.5]]);
+    const ref = tf.tensor2d([[-2, 0, -30, -0.5]]);
+    const v = k3Tf(logp, ref, 10).dataSync();
+    [Math.exp(-1), 10, 10, 0].forEach((x, i) => close(v[i], x, 1e-5));
+    const g = tf
+      .grad((lp: tf.Tensor) => k3Tf(lp, ref, 10).sum())(logp)
+      .dataSync();
+    // d/dlogp of e^d − d − 1 with d = ref − logp is 1 − e^d: at d = −1, 1 − e^−1; clamped entries 0
+    close(g[0], 1 - Math.exp(-1), 1e-5);
+    expect([g[1], g[2], g[3]].map(Math.abs)).toEqual([0, 0, 0]);
+    tf.dispose([logp, ref]);
   });
   it("k3 KL is 0 at equality and exp(d) − d − 1 otherwise", () => {
     close(k3(-2, -2), 0);
@@ -92,8 +124,19 @@ describe("GRPO loss pieces", () => {
           Array.from({ length: T }, (_, t) => (t === 0 || rng.next() < 0.7 ? 1 : 0)),
         ),
       };
-      for (const aggregation of ["token-mean", "seq-mean-token-mean", "constant"] as const) {
-        const cfg: LossConfig = { clipEps: 0.2, klCoef: 0.05, entropyCoef: 0.01, aggregation, constantLength: 9 };
+      for (const [aggregation, klClamp] of [
+        ["token-mean", null],
+        ["seq-mean-token-mean", 10],
+        ["constant", 0.05],
+      ] as const) {
+        const cfg: LossConfig = {
+          clipEps: 0.2,
+          klCoef: 0.05,
+          entropyCoef: 0.01,
+          aggregation,
+          constantLength: 9,
+          klClamp,
+        };
         const ref = grpoLossRef(x, cfg);
         const got = tf.tidy(() => {
           const r = grpoLossTf(

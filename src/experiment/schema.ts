@@ -35,8 +35,8 @@ export const GrpoSchema = z
       .object({
         std: z
           .enum(STD_MODES)
-          .default("population")
-          .describe("population, sample, or none (Dr. GRPO: no std division)"),
+          .default("sample")
+          .describe("sample (unbiased, as verl's torch.std), population, or none (Dr. GRPO: no std division)"),
         eps: z.number().min(0).default(1e-6).describe("ε in (r − mean)/(std + ε)"),
       })
       .strict()
@@ -51,6 +51,18 @@ export const GrpoSchema = z
           .default("token-mean")
           .describe("token-mean, seq-mean-token-mean or constant (Dr. GRPO)"),
         constantLength: posInt().default(80).describe("L of the constant aggregation"),
+        logprobTemperature: z
+          .union([z.literal("rollout"), z.number().positive().max(10)])
+          .default("rollout")
+          .describe(
+            'temperature of the log-probs, KL and entropy in the loss: "rollout" (logits ÷ the rollout temperature, as the paper\'s verl does) or a number (1 = raw logits)',
+          ),
+        klClamp: z
+          .number()
+          .positive()
+          .nullable()
+          .default(10)
+          .describe("clamp of the k3 KL to [−c, c] (and its log-ratio to ±20), as verl's low_var_kl; null = unclamped"),
       })
       .strict()
       .prefault({}),

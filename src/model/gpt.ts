@@ -247,7 +247,8 @@ export function forward(params: Params, cfg: ModelConfig, idx: tf.Tensor2D): tf.
 }
 
 /**
- * Log-probabilities of the next tokens and the entropy of each predictive distribution.
+ * Log-probabilities of the next tokens and the entropy of each predictive distribution, both of the
+ * distribution softmax(logits / temperature) — the one rollouts sampled at that temperature come from.
  * inputs: [B, T] ids; targets: [B, T] ids (inputs shifted by one). Returns [B, T] each.
  */
 export function tokenLogProbs(
@@ -256,9 +257,12 @@ export function tokenLogProbs(
   inputs: tf.Tensor2D,
   targets: tf.Tensor2D,
   withEntropy = false,
+  temperature = 1,
 ): { logp: tf.Tensor2D; entropy?: tf.Tensor2D } {
+  if (!(temperature > 0)) throw new Error(`tokenLogProbs: temperature must be > 0, got ${temperature}`);
   const [B, T] = inputs.shape;
-  const logits = forward(params, cfg, inputs);
+  const raw = forward(params, cfg, inputs);
+  const logits = temperature === 1 ? raw : raw.div(temperature);
   const logprobs = tf.logSoftmax(logits); // [N, V]
   const onehot = tf.oneHot(targets.reshape([B * T]) as tf.Tensor1D, cfg.vocabSize).toFloat();
   const logp = logprobs.mul(onehot).sum(-1).reshape([B, T]) as tf.Tensor2D;

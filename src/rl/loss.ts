@@ -2,7 +2,8 @@
 // values) and one tfjs implementation of the whole loss (tested against the reference).
 //   ratio      = exp(logp − oldLogp)                        (against the rollout policy)
 //   surrogate  = −min(ratio·A, clip(ratio, 1−ε, 1+ε)·A)     (per token)
-//   k3 KL      = exp(ref − logp) − (ref − logp) − 1         (Schulman's k3, ≥ 0, to the frozen reference)
+//   k3 KL      = exp(d) − d − 1, d = ref − logp              (Schulman's k3, ≥ 0, to the frozen reference)
+//                with klClamp c (verl's low_var_kl: c = 10): d clamped to [−20, 20], the KL to [−c, c]
 //   per token  = surrogate + β·KL − α·entropy
 // Aggregation over the masked response tokens of B sequences:
 //   token-mean            Σ loss·mask / Σ mask
@@ -20,6 +21,8 @@ export interface LossConfig {
   aggregation: Aggregation;
   /** L for the constant normaliser */
   constantLength: number;
+  /** clamp of the k3 KL (and of its log-ratio to ±20) as verl's low_var_kl does; null = unclamped */
+  klClamp: number | null;
 }
 
 export function clippedSurrogate(logp: number, oldLogp: number, adv: number, eps: number): number {
@@ -28,9 +31,16 @@ export function clippedSurrogate(logp: number, oldLogp: number, adv: number, eps
   return -Math.min(ratio * adv, clipped * adv);
 }
 
-export function k3(logp: number, refLogp: number): number {
-  const d = refLogp - logp;
-  return Math.exp(d) - d - 1;
+/** log-ratios beyond ±20 are clamped before exp() when the KL is clamped (as verl's low_var_kl does) */
+export const KL_LOG_RATIO_CLAMP = 20;
+
+export function k3(logp: number, refLogp: number, clamp: number | null = null): number {
+  if (clamp === null) {
+    const d = refLogp - logp;
+    return Math.exp(d) - d - 1;
+  }
+  const d = Math.min(Math.max(refLogp - logp, -KL_LOG_RATIO_CLAMP), KL_LOG_RATIO_CLAMP);
+  return Math.min(Math.max(Math.exp(d) - d - 1, -clamp), clamp);
 }
 
 export function aggregate(values: number[][], mask: number[][], mode: Aggregation, constantLength = 1): number {
@@ -76,7 +86,7 @@ export function grpoLossRef(
   const pgv = x.logp.map((row: number[], b: number) =>
     row.map((lp, t) => clippedSurrogate(lp, x.oldLogp[b][t], x.adv[b], cfg.clipEps)),
   );
-  const klv = x.logp.map((row: number[], b: number) => row.map((lp, t) => k3(lp, x.refLogp[b][t])));
+  const klv = x.logp.map((row: number[], b: number) => row.map((lp, t) => k3(lp, x.refLogp[b][t], cfg.klClamp)));
   const clipv = x.logp.map((row: number[], b: number) =>
     row.map((lp, t) => (Math.abs(Math.exp(lp - x.oldLogp[b][t]) - 1) > cfg.clipEps ? 1 : 0)),
   );
@@ -102,6 +112,16 @@ function aggregateTf(v: tf.Tensor2D, mask: tf.Tensor2D, cfg: LossConfig): tf.Sca
   throw new Error(`unknown loss aggregation ${JSON.stringify(cfg.aggregation)}; use one of ${AGGREGATIONS.join(", ")}`);
 }
 
+/** k3 KL per token in tfjs, clamped as k3() is when `clamp` is not null (zero gradient where clamped). */
+export function k3Tf(logp: tf.Tensor, refLogp: tf.Tensor, clamp: number | null): tf.Tensor2D {
+  if (clamp === null) {
+    const d = refLogp.sub(logp);
+    return tf.exp(d).sub(d).sub(1) as tf.Tensor2D;
+  }
+  const d = tf.clipByValue(refLogp.sub(logp), -KL_LOG_RATIO_CLAMP, KL_LOG_RATIO_CLAMP);
+  return tf.clipByValue(tf.exp(d).sub(d).sub(1), -clamp, clamp) as tf.Tensor2D;
+}
+
 /** The GRPO loss in tfjs: [B, T] tensors (adv [B]). Returns the loss and its parts (scalars). */
 export function grpoLossTf(
   x: LossInputs<tf.Tensor>,
@@ -112,8 +132,7 @@ export function grpoLossTf(
   const ratio = tf.exp(x.logp.sub(x.oldLogp));
   const clipped = tf.clipByValue(ratio, 1 - cfg.clipEps, 1 + cfg.clipEps);
   const pgv = tf.minimum(ratio.mul(adv), clipped.mul(adv)).neg() as tf.Tensor2D;
-  const d = x.refLogp.sub(x.logp);
-  const klv = tf.exp(d).sub(d).sub(1) as tf.Tensor2D;
+  const klv = k3Tf(x.logp, x.refLogp, cfg.klClamp);
   const pg = aggregateTf(pgv, mask, cfg);
   const kl = aggregateTf(klv, mask, cfg);
   const entropy = aggregateTf(x.entropy as tf.Tensor2D, mask, cfg);

@@ -12,6 +12,13 @@ import { BOS_ID, EOS_ID, PAD_ID, type CharTokenizer } from "../text/tokenizer.js
 import { groupAdvantages, groupsWithSignal, type StdMode } from "./advantages.js";
 import { grpoLossTf, type LossConfig } from "./loss.js";
 
+/** The temperature of the distribution whose log-probs, KL and entropy the loss takes: the rollouts'
+ * (as the paper's verl and TRL do), or a fixed number (1 = the raw logits). */
+export function logprobTemperature(cfg: Pick<GrpoConfig, "temperature" | "loss">): number {
+  const t = cfg.loss.logprobTemperature;
+  return t === "rollout" ? cfg.temperature : t;
+}
+
 export interface GrpoConfig {
   copies: number;
   rollouts: number;
@@ -25,7 +32,7 @@ export interface GrpoConfig {
   gradClip: number;
   updatesPerBatch: number;
   advantage: { std: StdMode; eps: number };
-  loss: LossConfig;
+  loss: LossConfig & { logprobTemperature: "rollout" | number };
 }
 
 export interface StepStats {
@@ -144,14 +151,17 @@ export class GrpoTrainer {
     // With one update per batch the policy has not moved when the loss is taken, so the old
     // log-probabilities are the graph's own logp, bit for bit: they are copied from it (off the tape)
     // instead of taking a forward pass of their own.
+    const lpT = logprobTemperature(cfg);
     const oldLogp =
-      cfg.updatesPerBatch > 1 ? tf.tidy(() => tokenLogProbs(this.policy, model, inputs, targets).logp) : null;
-    const refLogp = tf.tidy(() => tokenLogProbs(this.reference, model, inputs, targets).logp);
+      cfg.updatesPerBatch > 1
+        ? tf.tidy(() => tokenLogProbs(this.policy, model, inputs, targets, false, lpT).logp)
+        : null;
+    const refLogp = tf.tidy(() => tokenLogProbs(this.reference, model, inputs, targets, false, lpT).logp);
     let last = { loss: 0, pg: 0, kl: 0, entropy: 0, clipFrac: 0, gradNorm: 0 };
     for (let u = 0; u < cfg.updatesPerBatch; u++) {
       let parts: tf.Scalar[] = [];
       const { value, grads } = tf.variableGrads(() => {
-        const { logp, entropy } = tokenLogProbs(this.policy, model, inputs, targets, true);
+        const { logp, entropy } = tokenLogProbs(this.policy, model, inputs, targets, true, lpT);
         const old = oldLogp ?? tf.tensor2d(logp.dataSync(), logp.shape);
         const r = grpoLossTf({ logp, oldLogp: old, refLogp, entropy: entropy!, adv: advT, mask }, cfg.loss);
         parts = [r.pg, r.kl, r.entropy, r.clipFrac].map((t) => tf.keep(t));
