@@ -12,7 +12,7 @@
 //    Linux's /proc/stat; src/engine/cpuStat.ts);
 //  - training tokens/s: pretraining steps (as in src/model/pretrain.ts: gpt-nano, batch 32,
 //    length-bucketed corpus batches), each batch run 3 times with each kernel, alternating; the
-//    median per batch counts (single steps swing by +-50% when other processes share the cores);
+//    median per batch counts (single steps swing widely when other processes share the cores);
 //  - rollout tokens/s: 64 sequences of a 12-char prompt sampled at T=1, up to 60 new tokens
 //    (--checkpoint, default data/models/base, if present, else initParams weights), fast decoder vs stock;
 //  - seconds per GRPO step (GrpoTrainer on {"prompt":"12*2","answer":"24"}, 8 copies x 8 rollouts,
@@ -199,9 +199,8 @@ if (!has("skip-matmul")) {
   );
   const rng = makeRng(1, "bench-matmul");
   // warm-up, not recorded: --warmup rounds (default 1) of one window of each implementation in each
-  // transpose combination (V8 compiles our kernels in a baseline tier first — a 256^3 product takes
-  // 5-16 ms on its first calls instead of ~1 — and the workers instantiate the tfjs-heap module on
-  // their first job)
+  // transpose combination (V8 compiles our kernels in a baseline tier first, several times slower
+  // than its optimised code, and the workers instantiate the tfjs-heap module on their first job)
   {
     const s = SHAPES[0];
     const warm: [Float32Array, Float32Array] = [
@@ -220,10 +219,8 @@ if (!has("skip-matmul")) {
       Float32Array.from({ length: s.batch * s.M * s.K }, () => rng.next() - 0.5),
       Float32Array.from({ length: s.batch * s.K * s.N }, () => rng.next() - 0.5),
     ];
-    // rounds outermost: every transpose combination is sampled over the same stretch of time (with
-    // the combinations one after another, A·B — always measured first — had the lowest 2-thread
-    // ratio in five of seven runs; early background work of V8's own threads was suspected, not
-    // shown: notebook §4d)
+    // rounds outermost: every transpose combination is sampled over the same stretch of time, so the
+    // host's drift does not fall on whichever combination is measured first (docs/notebook.md)
     const res: Record<string, Record<Impl, number[]>> = {};
     const cpu: Record<string, Record<Impl, ReturnType<typeof cpuDelta>[]>> = {};
     for (const [op] of COMBOS) {

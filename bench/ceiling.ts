@@ -1,5 +1,5 @@
 // How close the fast matmul comes to this machine's floating-point ceiling, paired in one process
-// (the host's other tenants move every timing by +-20 % within minutes, so each round times the
+// (the host's other tenants move timings within minutes, so each round times the
 // probes and the kernel back to back and the ratios are taken per round):
 //  - probes (bench/probes/fp.c, everything in L1, no copies, no tfjs): `micro`, the matmul
 //    micro-kernel's own loop; `bregs`, the same with B in registers; `indep`, independent mul and

@@ -3,7 +3,7 @@
 # src/model/fastDecoder.c) into .wasm files beside them (committed, so users
 # need no compiler). Needs clang and wasm-ld with the WebAssembly target; the committed binaries are
 # built with Debian's clang 19 (bookworm: apt-get install -y clang-19 lld-19), which folds constant
-# offsets into WebAssembly loads (clang 14 does not: its matmul runs ~15% slower under V8). Uses
+# offsets into WebAssembly loads (clang 14 does not: its matmul runs slower under V8). Uses
 # clang-19 if present, else clang; CLANG=/path/to/clang overrides. Output is deterministic for a
 # given clang version.
 # matmul.wasm and fastDecoder.wasm import a shared memory (threads: every worker runs its own instance

@@ -1,6 +1,7 @@
-// Probes of this machine's floating-point ceiling under V8's WebAssembly SIMD (no FMA), for the
-// matmul targets of issue 6: how fast can any f32x4 kernel go here, with no memory traffic beyond
-// L1? Built by bench/probes/build.sh; run by bench/probes/fp.mjs. Not used by the project's code.
+// Probes of this machine's floating-point ceiling under V8's WebAssembly SIMD (no FMA), to judge the
+// matmul kernel against: how fast can any f32x4 kernel go here, with no memory traffic beyond L1?
+// Built by bench/probes/build.sh; run by bench/ceiling.ts (npm run bench:ceiling). Not used by the
+// project's code.
 #include <wasm_simd128.h>
 #define EXPORT(name) __attribute__((export_name(#name)))
 #define SP wasm_v128_load32_splat
