@@ -9,7 +9,7 @@
 //    N-thread / 1-thread ratio both of the medians and as the median of per-round ratios (fast1 and
 //    fastN run back to back in each round, so that ratio is paired against the host's drift), the
 //    share of the CPUs' time the host stole during the 1- and N-thread windows (a VM's "steal" in
-//    Linux's /proc/stat; src/engine/cpuStat.ts);
+//    Linux's /proc/stat; bench/cpuStat.ts);
 //  - training tokens/s: pretraining steps (as in src/model/pretrain.ts: gpt-nano, batch 32,
 //    length-bucketed corpus batches), each batch run 3 times with each kernel, alternating; the
 //    median per batch counts (single steps swing widely when other processes share the cores);

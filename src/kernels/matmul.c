@@ -18,7 +18,7 @@
 // Also in this module (included below): GELU forward/backward for the training graph (gelu.c; run_job splits a long one into
 // chunks of floats for the threads), and column sums (colsum.c: tfjs's Sum over leading axes).
 // Build: scripts/build-kernels.sh (clang --target=wasm32 -O3 -msimd128 -matomics, imported shared
-// memory). Host side: matmul.ts (memory, jobs), threads.ts (workers), tfjsKernels.ts (tfjs kernels).
+// memory). Host side: matmul.ts (memory, jobs), threads.ts (workers), tfjs/ (tfjs kernels), gelu.ts and colSum.ts.
 #include <wasm_simd128.h>
 #include "vmath.h"
 

@@ -1,11 +1,11 @@
 // Float32 matrix multiply in WebAssembly SIMD (matmul.wasm, built from matmul.c by
 // scripts/build-kernels.sh), batched, with the same transpose conventions as tf.matMul, on one or
-// more threads (threads.ts). Registered as the tfjs BatchMatMul kernel by tfjsKernels.ts; matMul()
+// more threads (threads.ts). Registered as the tfjs BatchMatMul kernel by tfjs/BatchMatMul.ts; matMul()
 // below works on plain Float32Arrays (bench/matmul.ts, tests).
 // One module instance per thread over one shared WebAssembly.Memory, grown to the largest call
 // and reused: inputs are copied in and the result read out (runMatMul returns a view of it).
 // A call can instead run in place, in another module's shared memory (the tfjs-wasm backend's heap,
-// made shared by wasmHeap.ts; tfjsKernels.ts), through matmul-heap.wasm — the same C built for an
+// made shared by src/engine/wasmHeap.ts; tfjs/io.ts), through matmul-heap.wasm — the same C built for an
 // imported memory, with no static data and no stack — reading the input tensors where they are and
 // writing the output tensor directly: no copies, on one thread or on several (the workers run their
 // own instances of matmul-heap.wasm over that memory: threads.ts attachHeap).
