@@ -370,3 +370,53 @@ describe("CLI", () => {
     expect(u.stderr).toContain("usage");
   }, 90_000);
 });
+
+describe('answerFormat "boxed": natural-language LaTeX answers of real models', () => {
+  const boxed = { answerFormat: "boxed" } as const;
+  // {response, label, reward, extracted}: extraction is the last \boxed{} only
+  const rows: Row[] = [
+    row("So $V = \\boxed{12.8}$ miles per hour.", "12.8", 1, "12.8"),
+    row("\\boxed{12.80}", "12.8", 1, "12.80"),
+    row("\\boxed{12.8 \\text{ mph}}", "12.8", 1, "12.8 \\text{ mph}"),
+    row("\\boxed{12.8\\text{ miles per hour}}", "12.8", 1, "12.8\\text{ miles per hour}"),
+    row("\\boxed{12.8\\,\\mbox{mph}.}", "12.8", 1, "12.8\\,\\mbox{mph}."),
+    row("\\boxed{\\frac{64}{5}}", "12.8", 1, "\\frac{64}{5}"),
+    row("\\boxed{\\dfrac{64}{5}}", "12.8", 1, "\\dfrac{64}{5}"),
+    row("\\boxed{12.9}", "12.8", 0, "12.9"),
+    row("\\boxed{30^\\circ}", "30", 1, "30^\\circ"),
+    row("\\boxed{30^{\\circ}}", "30", 1, "30^{\\circ}"),
+    row("\\boxed{30°}", "30^\\circ", 1, "30°"),
+    row("\\boxed{50\\%}", "50", 1, "50\\%"),
+    row("\\boxed{\\$12.50}", "12.5", 1, "\\$12.50"),
+    row("\\boxed{1,000}", "1000", 1, "1,000"),
+    row("\\boxed{2\\sqrt{3}}", "\\sqrt{12}", 1, "2\\sqrt{3}"),
+    row("\\boxed{\\frac{\\sqrt3}{2}}", "\\frac{\\sqrt{3}}{2}", 1, "\\frac{\\sqrt3}{2}"),
+    row("\\boxed{\\text{(C)}}", "\\text{(C)}", 1, "\\text{(C)}"), // a choice is not a unit
+    row("\\boxed{\\text{mph}}", "12.8", 0, "\\text{mph}"), // nothing left before the unit: not dropped
+    row("\\boxed{12.8 mph}", "12.8", 0, "12.8 mph"), // bare words are variables, not units
+    row("\\boxed{12.8} and then #### 5", "12.8", 1, "12.8"), // #### is ordinary text here
+    row("#### 12.8", "12.8", 0, null), // the organism's marker is no answer in this format
+    row("\\boxed{5} then \\boxed{12.8", "12.8", 0, null), // truncated last box
+    row("\\boxed{}", "12.8", 0, null),
+  ];
+  it.each(rows.map((r) => [show(r.response), show(r.label), r] as const))("%s vs %s", (_a, _b, r) => {
+    const res = reward(r.response, r.label, boxed);
+    expect(res.extracted).toBe(r.extracted);
+    expect(res.reward).toBe(r.reward);
+    expect(res.parts).toEqual({ format: r.extracted === null ? 0 : 1, answer: r.reward });
+  });
+
+  it("the default (marker) format is unchanged by these rules", () => {
+    check(row("\\boxed{12.8 \\text{ mph}}", "12.8", 0, "12.8 \\text{ mph}"));
+    check(row("\\boxed{30^\\circ}", "30", 0, "30^\\circ"));
+    check(row("\\boxed{12.8} and then #### 5", "12.8", 0, "5"));
+    expect(reward("\\boxed{12.8}", "12.8", { answerFormat: "marker" })).toEqual(reward("\\boxed{12.8}", "12.8"));
+  });
+
+  it("labels are read the same way", () => {
+    expect(isValidLabel("12.8\\text{ mph}", boxed)).toBe(true);
+    expect(isValidLabel("12.8\\text{ mph}")).toBe(false);
+    expect(isEquivalent("12.8", "64/5", boxed)).toBe(true);
+    expect(isEquivalent("x".repeat(MAX_ANSWER_LENGTH + 1), "1", boxed)).toBe(false);
+  });
+});

@@ -24,6 +24,18 @@ export const SAMPLE_POINTS: readonly number[] = [0.5, 1.7, -2.3, 3.1, -0.7, 2.9,
 /** Points where both sides are finite needed before expressions with variables count as equal. */
 const MIN_FINITE_POINTS = 3;
 
+/** Where a response writes its final answer. "marker" (the default): the last `\boxed{...}` or
+ * `####`, whichever comes last, graded strictly: the organism's form. "boxed": the last
+ * `\boxed{...}` only, and the answer and label are read as natural-language LaTeX answers
+ * (degree signs, percent signs and trailing `\text{ units}` dropped before comparing): the form
+ * of real models prompted to box their answer. */
+export const ANSWER_FORMATS = ["marker", "boxed"] as const;
+export type AnswerFormat = (typeof ANSWER_FORMATS)[number];
+
+export interface RewardOptions {
+  answerFormat?: AnswerFormat;
+}
+
 export interface RewardResult {
   reward: 0 | 1;
   extracted: string | null;
@@ -101,10 +113,12 @@ function balancedGroup(text: string, open: number): string | null {
  *   Anything else after the answer stays and normally makes it fail to parse (no guessing).
  * - An empty answer (`####` at the end, `\boxed{}`) counts as no answer: null.
  * - Only the last SCAN_WINDOW characters are scanned.
+ * - With answerFormat "boxed" only the last `\boxed{...}` counts (a `####` is ordinary text).
  */
-export function extractAnswer(response: string): string | null {
+export function extractAnswer(response: string, opts: RewardOptions = {}): string | null {
   if (typeof response !== "string") return null;
   const text = response.length > SCAN_WINDOW ? response.slice(response.length - SCAN_WINDOW) : response;
+  if (opts.answerFormat === "boxed") return extractBoxed(text);
   const hashAt = text.lastIndexOf("####");
   const boxed = lastBoxedBrace(text);
   let answer: string | null;
@@ -122,6 +136,38 @@ export function extractAnswer(response: string): string | null {
     answer = null;
   }
   return answer === null || answer === "" ? null : answer;
+}
+
+/** The last `\boxed{...}` of the (already windowed) text, trimmed; null when there is none, it is
+ * empty, or its braces never close (a truncated response: an earlier box is not used instead). */
+function extractBoxed(text: string): string | null {
+  const boxed = lastBoxedBrace(text);
+  if (boxed === null) return null;
+  const inner = balancedGroup(text, boxed.brace);
+  const answer = inner === null ? null : inner.trim();
+  return answer === null || answer === "" ? null : answer;
+}
+
+/** A trailing unit in text mode: `\text{ mph}`, `\mbox{cm}^2`, `\textrm{ square feet}.` */
+const TRAILING_UNIT =
+  /\\(?:text|textrm|mbox)\s*\{\s*[A-Za-z][A-Za-z .\/-]*\}\s*(?:\^\s*(?:\{\s*\d\s*\}|\d))?\s*\.?\s*$/;
+
+/**
+ * What "boxed" answers drop before they are parsed (answers and labels alike), as graders of
+ * MATH-style answers do: degree marks (`^\circ`, `^{\circ}`, `\circ`, `°`, `\degree`), percent
+ * signs (`\%`, `%`), and trailing text-mode units (`12.8\text{ mph}` is 12.8) while something
+ * is left before them. `\text{(A)}` (not a word) is kept.
+ */
+export function stripAnswerDecorations(answer: string): string {
+  let s = answer
+    .replace(/\^\s*\{\s*\\circ\s*\}|\^\s*\\circ(?![A-Za-z])|\\circ(?![A-Za-z])|\u00b0|\\degree(?![A-Za-z])/g, "")
+    .replace(/\\%|%/g, "");
+  for (;;) {
+    const m = TRAILING_UNIT.exec(s);
+    if (m === null || s.slice(0, m.index).trim() === "") break;
+    s = s.slice(0, m.index);
+  }
+  return s.trim();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -452,7 +498,13 @@ function equivalentParsed(a: Parsed, b: Parsed): boolean {
  * match). Expressions with variables compare at the fixed SAMPLE_POINTS: they must agree within
  * the tolerance wherever either is finite, and be finite at at least 3 points. Never throws.
  */
-export function isEquivalent(answer: string, label: string): boolean {
+export function isEquivalent(answer: string, label: string, opts: RewardOptions = {}): boolean {
+  if (opts.answerFormat === "boxed") {
+    if (typeof answer !== "string" || typeof label !== "string") return false;
+    if (answer.length > MAX_ANSWER_LENGTH || label.length > MAX_ANSWER_LENGTH) return false;
+    answer = stripAnswerDecorations(answer);
+    label = stripAnswerDecorations(label);
+  }
   try {
     const b = parseLabel(label);
     if (b === null) return false;
@@ -465,15 +517,15 @@ export function isEquivalent(answer: string, label: string): boolean {
 
 /** Whether a label is usable: it parses under the same restrictions as answers and compares
  * equal to itself (so it is finite, e.g. `1/0` is not a valid label). */
-export function isValidLabel(label: string): boolean {
-  return typeof label === "string" && isEquivalent(label, label);
+export function isValidLabel(label: string, opts: RewardOptions = {}): boolean {
+  return typeof label === "string" && isEquivalent(label, label, opts);
 }
 
 /** Reward of one response: 1 when an answer is extracted and equals the label, else 0.
  * parts.format is 1 when an answer was extracted; parts.answer when it is also correct. */
-export function reward(response: string, label: string): RewardResult {
-  const extracted = extractAnswer(response);
+export function reward(response: string, label: string, opts: RewardOptions = {}): RewardResult {
+  const extracted = extractAnswer(response, opts);
   if (extracted === null) return { reward: 0, extracted, parts: { format: 0, answer: 0 } };
-  const ok = isEquivalent(extracted, label) ? 1 : 0;
+  const ok = isEquivalent(extracted, label, opts) ? 1 : 0;
   return { reward: ok, extracted, parts: { format: 1, answer: ok } };
 }
