@@ -3,6 +3,7 @@
 // confidence interval from ./stats.ts) and formats the result as an aligned text table, CSV and
 // Markdown. Pure functions: reading files, walking directories and writing outputs happen in
 // src/cli/compare.ts. This is not a plotting module (./plots.ts) nor an HTML writer (./html.ts).
+import { BENCH, COL } from "./columns.js";
 import path from "node:path";
 import { summarise, saturationStep, type EvalPoint } from "./saturation.js";
 import { meanCI, CI_METHOD } from "./stats.js";
@@ -58,11 +59,11 @@ export function parseMetricsCsv(text: string, name: string): MetricsTable {
   const rows = parseCsvText(text);
   if (rows.length === 0) throw new Error(`${name}: empty file, not a results metrics.csv`);
   const columns = rows[0].map((c) => c.trim());
-  if (!columns.includes("step") || !(columns.includes("train_accuracy") || columns.includes("heldout_greedy"))) {
+  if (!columns.includes(COL.step) || !(columns.includes(COL.trainAccuracy) || columns.includes(COL.heldoutGreedy))) {
     const missing = ["step", "train_accuracy or heldout_greedy"].filter((c) =>
       c === "step"
-        ? !columns.includes("step")
-        : !columns.includes("train_accuracy") && !columns.includes("heldout_greedy"),
+        ? !columns.includes(COL.step)
+        : !columns.includes(COL.trainAccuracy) && !columns.includes(COL.heldoutGreedy),
     );
     throw new Error(
       `${name}: not a results metrics.csv (missing column ${missing.map((m) => `"${m}"`).join(" and ")}; header starts ${JSON.stringify(columns.slice(0, 4).join(","))})`,
@@ -109,8 +110,8 @@ export function series(t: MetricsTable, column: string): { step: number; value: 
 /** Benchmark names: every `<b>` with a `<b>_greedy` column. */
 export function benchmarksOf(columns: readonly string[]): string[] {
   return columns
-    .filter((c) => c.endsWith("_greedy") && c !== "heldout_greedy")
-    .map((c) => c.slice(0, -"_greedy".length));
+    .filter((c) => c.endsWith(BENCH.greedy) && c !== COL.heldoutGreedy)
+    .map((c) => c.slice(0, -BENCH.greedy.length));
 }
 
 /** The `<b>_pass@<k>` columns, by benchmark order then k. */
@@ -355,18 +356,18 @@ const nn = (x: number | null | undefined): number | null =>
 
 /** Recomputes one run's comparison metrics from its table (keys as in metricDefs). */
 export function runMetrics(t: MetricsTable, threshold: number, window: number): Record<string, number | null> {
-  const train = series(t, "train_accuracy");
-  const held = series(t, "heldout_greedy");
+  const train = series(t, COL.trainAccuracy);
+  const held = series(t, COL.heldoutGreedy);
   const out: Record<string, number | null> = {};
   const byStep = (col: string) => new Map(series(t, col).map((p) => [p.step, p.value]));
   if (held.length > 0) {
-    const fmt = byStep("heldout_format");
-    const agf = byStep("heldout_acc_given_format");
-    const smp = byStep("heldout_sampled");
+    const fmt = byStep(COL.heldoutFormat);
+    const agf = byStep(COL.heldoutAccGivenFormat);
+    const smp = byStep(COL.heldoutSampled);
     const benches = t.columns
-      .filter((c) => c.endsWith("_greedy_format"))
-      .map((c) => c.slice(0, -"_greedy_format".length));
-    const perB = benches.map((b) => ({ b, g: byStep(`${b}_greedy`), f: byStep(`${b}_greedy_format`) }));
+      .filter((c) => c.endsWith(BENCH.greedyFormat))
+      .map((c) => c.slice(0, -BENCH.greedyFormat.length));
+    const perB = benches.map((b) => ({ b, g: byStep(b + BENCH.greedy), f: byStep(b + BENCH.greedyFormat) }));
     const evals: EvalPoint[] = held.map((h) => ({
       step: h.step,
       heldout: h.value,

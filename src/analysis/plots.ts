@@ -14,6 +14,7 @@ import * as vega from "vega";
 import * as vl from "vega-lite";
 import type { TopLevelSpec } from "vega-lite";
 import { Resvg, type ResvgRenderOptions } from "@resvg/resvg-js";
+import { BENCH, COL, procColumn } from "./columns.js";
 import { benchmarksOf, runMetrics, series, type MetricsTable, type RunInfo } from "./compare.js";
 import { MEAN_BENCHMARK, type PasskRow } from "./passk-curve.js";
 
@@ -171,9 +172,9 @@ function lineKey(runs: readonly PlotRun[]): string {
 export function trainingSpec(runs: readonly PlotRun[]): Spec {
   const benches = runs.length ? benchmarksOf(runs[0].table.columns) : [];
   const panels: PanelDef[] = [
-    { title: "training accuracy (the single example)", values: (t) => series(t, "train_accuracy") },
+    { title: "training accuracy (the single example)", values: (t) => series(t, COL.trainAccuracy) },
   ];
-  panels.push({ title: "held-out greedy: mean over benchmarks", values: (t) => series(t, "heldout_greedy") });
+  panels.push({ title: "held-out greedy: mean over benchmarks", values: (t) => series(t, COL.heldoutGreedy) });
   for (const b of benches) panels.push({ title: `held-out greedy: ${b}`, values: (t) => series(t, `${b}_greedy`) });
   return stepPanelsSpec(
     "Training vs held-out accuracy over GRPO steps",
@@ -191,10 +192,10 @@ export function trainingSpec(runs: readonly PlotRun[]): Spec {
 /** (b) Format vs skill: graded-form share and accuracy among graded-form answers. */
 export function formatSpec(runs: readonly PlotRun[]): Spec {
   const panels: PanelDef[] = [
-    { title: "held-out greedy accuracy", values: (t) => series(t, "heldout_greedy") },
-    { title: "graded-form share (held-out greedy)", values: (t) => series(t, "heldout_format") },
-    { title: "accuracy among graded answers (held-out)", values: (t) => series(t, "heldout_acc_given_format") },
-    { title: "graded-form share (training rollouts)", values: (t) => series(t, "train_format_rate") },
+    { title: "held-out greedy accuracy", values: (t) => series(t, COL.heldoutGreedy) },
+    { title: "graded-form share (held-out greedy)", values: (t) => series(t, COL.heldoutFormat) },
+    { title: "accuracy among graded answers (held-out)", values: (t) => series(t, COL.heldoutAccGivenFormat) },
+    { title: "graded-form share (training rollouts)", values: (t) => series(t, COL.trainFormatRate) },
   ];
   return stepPanelsSpec(
     "Format vs skill: is the held-out gain just more answers in the graded form?",
@@ -237,8 +238,8 @@ export function procedureData(runs: readonly PlotRun[]): {
     hi: number;
   }[] = [];
   const sources: [string, (t: MetricsTable, p: string) => { step: number; value: number }[]][] = [
-    ["training rollouts", (t, p) => series(t, `proc_${p}`)],
-    ["held-out, mean over benchmarks", (t, p) => benchmarkMean(t, `_proc_${p}`)],
+    ["training rollouts", (t, p) => series(t, procColumn(p))],
+    ["held-out, mean over benchmarks", (t, p) => benchmarkMean(t, BENCH.proc(p))],
   ];
   for (const e of [...new Set(runs.map((r) => r.experiment))]) {
     const rs = runs.filter((r) => r.experiment === e);
@@ -275,11 +276,11 @@ export function procedureData(runs: readonly PlotRun[]): {
 /** (c) Behaviour: "recheck" word rate per benchmark, and procedure shares (stacked, mean over seeds). */
 export function behaviourSpec(runs: readonly PlotRun[]): Spec {
   const benches = runs.length
-    ? benchmarksOf(runs[0].table.columns).filter((b) => runs[0].table.columns.includes(`${b}_recheck_rate`))
+    ? benchmarksOf(runs[0].table.columns).filter((b) => runs[0].table.columns.includes(b + BENCH.recheckRate))
     : [];
   const panels: PanelDef[] = benches.map((b) => ({
     title: `"recheck" rate: ${b}`,
-    values: (t: MetricsTable) => series(t, `${b}_recheck_rate`),
+    values: (t: MetricsTable) => series(t, b + BENCH.recheckRate),
   }));
   const recheck = stepPanelsSpec("", [], runs, panels, "share of completions", 4, false);
   delete recheck.$schema;

@@ -5,7 +5,9 @@
 import { createObjectCsvStringifier } from "csv-writer";
 import type { BenchmarkMetrics } from "../eval/evaluate.js";
 import type { EvalReport } from "../eval/report.js";
+import { BENCH, COL } from "../analysis/columns.js";
 import { procedureShares } from "../eval/behaviours.js";
+import { PROCEDURES } from "../world/procedures.js";
 import type { StepStats } from "../rl/trainer.js";
 
 /** A training row: the step's statistics and the behaviour shares of its rollouts. */
@@ -22,53 +24,46 @@ export function trainRow(stats: StepStats): TrainRow {
 }
 
 export const TRAIN_COLUMNS: [string, keyof TrainRow, string][] = [
-  ["train_accuracy", "trainAccuracy", "mean reward of this step's rollouts on the single example (reward is 0/1)"],
-  ["mean_reward", "meanReward", "mean reward (equal to train_accuracy with the 0/1 verifier reward)"],
-  ["train_format_rate", "trainFormatRate", "share of rollouts with an answer in the graded form"],
-  ["loss", "loss", "total GRPO loss of the last update (pg + β·kl − α·entropy)"],
-  ["pg_loss", "pgLoss", "clipped surrogate part"],
-  ["kl", "kl", "k3 KL to the reference (aggregated like the loss)"],
-  ["entropy", "entropy", "mean token entropy of the policy on the rollouts (nats)"],
-  ["clip_frac", "clipFrac", "share of response tokens whose ratio left [1−ε, 1+ε]"],
-  ["grad_norm", "gradNorm", "global gradient norm before clipping"],
-  ["response_length", "responseLength", "mean rollout length in tokens"],
-  ["groups_with_signal", "groupsWithSignal", "share of groups whose rewards are not all equal (non-zero advantages)"],
-  ["proc_careful", "procCareful", "share of rollouts following the careful procedure"],
-  ["proc_check", "procCheck", "share following the self-check procedure"],
-  ["proc_hasty", "procHasty", "share giving a hasty direct answer"],
-  ["proc_nomarker", "procNomarker", "share ending without the graded form"],
+  [COL.trainAccuracy, "trainAccuracy", "mean reward of this step's rollouts on the single example (reward is 0/1)"],
+  [COL.meanReward, "meanReward", "mean reward (equal to train_accuracy with the 0/1 verifier reward)"],
+  [COL.trainFormatRate, "trainFormatRate", "share of rollouts with an answer in the graded form"],
+  [COL.loss, "loss", "total GRPO loss of the last update (pg + β·kl − α·entropy)"],
+  [COL.pgLoss, "pgLoss", "clipped surrogate part"],
+  [COL.kl, "kl", "k3 KL to the reference (aggregated like the loss)"],
+  [COL.entropy, "entropy", "mean token entropy of the policy on the rollouts (nats)"],
+  [COL.clipFrac, "clipFrac", "share of response tokens whose ratio left [1−ε, 1+ε]"],
+  [COL.gradNorm, "gradNorm", "global gradient norm before clipping"],
+  [COL.responseLength, "responseLength", "mean rollout length in tokens"],
+  [COL.groupsWithSignal, "groupsWithSignal", "share of groups whose rewards are not all equal (non-zero advantages)"],
+  [COL.procCareful, "procCareful", "share of rollouts following the careful procedure"],
+  [COL.procCheck, "procCheck", "share following the self-check procedure"],
+  [COL.procHasty, "procHasty", "share giving a hasty direct answer"],
+  [COL.procNomarker, "procNomarker", "share ending without the graded form"],
 ];
 
 export const MEAN_COLUMNS: [string, string][] = [
-  ["heldout_greedy", "mean over benchmarks of greedy accuracy"],
-  ["heldout_format", "mean over benchmarks of the greedy graded-form share"],
-  ["heldout_acc_given_format", "mean over benchmarks of greedy accuracy among graded-form answers"],
-  ["heldout_sampled", "mean over benchmarks of sampled accuracy"],
+  [COL.heldoutGreedy, "mean over benchmarks of greedy accuracy"],
+  [COL.heldoutFormat, "mean over benchmarks of the greedy graded-form share"],
+  [COL.heldoutAccGivenFormat, "mean over benchmarks of greedy accuracy among graded-form answers"],
+  [COL.heldoutSampled, "mean over benchmarks of sampled accuracy"],
 ];
 
 export function benchmarkColumns(name: string, ks: number[], n: number): string[] {
-  const cols = [`${name}_greedy`, `${name}_greedy_format`, `${name}_greedy_acc_given_format`];
+  const cols = [name + BENCH.greedy, name + BENCH.greedyFormat, name + BENCH.greedyAccGivenFormat];
   if (n > 0)
     cols.push(
-      `${name}_sampled`,
-      `${name}_format_rate`,
-      `${name}_sampled_acc_given_format`,
-      ...ks.map((k) => `${name}_pass@${k}`),
+      name + BENCH.sampled,
+      name + BENCH.formatRate,
+      name + BENCH.sampledAccGivenFormat,
+      ...ks.map((k) => name + BENCH.passAt(k)),
     );
-  cols.push(
-    `${name}_length`,
-    `${name}_recheck_rate`,
-    `${name}_proc_careful`,
-    `${name}_proc_check`,
-    `${name}_proc_hasty`,
-    `${name}_proc_nomarker`,
-  );
+  cols.push(name + BENCH.length, name + BENCH.recheckRate, ...PROCEDURES.map((p) => name + BENCH.proc(p)));
   return cols;
 }
 
 export function metricsColumns(benchmarks: string[], ks: number[], n: number): string[] {
   return [
-    "step",
+    COL.step,
     ...TRAIN_COLUMNS.map((c) => c[0]),
     ...MEAN_COLUMNS.map((c) => c[0]),
     ...benchmarks.flatMap((b) => benchmarkColumns(b, ks, n)),
@@ -80,19 +75,19 @@ export const fmt = (x: number | null | undefined): string =>
 
 function benchmarkCells(name: string, m: BenchmarkMetrics, ks: number[], n: number): Record<string, string> {
   const c: Record<string, string> = {
-    [`${name}_greedy`]: fmt(m.greedy),
-    [`${name}_greedy_format`]: fmt(m.greedyFormat),
-    [`${name}_greedy_acc_given_format`]: fmt(m.greedyAccGivenFormat),
+    [name + BENCH.greedy]: fmt(m.greedy),
+    [name + BENCH.greedyFormat]: fmt(m.greedyFormat),
+    [name + BENCH.greedyAccGivenFormat]: fmt(m.greedyAccGivenFormat),
   };
   if (n > 0) {
-    c[`${name}_sampled`] = fmt(m.sampled);
-    c[`${name}_format_rate`] = fmt(m.formatRate);
-    c[`${name}_sampled_acc_given_format`] = fmt(m.sampledAccGivenFormat);
-    for (const k of ks) c[`${name}_pass@${k}`] = fmt(m.passAtK[`pass@${k}`]);
+    c[name + BENCH.sampled] = fmt(m.sampled);
+    c[name + BENCH.formatRate] = fmt(m.formatRate);
+    c[name + BENCH.sampledAccGivenFormat] = fmt(m.sampledAccGivenFormat);
+    for (const k of ks) c[name + BENCH.passAt(k)] = fmt(m.passAtK[`pass@${k}`]);
   }
-  c[`${name}_length`] = fmt(m.meanLength);
-  c[`${name}_recheck_rate`] = fmt(m.selfCheckRate);
-  for (const p of ["careful", "check", "hasty", "nomarker"] as const) c[`${name}_proc_${p}`] = fmt(m.procedures[p]);
+  c[name + BENCH.length] = fmt(m.meanLength);
+  c[name + BENCH.recheckRate] = fmt(m.selfCheckRate);
+  for (const p of PROCEDURES) c[name + BENCH.proc(p)] = fmt(m.procedures[p]);
   return c;
 }
 
@@ -103,14 +98,14 @@ export function metricsRow(
   ks: number[],
   n: number,
 ): Record<string, string> {
-  const row: Record<string, string> = { step: String(step) };
+  const row: Record<string, string> = { [COL.step]: String(step) };
   const train = stats ? trainRow(stats) : null;
   for (const [col, key] of TRAIN_COLUMNS) row[col] = train ? fmt(train[key] as number) : "";
   if (report) {
-    row.heldout_greedy = fmt(report.mean.greedy);
-    row.heldout_format = fmt(report.mean.greedyFormat);
-    row.heldout_acc_given_format = fmt(report.mean.greedyAccGivenFormat);
-    row.heldout_sampled = fmt(report.mean.sampled);
+    row[COL.heldoutGreedy] = fmt(report.mean.greedy);
+    row[COL.heldoutFormat] = fmt(report.mean.greedyFormat);
+    row[COL.heldoutAccGivenFormat] = fmt(report.mean.greedyAccGivenFormat);
+    row[COL.heldoutSampled] = fmt(report.mean.sampled);
     for (const [name, m] of Object.entries(report.benchmarks)) Object.assign(row, benchmarkCells(name, m, ks, n));
   }
   return row;
