@@ -10,7 +10,7 @@ import os from "node:os";
 import path from "node:path";
 import { REPO_ROOT } from "../sweep/child.js";
 import { expandSweep, type SweepRun } from "../sweep/expand.js";
-import { checkConflicts, describeDiskState, diskState, runPaths, writeRunFiles } from "../sweep/layout.js";
+import { checkConflicts, describeDiskState, diskState, isComplete, runPaths, writeRunFiles } from "../sweep/layout.js";
 import { LocalSweep, type RunOutcome } from "../sweep/local.js";
 import {
   checkRedis,
@@ -81,6 +81,11 @@ function finish(outcomes: RunOutcome[], file: string, out: string, compare: bool
   );
   for (const f of failed)
     console.log(`  FAILED ${f.run.name} seed ${f.run.seed}: ${f.error} (${runPaths(out, f.run).failed})`);
+  const unseen = outcomes.filter((o) => o.status === "done" && !isComplete(runPaths(out, o.run)));
+  if (unseen.length)
+    console.log(
+      `warning: ${unseen.length} run(s) finished on a worker but their results are not in ${out} on this machine; the results directory must be at the same path on every machine (a shared mount)`,
+    );
   if (stopped.length) {
     console.log(`stopped: interrupted runs saved their state; run the same command again to continue`);
     process.exit(130);
