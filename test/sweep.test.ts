@@ -32,12 +32,18 @@ const errorOf = (f: () => unknown): string => {
 };
 
 describe("sweep schema", () => {
-  it("accepts the shipped smoke sweep and its generated JSON Schema is current", () => {
+  it("accepts every shipped sweep file, and the generated JSON Schema is current", () => {
     const s = parseSweep(fs.readFileSync(SMOKE, "utf8"), SMOKE);
     expect(s.seeds).toEqual([1, 2, 3]);
     expect(s.examples).toHaveLength(2);
     const onDisk = JSON.parse(fs.readFileSync("experiments/sweeps/sweep.schema.json", "utf8"));
     expect(onDisk).toEqual(JSON.parse(JSON.stringify(sweepJsonSchema())));
+    for (const f of fs
+      .readdirSync("experiments/sweeps")
+      .filter((n) => n.endsWith(".json") && !n.endsWith(".schema.json"))) {
+      const file = path.join("experiments/sweeps", f);
+      expect(expandSweep(parseSweep(fs.readFileSync(file, "utf8"), file), file).length, file).toBeGreaterThan(0);
+    }
   });
 
   it("names the file, the unknown key and the nearest known one", () => {
