@@ -212,6 +212,8 @@ describe("sweeps on BullMQ workers with a real Redis", () => {
     const out = path.join(root, "queued");
     const w1 = worker();
     const w2 = worker();
+    // both take jobs only if both are listening before the runs are queued
+    await waitFor("two workers", () => [w1, w2].every((w) => w.output().includes(" on queue ")));
     const args = ["experiments/sweeps/smoke.json", "--redis", url, "--out", out, "--compare=false"];
     const [s1, s2] = await Promise.all([run("sweep", args), run("sweep", args)]);
     expect(s1.code, s1.out).toBe(0);
@@ -256,7 +258,7 @@ describe("sweeps on BullMQ workers with a real Redis", () => {
         return -1;
       }
     };
-    await waitFor("a saved state after step 5", () => step() >= 5);
+    await waitFor("a saved state after step 5", () => step() >= 5, 180_000);
     const lock = JSON.parse(fs.readFileSync(path.join(out, "runs", "kill.seed-1.lock"), "utf8"));
     expect(lock.pid).toBe(a.child.pid);
     a.child.kill("SIGKILL");
