@@ -1,14 +1,21 @@
-// `npm run schema`: writes experiments/experiment.schema.json from the zod schema (editor completion).
+// `npm run schema`: writes the JSON Schemas of experiment files (experiments/experiment.schema.json)
+// and sweep files (experiments/sweeps/sweep.schema.json) from their zod schemas (editor completion).
 import fs from "node:fs";
 import { experimentJsonSchema } from "../experiment/schema.js";
+import { sweepJsonSchema } from "../sweep/schema.js";
 import { parseArgs } from "./args.js";
 
 parseArgs(
   process.argv.slice(2),
   {},
   "schema",
-  "usage: npm run schema\nRegenerates experiments/experiment.schema.json from the zod schema.",
+  "usage: npm run schema\nRegenerates experiments/experiment.schema.json and experiments/sweeps/sweep.schema.json from the zod schemas.",
 );
 
-fs.writeFileSync("experiments/experiment.schema.json", JSON.stringify(experimentJsonSchema(), null, 2) + "\n");
-console.log("wrote experiments/experiment.schema.json");
+for (const [file, schema] of [
+  ["experiments/experiment.schema.json", experimentJsonSchema()],
+  ["experiments/sweeps/sweep.schema.json", sweepJsonSchema()],
+] as const) {
+  fs.writeFileSync(file, JSON.stringify(schema, null, 2) + "\n");
+  console.log(`wrote ${file}`);
+}
