@@ -24,6 +24,8 @@
 //                    [--checkpoint data/models/base] [--experiments] [--default]
 // --json prints one JSON object on stdout (progress goes to stderr). Threads: RLVR_THREADS (default
 // min(2, cores)). On a machine busy with other work, the threaded numbers mostly measure the load.
+import { GptLM } from "../src/model/gptLM.js";
+import { organismTask } from "../src/task/task.js";
 import * as tf from "@tensorflow/tfjs";
 import * as wasmPackage from "@tensorflow/tfjs-backend-wasm";
 import { spawnSync } from "node:child_process";
@@ -398,10 +400,13 @@ log(
     KERNELS.map((k) => [
       k,
       {
-        trainer: new GrpoTrainer(cloneParams(baseParams), cloneParams(baseParams), cfg, tok, grpoCfgUsed, {
-          prompt: "12*2",
-          answer: "24",
-        }),
+        trainer: new GrpoTrainer(
+          new GptLM(cloneParams(baseParams), cfg),
+          new GptLM(cloneParams(baseParams), cfg),
+          organismTask(tok),
+          grpoCfgUsed,
+          { prompt: "12*2", answer: "24" },
+        ),
         rng: makeRng(3, "bench-grpo"),
       },
     ]),
@@ -427,8 +432,8 @@ log(
   }
   for (const k of KERNELS) {
     trainers[k].trainer.optimizer.dispose();
-    disposeParams(trainers[k].trainer.policy);
-    disposeParams(trainers[k].trainer.reference);
+    trainers[k].trainer.policy.dispose();
+    trainers[k].trainer.reference?.dispose();
   }
 }
 

@@ -3,6 +3,8 @@
 // kernels, data/models/base), one with in-place calls allowed and one without, steps alternating;
 // median update time of 8 steps each after a warm-up, and the median paired ratio.
 //   npx tsx bench/inplace.ts [threads]   (default 1)
+import { GptLM } from "../src/model/gptLM.js";
+import { organismTask } from "../src/task/task.js";
 import * as tf from "@tensorflow/tfjs";
 import * as wasmPackage from "@tensorflow/tfjs-backend-wasm";
 import { makeRng } from "../src/engine/rng.js";
@@ -35,7 +37,16 @@ const clone = (p: Params): Params =>
   Object.fromEntries(Object.entries(p).map(([k, v]) => [k, tf.variable(v.clone(), true)]));
 const runs = [true, false].map((inPlace) => ({
   inPlace,
-  trainer: new GrpoTrainer(clone(ck.params), clone(ck.params), ck.cfg, tok, cfg, { prompt: "12*2", answer: "24" }),
+  trainer: new GrpoTrainer(
+    new GptLM(clone(ck.params), ck.cfg),
+    new GptLM(clone(ck.params), ck.cfg),
+    organismTask(tok),
+    cfg,
+    {
+      prompt: "12*2",
+      answer: "24",
+    },
+  ),
   rng: makeRng(3, "bench-inplace"),
   update: [] as number[],
 }));

@@ -12,6 +12,7 @@ export const LAYERS: string[][] = [
   ["experiment"],
   ["rl", "analysis"],
   ["eval"],
+  ["task"],
   ["model"],
   ["kernels", "text", "reward", "world", "datasets"],
   ["engine"],

@@ -2,16 +2,15 @@
 //                  [--benchmarks a,b] [--seed S] [--backend B] [--json]`
 // Evaluates any checkpoint on the held-out benchmarks. With --json (and `npm run -s`) stdout is one
 // JSON object {"benchmarks": {"<family>": {"greedy", "sampled", "pass@k", "formatRate", ...}}, ...}.
-import { loadCheckpoint } from "../model/checkpoint.js";
-import { hostWeights } from "../model/decode.js";
-import { loadTokenizerFor } from "../text/tokenizer.js";
+import { loadModel } from "../model/load.js";
+import { taskFor } from "../task/forModel.js";
 import { loadBenchmarks } from "../eval/benchmarks.js";
 import { evaluateAll, formatReport } from "../eval/report.js";
 import { numberFlag, parseArgs, runMain } from "./args.js";
 import { COMPUTE_FLAGS, COMPUTE_USAGE, setupCompute } from "./setup.js";
 
 const USAGE = `usage: npm run eval -- --checkpoint DIR [--n 64] [--k 1,8,64] [--limit P] [--temperature 1] [--top-p 1]
-                    [--benchmarks a,b] [--seed S] [--json] ${COMPUTE_USAGE}
+                    [--benchmarks a,b] [--seed S] [--max-new-tokens N] [--json] ${COMPUTE_USAGE}
 Held-out evaluation of a checkpoint: greedy and sampled accuracy, pass@k, graded-form share, accuracy among
 graded answers, length, self-check rate, procedure shares. With --json (npm run -s) stdout is one JSON object.`;
 
@@ -29,6 +28,7 @@ runMain(async () => {
       seed: "string",
       ...COMPUTE_FLAGS,
       json: "boolean",
+      "max-new-tokens": "string",
     },
     "eval",
     USAGE,
@@ -56,14 +56,15 @@ runMain(async () => {
   const benches = loadBenchmarks(names, limit > 0 ? limit : null);
   const log = (s: string) => (flags.json ? process.stderr : process.stdout).write(s + "\n");
   const { backend } = await setupCompute(flags, log);
-  const ck = loadCheckpoint(ckpt);
-  const tok = loadTokenizerFor(ckpt);
+  const lm = loadModel(ckpt);
+  const task = taskFor(ckpt);
+  const maxNewTokens = numberFlag(flags, "max-new-tokens", lm.contextLength, { integer: true, min: 1 });
   const t0 = performance.now();
   const { report } = evaluateAll(
-    hostWeights(ck.params, ck.cfg),
-    tok,
+    lm,
+    task,
     benches,
-    { n, ks: n > 0 ? ks : [], temperature, topP, maxNewTokens: ck.cfg.contextLength, keepExamples: 0 },
+    { n, ks: n > 0 ? ks : [], temperature, topP, maxNewTokens, keepExamples: 0 },
     seed,
     (name) => log(`  ${name} done (${((performance.now() - t0) / 1000).toFixed(0)}s)`),
   );

@@ -12,12 +12,11 @@
 import fs from "node:fs";
 import path from "node:path";
 import { makeRng } from "../engine/rng.js";
-import { loadCheckpoint } from "../model/checkpoint.js";
-import { hostWeights } from "../model/decode.js";
-import { disposeParams } from "../model/gpt.js";
-import { loadTokenizerFor } from "../text/tokenizer.js";
+import { readCheckpointConfig } from "../model/checkpoint.js";
 import { loadBenchmarks } from "../eval/benchmarks.js";
-import { rollout } from "../model/generate.js";
+import { rollout } from "../task/rollout.js";
+import { taskFor } from "../task/forModel.js";
+import { isOrganismCheckpoint, loadModel } from "../model/load.js";
 import {
   checkpointLabel,
   formatPasskText,
@@ -94,17 +93,17 @@ runMain(async () => {
 
   const rows: PasskRow[] = [];
   const countLines: string[] = ["checkpoint,label,benchmark,id,n,correct"];
-  const loaded = ckpts.map((c) => ({ dir: c, ck: loadCheckpoint(c) }));
-  const labels = uniqueLabels(loaded.map((l) => checkpointLabel(l.dir, experimentOf(l.dir, l.ck.meta))));
+  const meta = (dir: string) => (isOrganismCheckpoint(dir) ? readCheckpointConfig(dir).meta : {});
+  const labels = uniqueLabels(ckpts.map((dir) => checkpointLabel(dir, experimentOf(dir, meta(dir)))));
   const t0 = performance.now();
-  for (const [i, { dir, ck }] of loaded.entries()) {
-    const tok = loadTokenizerFor(dir);
-    const hw = hostWeights(ck.params, ck.cfg);
+  for (const [i, dir] of ckpts.entries()) {
+    const lm = loadModel(dir);
+    const task = taskFor(dir);
     const counts: { benchmark: string; corrects: number[] }[] = [];
     for (const b of benches) {
       const rng = makeRng(seed, `eval/${b.name}`);
       const pairs = b.items.flatMap((it) => Array.from({ length: n }, () => it));
-      const scored = rollout(hw, tok, pairs, { temperature, topP, maxNewTokens: ck.cfg.contextLength }, rng);
+      const scored = rollout(lm, task, pairs, { temperature, topP, maxNewTokens: lm.contextLength }, rng);
       const corrects = b.items.map((_, j) => scored.slice(j * n, (j + 1) * n).filter((s) => s.reward === 1).length);
       counts.push({ benchmark: b.name, corrects });
       b.items.forEach((it, j) =>
@@ -116,7 +115,7 @@ runMain(async () => {
       );
     }
     rows.push(...passkRows(dir, labels[i], n, counts));
-    disposeParams(ck.params);
+    lm.dispose();
   }
 
   console.log("");

@@ -8,7 +8,8 @@ import { copyTokenizer, DEFAULT_TOKENIZER_DIR, loadTokenizer } from "../text/tok
 import { countParams, initParams, resolveModelConfig } from "../model/gpt.js";
 import { pretrain, type PretrainConfig } from "../model/pretrain.js";
 import { loadCheckpoint, saveCheckpoint } from "../model/checkpoint.js";
-import { hostWeights } from "../model/decode.js";
+import { GptLM } from "../model/gptLM.js";
+import { organismTask } from "../task/task.js";
 import { loadBenchmarks } from "../eval/benchmarks.js";
 import { evaluateAll, formatReport, type EvalReport } from "../eval/report.js";
 import { readItems } from "../world/datasets.js";
@@ -103,8 +104,8 @@ runMain(async () => {
     }
     if (evalEvery > 0 && (r.step % evalEvery === 0 || r.step === cfg.steps)) {
       const { report } = evaluateAll(
-        hostWeights(params, model),
-        tok,
+        new GptLM(params, model),
+        organismTask(tok),
         quick,
         { n: 4, ks: [1], temperature: 1, topP: 1, maxNewTokens: model.contextLength, keepExamples: 0 },
         cfg.seed,
@@ -126,8 +127,8 @@ runMain(async () => {
   const t1 = performance.now();
   const evalBenches = loadBenchmarks(null, cardLimit);
   const { report } = evaluateAll(
-    hostWeights(params, model),
-    tok,
+    new GptLM(params, model),
+    organismTask(tok),
     evalBenches,
     {
       n: cardN,

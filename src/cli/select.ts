@@ -5,9 +5,8 @@
 // Writes the ranking as JSON and Markdown; the default experiment's example is chosen from it.
 import fs from "node:fs";
 import { makeRng } from "../engine/rng.js";
-import { loadCheckpoint } from "../model/checkpoint.js";
-import { disposeParams } from "../model/gpt.js";
-import { loadTokenizerFor } from "../text/tokenizer.js";
+import { loadModel } from "../model/load.js";
+import { taskFor } from "../task/forModel.js";
 import { GrpoTrainer } from "../rl/trainer.js";
 import { readItems } from "../world/datasets.js";
 import { historicalVariance } from "../analysis/variance.js";
@@ -47,16 +46,14 @@ runMain(async () => {
   const out = (flags.out as string) ?? "data/pool/ranking.json";
   const pool = readItems(poolFile);
   const { backend } = await setupCompute(flags);
-  const policy = loadCheckpoint(ckpt);
-  const ref = loadCheckpoint(ckpt);
-  const tok = loadTokenizerFor(ckpt);
+  const policy = loadModel(ckpt);
   const grpo = GrpoSchema.parse({ rollouts, learningRate: lr });
+  const ref = grpo.loss.klCoef > 0 ? loadModel(ckpt) : null;
   const trainer = new GrpoTrainer(
-    policy.params,
-    ref.params,
-    policy.cfg,
-    tok,
-    { ...grpo, maxNewTokens: Math.min(grpo.maxNewTokens, policy.cfg.contextLength) },
+    policy,
+    ref,
+    taskFor(ckpt),
+    { ...grpo, maxNewTokens: Math.min(grpo.maxNewTokens, policy.contextLength) },
     null,
   );
   const rng = makeRng(seed, "select/rollout");
@@ -124,6 +121,6 @@ runMain(async () => {
       `  ${r.rank}. ${r.prompt} = ${r.answer}  variance ${r.variance.toFixed(4)}  [${r.accuracies.map((a) => a.toFixed(2)).join(" ")}]`,
     );
   trainer.optimizer.dispose();
-  disposeParams(policy.params);
-  disposeParams(ref.params);
+  policy.dispose();
+  ref?.dispose();
 });

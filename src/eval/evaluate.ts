@@ -3,9 +3,9 @@
 // correction and real improvement can be told apart), response length, self-check word rate
 // and the share of each solution procedure in the samples.
 import type { Rng } from "../engine/rng.js";
-import type { HostWeights } from "../model/decode.js";
-import { rollout, type Scored } from "../model/generate.js";
-import type { CharTokenizer } from "../text/tokenizer.js";
+import type { CausalLM } from "../model/family.js";
+import { rollout, type Scored } from "../task/rollout.js";
+import type { Task } from "../task/task.js";
 import type { Item } from "../world/datasets.js";
 import type { Procedure } from "../world/procedures.js";
 import { procedureShares, selfCheckRate } from "./behaviours.js";
@@ -82,8 +82,8 @@ export function summarise(scored: Scored[]): {
 }
 
 export function evaluateBenchmark(
-  hw: HostWeights,
-  tok: CharTokenizer,
+  lm: CausalLM,
+  task: Task,
   bench: Benchmark,
   opts: EvalOptions,
   rng: Rng,
@@ -93,7 +93,7 @@ export function evaluateBenchmark(
     if (opts.n > 0 && k > opts.n) throw new Error(`pass@${k} needs at least ${k} samples per problem; n is ${opts.n}`);
   }
   const gen = { temperature: 0, topP: 1, maxNewTokens: opts.maxNewTokens };
-  const greedy = rollout(hw, tok, items, gen, null);
+  const greedy = rollout(lm, task, items, gen, null);
   const g = summarise(greedy);
   const examples: EvalExample[] = [];
   const ex = (mode: "greedy" | "sampled", item: Item, s: Scored) =>
@@ -124,8 +124,8 @@ export function evaluateBenchmark(
   if (opts.n > 0) {
     const pairs = items.flatMap((it) => Array.from({ length: opts.n }, () => it));
     const sampled = rollout(
-      hw,
-      tok,
+      lm,
+      task,
       pairs,
       { temperature: opts.temperature, topP: opts.topP, maxNewTokens: opts.maxNewTokens },
       rng,

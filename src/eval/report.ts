@@ -1,8 +1,8 @@
 // Evaluates a model on several benchmarks and aggregates: the shape printed by `npm run eval --json`
 // and written into model cards.
 import { makeRng } from "../engine/rng.js";
-import type { HostWeights } from "../model/decode.js";
-import type { CharTokenizer } from "../text/tokenizer.js";
+import type { CausalLM } from "../model/family.js";
+import type { Task } from "../task/task.js";
 import {
   evaluateBenchmark,
   type Benchmark,
@@ -19,8 +19,8 @@ export interface EvalReport {
 }
 
 export function evaluateAll(
-  hw: HostWeights,
-  tok: CharTokenizer,
+  lm: CausalLM,
+  task: Task,
   benches: Benchmark[],
   opts: EvalOptions,
   seed: number,
@@ -30,7 +30,7 @@ export function evaluateAll(
   const examples: EvalExample[] = [];
   for (const b of benches) {
     const rng = makeRng(seed, `eval/${b.name}`);
-    const r = evaluateBenchmark(hw, tok, b, opts, rng);
+    const r = evaluateBenchmark(lm, task, b, opts, rng);
     // flatten pass@k next to the other metrics, as the --json output promises
     benchmarks[b.name] = { ...r.metrics, ...r.metrics.passAtK };
     examples.push(...r.examples);

@@ -5,14 +5,8 @@
 import fs from "node:fs";
 import path from "node:path";
 import type { EvalPoint } from "../analysis/saturation.js";
-import {
-  decodeSafetensors,
-  encodeSafetensors,
-  loadCheckpoint,
-  saveCheckpoint,
-  writeAtomic,
-} from "../model/checkpoint.js";
-import { disposeParams, type ModelConfig } from "../model/gpt.js";
+import { decodeSafetensors, encodeSafetensors, writeAtomic } from "../model/checkpoint.js";
+import { loadParamsInto, saveModel } from "../model/load.js";
 import type { GrpoTrainer } from "../rl/trainer.js";
 
 export interface RunState {
@@ -48,11 +42,11 @@ export function canResume(dir: string): boolean {
 }
 
 /** Writes state-<step>/ (model, optimizer, run state), points resume.json at it, removes older states. */
-export function saveState(dir: string, state: RunState, trainer: GrpoTrainer, model: ModelConfig): void {
+export function saveState(dir: string, state: RunState, trainer: GrpoTrainer): void {
   const name = `state-${state.step}`;
   const sdir = path.join(dir, name);
   fs.rmSync(sdir, { recursive: true, force: true });
-  saveCheckpoint(sdir, trainer.policy, model, { kind: "grpo-state", step: state.step });
+  saveModel(trainer.policy, sdir, { kind: "grpo-state", step: state.step });
   saveOptimizer(sdir, trainer);
   writeAtomic(path.join(sdir, "state.json"), JSON.stringify(state) + "\n");
   writeAtomic(path.join(dir, RESUME_FILE), JSON.stringify({ state: name, step: state.step }) + "\n");
@@ -65,9 +59,7 @@ export function loadState(dir: string, trainer: GrpoTrainer): RunState {
   const pointer = JSON.parse(fs.readFileSync(path.join(dir, RESUME_FILE), "utf8")) as { state: string };
   const sdir = path.join(dir, pointer.state);
   const state = JSON.parse(fs.readFileSync(path.join(sdir, "state.json"), "utf8")) as RunState;
-  const ck = loadCheckpoint(sdir);
-  for (const [k, v] of Object.entries(trainer.policy)) v.assign(ck.params[k]);
-  disposeParams(ck.params);
+  loadParamsInto(trainer.policy, sdir);
   const opt = decodeSafetensors(fs.readFileSync(path.join(sdir, "optimizer.safetensors")));
   trainer.optimizer.loadState(opt.tensors, Number(opt.metadata.step));
   return state;

@@ -8,12 +8,11 @@ import { makeRng, restoreRng, type Rng } from "../engine/rng.js";
 import { summarise, type Summary } from "../analysis/saturation.js";
 import type { Benchmark } from "../eval/evaluate.js";
 import { evaluateAll, type EvalReport } from "../eval/report.js";
-import { loadCheckpoint, saveCheckpoint } from "../model/checkpoint.js";
-import { hostWeights } from "../model/decode.js";
-import { disposeParams } from "../model/gpt.js";
+import { loadModel, modelConfigOf, saveModel } from "../model/load.js";
 import { NumericalFault } from "../model/optim.js";
+import { taskFor } from "../task/forModel.js";
 import { GrpoTrainer, type StepStats } from "../rl/trainer.js";
-import { copyTokenizer, loadTokenizerFor } from "../text/tokenizer.js";
+import { copyTokenizer } from "../text/tokenizer.js";
 import { metricsColumns, metricsRow } from "./metrics.js";
 import { describeEval, describeStep } from "./progress.js";
 import { canResume, clearStates, freshState, loadState, saveOptimizer, saveState, type RunState } from "./resumable.js";
@@ -55,12 +54,12 @@ export type RunMode = "fresh" | "resume";
 
 export async function runSeed(ctx: RunContext, seed: number, mode: RunMode = "fresh"): Promise<RunResult> {
   const { exp, example, benchmarks, log } = ctx;
-  const tok = loadTokenizerFor(exp.checkpoint);
-  const policyCk = loadCheckpoint(exp.checkpoint);
-  const refCk = loadCheckpoint(exp.checkpoint);
-  const model = policyCk.cfg;
-  const maxNewTokens = Math.min(exp.grpo.maxNewTokens, model.contextLength);
-  const trainer = new GrpoTrainer(policyCk.params, refCk.params, model, tok, { ...exp.grpo, maxNewTokens }, example);
+  const task = taskFor(exp.checkpoint);
+  const policy = loadModel(exp.checkpoint);
+  // no reference model in memory when nothing uses it
+  const reference = exp.grpo.loss.klCoef !== 0 ? loadModel(exp.checkpoint) : null;
+  const maxNewTokens = Math.min(exp.grpo.maxNewTokens, policy.contextLength);
+  const trainer = new GrpoTrainer(policy, reference, task, { ...exp.grpo, maxNewTokens }, example);
   const ev = exp.eval;
   const ks = ev.n > 0 ? ev.ks : [];
   const evalOpts = { n: ev.n, ks, temperature: ev.temperature, topP: ev.topP, maxNewTokens, keepExamples: ev.samples };
@@ -76,14 +75,14 @@ export async function runSeed(ctx: RunContext, seed: number, mode: RunMode = "fr
   const tag = `[seed ${seed}]`;
   const cleanup = () => {
     trainer.optimizer.dispose();
-    disposeParams(policyCk.params);
-    disposeParams(refCk.params);
+    policy.dispose();
+    reference?.dispose();
   };
 
   /** held-out evaluation of the policy now: logged to samples.jsonl and kept for the summary */
   const evaluate = (step: number, state: RunState): { report: EvalReport; seconds: number } => {
     const t = performance.now();
-    const { report, examples } = evaluateAll(hostWeights(policyCk.params, model), tok, benchmarks, evalOpts, seed);
+    const { report, examples } = evaluateAll(policy, task, benchmarks, evalOpts, seed);
     files.appendSamples(examples.map((e) => ({ step, ...e })));
     const perBenchmark = Object.fromEntries(
       Object.entries(report.benchmarks).map(([n, m]) => [n, { greedy: m.greedy, format: m.greedyFormat }]),
@@ -111,7 +110,7 @@ export async function runSeed(ctx: RunContext, seed: number, mode: RunMode = "fr
       example: { prompt: example.prompt, answer: example.answer, source },
       backend: ctx.backend,
       versions: ctx.versions,
-      model,
+      model: modelConfigOf(policy),
       ...ctx.provenance,
     });
     rolloutRng = makeRng(seed, "rollout");
@@ -123,7 +122,7 @@ export async function runSeed(ctx: RunContext, seed: number, mode: RunMode = "fr
   }
   const checkpointNow = () => {
     Object.assign(state, { rolloutRng: rolloutRng.state(), ...files.sizes() });
-    saveState(dir, state, trainer, model);
+    saveState(dir, state, trainer);
   };
   if (mode === "fresh") checkpointNow();
 
@@ -164,7 +163,7 @@ export async function runSeed(ctx: RunContext, seed: number, mode: RunMode = "fr
   files.writeJson("timing.json", { seconds, backend: ctx.backend.name, steps: state.timing });
   const ckDir = path.join(dir, "checkpoint");
   const meta = { kind: "grpo", experiment: exp.name, seed, step: state.step, base: exp.checkpoint };
-  saveCheckpoint(ckDir, policyCk.params, model, meta);
+  saveModel(policy, ckDir, meta);
   saveOptimizer(ckDir, trainer);
   copyTokenizer(exp.checkpoint, ckDir);
   clearStates(dir);

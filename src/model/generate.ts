@@ -5,9 +5,6 @@
 // (src/kernels/select.ts) together, once at a command's start, after the tfjs backend is set.
 import type { Rng } from "../engine/rng.js";
 import { checkKernelsName, selectFastKernels } from "../kernels/select.js";
-import { reward } from "../reward/verifier.js";
-import type { CharTokenizer } from "../text/tokenizer.js";
-import { promptText } from "../world/corpus.js";
 import { generate, type GenerateOptions, type HostWeights } from "./decode.js";
 import { FastKVDecoder, generateFast } from "./fastDecoder.js";
 
@@ -59,50 +56,4 @@ export function sample(
   rng: Rng | null,
 ): { completions: number[][]; finished: boolean[] } {
   return active === "fast" ? generateFast(hw, prompts, opts, rng) : generate(hw, prompts, opts, rng);
-}
-
-export interface Scored {
-  completion: string;
-  reward: 0 | 1;
-  format: 0 | 1;
-  extracted: string | null;
-  length: number;
-  /** prompt token ids (without BOS) as the model saw them */
-  promptIds: number[];
-  /** completion token ids (without EOS) and whether the model ended it with EOS */
-  ids: number[];
-  finished: boolean;
-}
-
-/** Rollouts: completions for (prompt, label) pairs in the organism's prompt form, sampled with the
- * active decoder and scored by the verifier, in chunks to bound memory. */
-export function rollout(
-  hw: HostWeights,
-  tok: CharTokenizer,
-  pairs: { prompt: string; answer: string }[],
-  opts: { temperature: number; topP: number; maxNewTokens: number },
-  rng: Rng | null,
-  chunk = 512,
-): Scored[] {
-  const out: Scored[] = [];
-  for (let s = 0; s < pairs.length; s += chunk) {
-    const part = pairs.slice(s, s + chunk);
-    const prompts = part.map((p) => tok.encode(promptText(p.prompt)));
-    const { completions, finished } = sample(hw, prompts, opts, rng);
-    completions.forEach((ids, i) => {
-      const completion = tok.decode(ids);
-      const r = reward(completion, part[i].answer);
-      out.push({
-        completion,
-        reward: r.reward,
-        format: r.parts.format,
-        extracted: r.extracted,
-        length: ids.length,
-        promptIds: prompts[i],
-        ids,
-        finished: finished[i],
-      });
-    });
-  }
-  return out;
 }

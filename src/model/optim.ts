@@ -23,9 +23,11 @@ export class AdamW {
   private readonly m: Record<string, tf.Variable> = {};
   private readonly v: Record<string, tf.Variable> = {};
 
+  /** `decayed(name)`: whether a parameter takes weight decay (default: all but biases `.b` and gains `.g`) */
   constructor(
     private readonly params: Params,
     readonly cfg: AdamWConfig,
+    private readonly decayed: (name: string) => boolean = (k) => !k.endsWith(".b") && !k.endsWith(".g"),
   ) {
     for (const [k, p] of Object.entries(params)) {
       this.m[k] = tf.variable(tf.zerosLike(p), false);
@@ -36,7 +38,7 @@ export class AdamW {
   /**
    * Applies one update with learning rate lr. Gradients are not disposed here.
    * Returns the global gradient norm before clipping; throws NumericalFault (without updating)
-   * when it is NaN or Inf. Weight decay skips biases and norm gains.
+   * when it is NaN or Inf. Weight decay skips the parameters `decayed` excludes.
    */
   apply(grads: Record<string, tf.Tensor>, lr: number): number {
     const { beta1, beta2, eps, weightDecay, gradClip } = this.cfg;
@@ -62,7 +64,7 @@ export class AdamW {
         this.m[k].assign(m);
         this.v[k].assign(v);
         let upd = m.div(bc1).div(v.div(bc2).sqrt().add(eps));
-        const decays = weightDecay > 0 && !k.endsWith(".b") && !k.endsWith(".g");
+        const decays = weightDecay > 0 && this.decayed(k);
         if (decays) upd = upd.add(p.mul(weightDecay));
         p.assign(p.sub(upd.mul(lr)));
       }

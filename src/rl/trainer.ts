@@ -1,14 +1,14 @@
 // One GRPO step on a single example, as in 1-shot RLVR: the example is duplicated into `copies`
 // groups of `rollouts` samples; each sample is scored by the verifier; advantages are computed
 // within each group; the policy takes `updatesPerBatch` AdamW steps on the clipped surrogate with
-// a k3 KL to the frozen reference and an entropy bonus. Rollouts run on the host decoder.
+// a k3 KL to the frozen reference and an entropy bonus. Any model family (model/family.ts) and task
+// (task/task.ts: prompt form, tokenizer, verifier).
 import * as tf from "@tensorflow/tfjs";
 import type { Rng } from "../engine/rng.js";
-import { hostWeights } from "../model/decode.js";
-import { rollout } from "../model/generate.js";
-import { tokenLogProbs, type ModelConfig, type Params } from "../model/gpt.js";
+import type { CausalLM } from "../model/family.js";
 import { AdamW, NumericalFault } from "../model/optim.js";
-import { BOS_ID, EOS_ID, PAD_ID, type CharTokenizer } from "../text/tokenizer.js";
+import { rollout } from "../task/rollout.js";
+import type { Task } from "../task/task.js";
 import { groupAdvantages, groupsWithSignal, type StdMode } from "./advantages.js";
 import { grpoLossTf, type LossConfig } from "./loss.js";
 
@@ -60,22 +60,24 @@ export interface Example {
   answer: string;
 }
 
-/** Pads sequences into inputs/targets with a mask over the response tokens (and the EOS, if any).
- * prompts[i] are the prompt ids of sequence i (without BOS). */
+/** Pads sequences into inputs/targets with a mask over the response tokens (and the stop token, if
+ * any). prefixes[i] is the model's input prefix of sequence i (BOS included where the model has one),
+ * completions[i] its completion without the stop token, stops[i] the stop token that ended it or null. */
 export function responseBatch(
-  prompts: number[][],
+  prefixes: number[][],
   completions: number[][],
-  finished: boolean[],
+  stops: (number | null)[],
+  padId: number,
 ): { inputs: number[][]; targets: number[][]; mask: number[][] } {
-  const seqs = completions.map((c, i) => [BOS_ID, ...prompts[i], ...c, ...(finished[i] ? [EOS_ID] : [])]);
+  const seqs = completions.map((c, i) => [...prefixes[i], ...c, ...(stops[i] !== null ? [stops[i]!] : [])]);
   const T = Math.max(...seqs.map((s) => s.length)) - 1;
   const inputs: number[][] = [];
   const targets: number[][] = [];
   const mask: number[][] = [];
   seqs.forEach((s, i) => {
-    const start = prompts[i].length + 1;
-    const inp = new Array(T).fill(PAD_ID);
-    const tgt = new Array(T).fill(PAD_ID);
+    const start = prefixes[i].length;
+    const inp = new Array(T).fill(padId);
+    const tgt = new Array(T).fill(padId);
     const m = new Array(T).fill(0);
     for (let t = 0; t < s.length - 1; t++) {
       inp[t] = s[t];
@@ -93,22 +95,22 @@ export class GrpoTrainer {
   readonly optimizer: AdamW;
   private readonly names: Map<string, string>;
 
+  /** `reference` may be null when the KL coefficient is 0 (no reference model in memory). */
   constructor(
-    readonly policy: Params,
-    readonly reference: Params,
-    readonly model: ModelConfig,
-    readonly tok: CharTokenizer,
+    readonly policy: CausalLM,
+    readonly reference: CausalLM | null,
+    readonly task: Task,
     readonly cfg: GrpoConfig,
     readonly example: Example | null,
   ) {
-    this.optimizer = new AdamW(policy, {
-      beta1: cfg.beta1,
-      beta2: cfg.beta2,
-      eps: 1e-8,
-      weightDecay: cfg.weightDecay,
-      gradClip: cfg.gradClip,
-    });
-    this.names = new Map(Object.entries(policy).map(([k, v]) => [v.name, k]));
+    if (!reference && cfg.loss.klCoef !== 0)
+      throw new Error(`GrpoTrainer: a KL coefficient of ${cfg.loss.klCoef} needs a reference model`);
+    this.optimizer = new AdamW(
+      policy.params,
+      { beta1: cfg.beta1, beta2: cfg.beta2, eps: 1e-8, weightDecay: cfg.weightDecay, gradClip: cfg.gradClip },
+      (name) => policy.decayed(name),
+    );
+    this.names = new Map(Object.entries(policy.params).map(([k, v]) => [v.name, k]));
   }
 
   /** One step on the single example: `copies` groups of `rollouts` samples. */
@@ -122,14 +124,13 @@ export class GrpoTrainer {
 
   /** One step on the given groups (one prompt each, `rollouts` samples per group). */
   stepOn(groups: Example[], rng: Rng): StepStats & { groupRewards: number[] } {
-    const { cfg, model, tok } = this;
+    const { cfg, task } = this;
     const t0 = performance.now();
     const n = groups.length * cfg.rollouts;
     const pairs = groups.flatMap((g) => Array.from({ length: cfg.rollouts }, () => g));
-    const hw = hostWeights(this.policy, model);
     const scored = rollout(
-      hw,
-      tok,
+      this.policy,
+      task,
       pairs,
       { temperature: cfg.temperature, topP: cfg.topP, maxNewTokens: cfg.maxNewTokens },
       rng,
@@ -140,7 +141,8 @@ export class GrpoTrainer {
     const batch = responseBatch(
       scored.map((s) => s.promptIds),
       scored.map((s) => s.ids),
-      scored.map((s) => s.finished),
+      scored.map((s) => s.stopId),
+      this.task.padId,
     );
     const t1 = performance.now();
 
@@ -154,16 +156,21 @@ export class GrpoTrainer {
     const lpT = logprobTemperature(cfg);
     const oldLogp =
       cfg.updatesPerBatch > 1
-        ? tf.tidy(() => tokenLogProbs(this.policy, model, inputs, targets, false, lpT).logp)
+        ? tf.tidy(() => this.policy.tokenLogProbs(inputs, targets, { temperature: lpT, entropy: false }).logp)
         : null;
-    const refLogp = tf.tidy(() => tokenLogProbs(this.reference, model, inputs, targets, false, lpT).logp);
+    const reference = this.reference;
+    const refLogp = reference
+      ? tf.tidy(() => reference.tokenLogProbs(inputs, targets, { temperature: lpT, entropy: false }).logp)
+      : null;
     let last = { loss: 0, pg: 0, kl: 0, entropy: 0, clipFrac: 0, gradNorm: 0 };
     for (let u = 0; u < cfg.updatesPerBatch; u++) {
       let parts: tf.Scalar[] = [];
       const { value, grads } = tf.variableGrads(() => {
-        const { logp, entropy } = tokenLogProbs(this.policy, model, inputs, targets, true, lpT);
+        const { logp, entropy } = this.policy.tokenLogProbs(inputs, targets, { temperature: lpT, entropy: true });
         const old = oldLogp ?? tf.tensor2d(logp.dataSync(), logp.shape);
-        const r = grpoLossTf({ logp, oldLogp: old, refLogp, entropy: entropy!, adv: advT, mask }, cfg.loss);
+        // without a reference (KL coefficient 0) the KL term is taken against the policy itself: zero
+        const ref = refLogp ?? old;
+        const r = grpoLossTf({ logp, oldLogp: old, refLogp: ref, entropy: entropy!, adv: advT, mask }, cfg.loss);
         parts = [r.pg, r.kl, r.entropy, r.clipFrac].map((t) => tf.keep(t));
         return r.loss;
       });
@@ -180,7 +187,7 @@ export class GrpoTrainer {
           targets,
           mask,
           advT,
-          refLogp,
+          ...(refLogp ? [refLogp] : []),
           ...(oldLogp ? [oldLogp] : []),
         ]);
         throw new NumericalFault(`loss is ${lossValue}; the update was not applied`);
@@ -191,9 +198,9 @@ export class GrpoTrainer {
       } finally {
         tf.dispose([value, ...parts, ...Object.values(grads)]);
       }
-      last = { loss: lossValue, pg, kl, entropy: ent, clipFrac, gradNorm };
+      last = { loss: lossValue, pg, kl: reference ? kl : NaN, entropy: ent, clipFrac, gradNorm };
     }
-    tf.dispose([inputs, targets, mask, advT, refLogp, ...(oldLogp ? [oldLogp] : [])]);
+    tf.dispose([inputs, targets, mask, advT, ...(refLogp ? [refLogp] : []), ...(oldLogp ? [oldLogp] : [])]);
     const t2 = performance.now();
     return {
       trainAccuracy: rewards.reduce((a, b) => a + b, 0) / n,

@@ -1,0 +1,79 @@
+// The organism's GPT (gpt.ts) behind the model-family seam (family.ts). Prompts given to generate()
+// are the model's whole input prefix, BOS included (as every family's are); the organism's decoders
+// prepend BOS themselves, so it is taken off here. Sampling runs on the active decoder (generate.ts:
+// the fused WebAssembly step or the plain-JS one), with the same random draws as calling it directly.
+import type * as tf from "@tensorflow/tfjs";
+import type { Rng } from "../engine/rng.js";
+import { BOS_ID, EOS_ID } from "../text/tokenizer.js";
+import { loadCheckpoint, saveCheckpoint } from "./checkpoint.js";
+import { hostWeights } from "./decode.js";
+import type { CausalLM, GenerateOptions, WeightDType } from "./family.js";
+import { sample } from "./generate.js";
+import { disposeParams, tokenLogProbs, type ModelConfig, type Params } from "./gpt.js";
+
+export class GptLM implements CausalLM {
+  readonly family = "gpt";
+
+  constructor(
+    readonly params: Params,
+    readonly cfg: ModelConfig,
+    readonly meta: Record<string, unknown> = {},
+  ) {}
+
+  static load(dir: string): GptLM {
+    const ck = loadCheckpoint(dir);
+    return new GptLM(ck.params, ck.cfg, ck.meta);
+  }
+
+  get vocabSize(): number {
+    return this.cfg.vocabSize;
+  }
+
+  get contextLength(): number {
+    return this.cfg.contextLength;
+  }
+
+  /** biases (`.b`) and LayerNorm gains (`.g`) take no weight decay (the rule of model/optim.ts) */
+  decayed(name: string): boolean {
+    return !name.endsWith(".b") && !name.endsWith(".g");
+  }
+
+  tokenLogProbs(
+    inputs: tf.Tensor2D,
+    targets: tf.Tensor2D,
+    opts: { temperature: number; entropy: boolean },
+  ): { logp: tf.Tensor2D; entropy: tf.Tensor2D | null } {
+    const r = tokenLogProbs(this.params, this.cfg, inputs, targets, opts.entropy, opts.temperature);
+    return { logp: r.logp, entropy: r.entropy ?? null };
+  }
+
+  generate(
+    prompts: number[][],
+    opts: GenerateOptions,
+    rng: Rng | null,
+  ): { completions: number[][]; finished: boolean[] } {
+    if (opts.stopIds.length !== 1 || opts.stopIds[0] !== EOS_ID)
+      throw new Error(`gpt: generation stops at its EOS (${EOS_ID}) only; got stopIds ${JSON.stringify(opts.stopIds)}`);
+    const bare = prompts.map((p, i) => {
+      if (p[0] !== BOS_ID) throw new Error(`gpt: prompt ${i} must start with BOS (${BOS_ID})`);
+      return p.slice(1);
+    });
+    const { temperature, topP, maxNewTokens } = opts;
+    const r = sample(hostWeights(this.params, this.cfg), bare, { temperature, topP, maxNewTokens }, rng);
+    // the seam's convention: a finished completion ends with its stop token
+    return { completions: r.completions.map((c, i) => (r.finished[i] ? [...c, EOS_ID] : c)), finished: r.finished };
+  }
+
+  setResidualAddition(a: { layer: number; vector: Float32Array; scale: number } | null): void {
+    if (a !== null) throw new Error("gpt: residual additions are not supported by this model");
+  }
+
+  save(dir: string, opts: { dtype?: WeightDType } = {}): void {
+    if (opts.dtype && opts.dtype !== "F32") throw new Error(`gpt: checkpoints are F32; got dtype ${opts.dtype}`);
+    saveCheckpoint(dir, this.params, this.cfg, this.meta);
+  }
+
+  dispose(): void {
+    disposeParams(this.params);
+  }
+}
