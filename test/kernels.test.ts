@@ -13,16 +13,25 @@ import {
   generateFast,
   kernelMath,
 } from "../src/model/fastDecoder.js";
-import { defaultThreads, matMul, matmulAvailable, setMatmulThreads } from "../src/kernels/matmul.js";
+import {
+  defaultThreads,
+  matMul,
+  matmulAvailable,
+  matmulUnavailableReason,
+  setMatmulThreads,
+} from "../src/kernels/matmul.js";
+import { availableOrFailInCI } from "./ci.js";
 
-const available = FastKVDecoder.available();
-if (!available) {
-  console.warn(
-    `test/kernels.test.ts skipped: ${FastKVDecoder.unavailableReason()} (build it with npm run build:kernels)`,
-  );
-}
-
-if (!matmulAvailable()) console.warn("test/kernels.test.ts: matmul tests skipped: src/kernels/matmul.wasm unavailable");
+const available = availableOrFailInCI(
+  "test/kernels.test.ts: src/model/fastDecoder.wasm",
+  FastKVDecoder.available(),
+  () => `${FastKVDecoder.unavailableReason()} (build it with npm run build:kernels)`,
+);
+const matmulOk = availableOrFailInCI(
+  "test/kernels.test.ts: src/kernels/matmul.wasm",
+  matmulAvailable(),
+  () => `${matmulUnavailableReason()} (build it with npm run build:kernels)`,
+);
 
 beforeAll(async () => {
   await tf.setBackend("cpu");
@@ -263,7 +272,7 @@ describe.skipIf(!available)("FastKVDecoder (WebAssembly SIMD)", () => {
   });
 });
 
-describe.skipIf(!matmulAvailable())("matMul (WebAssembly SIMD)", () => {
+describe.skipIf(!matmulOk)("matMul (WebAssembly SIMD)", () => {
   it("matches a float64 reference for every transpose combination, batched and broadcast", () => {
     const rng = makeRng(3, "matmul-test");
     const shapes: [number, number, number, number][] = [

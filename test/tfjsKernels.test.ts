@@ -30,6 +30,7 @@ import {
   matMul,
   matmulAvailable,
   matmulThreadStats,
+  matmulUnavailableReason,
   matmulThreadsReady,
   MATMUL_VARIANTS,
   type MatmulVariant,
@@ -52,13 +53,16 @@ import {
 import { runGelu } from "../src/kernels/gelu.js";
 import { selectKernels } from "../src/model/generate.js";
 import { shareTfjsWasmHeap, withSharedMemory } from "../src/engine/wasmHeap.js";
+import { availableOrFailInCI } from "./ci.js";
 
 // before the wasm backend starts (in its describe's beforeAll)
 const heapNotShared = shareTfjsWasmHeap(wasmPackage);
 
-const available = matmulAvailable();
-if (!available)
-  console.warn("test/tfjsKernels.test.ts skipped: src/kernels/matmul.wasm unavailable (npm run build:kernels)");
+const available = availableOrFailInCI(
+  "test/tfjsKernels.test.ts: src/kernels/matmul.wasm",
+  matmulAvailable(),
+  () => `${matmulUnavailableReason()} (build it with npm run build:kernels)`,
+);
 
 const TOL = 1e-4;
 const rng = makeRng(7, "tfjs-kernels-test");
