@@ -220,7 +220,6 @@ for (const variant of MATMUL_VARIANTS)
               }
             }
           }
-          expect(n).toBe(CASES.length * 4);
           console.log(
             `${backend}: ${n} products; max |fast - stock| ${worstStock.toExponential(2)}, max |fast - float64| ${worstRef.toExponential(2)} (relative to max(1, max |C|))`,
           );

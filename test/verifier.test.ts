@@ -5,7 +5,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import * as mathjs from "mathjs";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   extractAnswer,
   isEquivalent,
@@ -165,8 +165,15 @@ describe("equivalence", () => {
   ];
   it.each(rows.map((r) => [show(r.response), show(r.label), r] as const))("%s vs %s", (_a, _b, r) => check(r));
 
-  it("exports the tolerance", () => {
+  it("the exported tolerance is the one applied: just inside it equal, just outside it not", () => {
     expect(NUMERIC_TOLERANCE).toBe(1e-6);
+    for (const label of [1, 5e6]) {
+      const step = NUMERIC_TOLERANCE * Math.max(1, label);
+      expect(isEquivalent(String(label + 0.9 * step), String(label))).toBe(true);
+      expect(isEquivalent(String(label - 0.9 * step), String(label))).toBe(true);
+      expect(isEquivalent(String(label + 1.1 * step), String(label))).toBe(false);
+      expect(isEquivalent(String(label - 1.1 * step), String(label))).toBe(false);
+    }
   });
 
   it("validates labels under the same restrictions", () => {
@@ -307,7 +314,10 @@ describe("malformed and hostile answers", () => {
 });
 
 describe("CLI input (read and checked whole before anything is scored)", () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "verify-test-"));
+  let dir = "";
+  beforeAll(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), "verify-test-"));
+  });
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
   const write = (name: string, lines: string[]) => {
     const file = path.join(dir, name);
@@ -347,7 +357,10 @@ describe("CLI (a process each)", () => {
       encoding: "utf8",
       timeout: 60_000,
     });
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "verify-cli-test-"));
+  let dir = "";
+  beforeAll(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), "verify-cli-test-"));
+  });
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
   it("scores each line in order, skipping blank lines", () => {
