@@ -1,21 +1,38 @@
-// End-to-end tests of `npm run experiment`: the smoke run, determinism, kill-and-resume,
-// SIGTERM, refusal to overwrite, numerical faults, and bad input rejected before any work.
+// End-to-end tests of `npm run experiment`, each a process: the smoke run and its outputs,
+// determinism, refusal to overwrite, kill-and-resume, SIGTERM, numerical faults, --dry-run, and one
+// bad command line for the exit code and the shape of the error. Every other bad input is checked
+// in process, through the functions the command calls before any work (parseExperiment,
+// validateExperiment, preflight, parseArgs).
 import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { describe, expect, it } from "vitest";
-import { parseExperiment } from "../src/experiment/schema.js";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { parseArgs } from "../src/cli/args.js";
+import { preflight } from "../src/cli/experiment.js";
+import { ConfigError, parseExperiment } from "../src/experiment/schema.js";
+
+// src/cli/experiment.ts runs its command when imported; here only its exported checks are used
+vi.mock("../src/cli/args.js", async (importOriginal) => ({
+  ...(await importOriginal<typeof import("../src/cli/args.js")>()),
+  runMain: () => {},
+}));
 
 // the CLI runs in this node process's child directly (not through the tsx wrapper), so that
 // signals reach the process that trains
 const NODE = process.execPath;
 const CLI_ARGS = ["--import", "tsx", "src/cli/experiment.ts"];
-const tmp = (p: string) => fs.mkdtempSync(path.join(os.tmpdir(), p));
 
-function run(args: string[]): { code: number | null; out: string } {
+let root = "";
+beforeAll(() => {
+  root = fs.mkdtempSync(path.join(os.tmpdir(), "experiment-test-"));
+});
+afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
+const tmp = (p: string) => fs.mkdtempSync(path.join(root, p));
+
+function run(args: string[]): { code: number | null; out: string; stdout: string; stderr: string } {
   const r = spawnSync(NODE, [...CLI_ARGS, ...args], { encoding: "utf8", env: { ...process.env, CI: "true" } });
-  return { code: r.status, out: `${r.stdout}${r.stderr}` };
+  return { code: r.status, out: `${r.stdout}${r.stderr}`, stdout: r.stdout, stderr: r.stderr };
 }
 
 function writeExperiment(dir: string, patch: Record<string, unknown> = {}, raw?: string): string {
@@ -29,9 +46,8 @@ const files = (d: string) =>
   ["metrics.csv", "summary.json"].map((f) => fs.readFileSync(path.join(d, "smoke", "seed-1", f), "utf8"));
 
 describe("experiment runner (smoke)", () => {
-  it("runs experiments/smoke.json and writes every output file, byte-identical across two runs", () => {
-    const a = tmp("exp-a-");
-    const b = tmp("exp-b-");
+  it("runs experiments/smoke.json and writes every output file; refuses to overwrite it (suggesting --resume or --force); --force reruns it byte-identically", () => {
+    const a = tmp("smoke-");
     const ra = run(["experiments/smoke.json", "--out", a, "--backend", "wasm"]);
     expect(ra.out).toMatch(/summary: saturationStep/);
     expect(ra.code).toBe(0);
@@ -64,32 +80,38 @@ describe("experiment runner (smoke)", () => {
     const resolved = JSON.parse(fs.readFileSync(path.join(d, "config.resolved.json"), "utf8"));
     expect(resolved.backend.name).toBe("wasm");
     expect(resolved.versions["@tensorflow/tfjs"]).toMatch(/^4\./);
-    expect(run(["experiments/smoke.json", "--out", b, "--backend", "wasm"]).code).toBe(0);
-    expect(files(b)).toEqual(files(a));
-  });
+    const first = files(a);
 
-  it("refuses to overwrite an existing run and suggests --resume or --force", () => {
-    const a = tmp("exp-ow-");
-    const file = writeExperiment(a, { steps: 1, eval: { every: 1, n: 0, ks: [1], limit: 2 } });
-    expect(run([file, "--out", a]).code).toBe(0);
-    const again = run([file, "--out", a]);
-    expect(again.code).not.toBe(0);
+    const again = run(["experiments/smoke.json", "--out", a, "--backend", "wasm"]);
+    expect(again.code).toBe(1);
     expect(again.out).toMatch(/--resume/);
     expect(again.out).toMatch(/--force/);
-    expect(run([file, "--out", a, "--force"]).code).toBe(0);
-  });
+    expect(files(a)).toEqual(first);
 
-  it("a SIGKILLed run resumes from its last checkpoint to byte-identical metrics.csv and summary.json", async () => {
-    const dir = tmp("exp-kill-");
-    const file = writeExperiment(dir, {
+    // --force deletes the run and starts it over: the same bytes again
+    fs.writeFileSync(path.join(d, "metrics.csv"), "not the run's\n");
+    expect(run(["experiments/smoke.json", "--out", a, "--backend", "wasm", "--force"]).code).toBe(0);
+    expect(files(a)).toEqual(first);
+  });
+});
+
+describe("interrupted runs resume to the same bytes as an uninterrupted one", () => {
+  let file = "";
+  let full = "";
+  beforeAll(() => {
+    const dir = tmp("resume-");
+    file = writeExperiment(dir, {
       steps: 40,
       checkpointEvery: 5,
       eval: { every: 10, n: 2, ks: [1, 2], limit: 8, samples: 1 },
     });
-    const full = path.join(dir, "full");
-    const cut = path.join(dir, "cut");
+    full = path.join(dir, "full");
     expect(run([file, "--out", full]).code).toBe(0);
-    // start, wait until a checkpoint after step 2 exists and step 3 is logged, then SIGKILL
+  });
+
+  it("a SIGKILLed run resumes from its last checkpoint to byte-identical metrics.csv and summary.json", async () => {
+    const cut = tmp("kill-");
+    // start, wait until step 12 is logged (checkpoints at 5 and 10 exist), then SIGKILL
     const child = spawn(NODE, [...CLI_ARGS, file, "--out", cut], { stdio: ["ignore", "pipe", "pipe"] });
     let log = "";
     await new Promise<void>((resolve) => {
@@ -109,15 +131,7 @@ describe("experiment runner (smoke)", () => {
   });
 
   it("SIGTERM saves a resumable state, exits non-zero with the resume command, and the resumed run matches", async () => {
-    const dir = tmp("exp-term-");
-    const file = writeExperiment(dir, {
-      steps: 40,
-      checkpointEvery: 0,
-      eval: { every: 10, n: 2, ks: [1, 2], limit: 8, samples: 1 },
-    });
-    const full = path.join(dir, "full");
-    const cut = path.join(dir, "cut");
-    expect(run([file, "--out", full]).code).toBe(0);
+    const cut = tmp("term-");
     const child = spawn(NODE, [...CLI_ARGS, file, "--out", cut], { stdio: ["ignore", "pipe", "pipe"] });
     let log = "";
     let sent = false;
@@ -135,7 +149,11 @@ describe("experiment runner (smoke)", () => {
     });
     expect(code).toBe(130);
     expect(log).toMatch(/continue with: npm run experiment -- .* --resume/);
-    expect(run([file, "--out", cut, "--resume"]).code).toBe(0);
+    const pointer = JSON.parse(fs.readFileSync(path.join(cut, "smoke", "seed-1", "resume.json"), "utf8"));
+    expect(pointer.step).toBeGreaterThanOrEqual(3);
+    const resumed = run([file, "--out", cut, "--resume"]);
+    expect(resumed.out).toMatch(new RegExp(`resuming .* after step ${pointer.step}`));
+    expect(resumed.code).toBe(0);
     expect(files(cut)).toEqual(files(full));
   });
 });
@@ -159,12 +177,22 @@ describe("numerical faults", () => {
   });
 });
 
-describe("bad input exits non-zero before any work and creates nothing", () => {
+describe("bad input is refused before any work, naming the file, field, value and fix", () => {
+  /** the checks the command makes of an experiment file, in its order, before anything is written */
+  const check = (file: string) => preflight(parseExperiment(fs.readFileSync(file, "utf8"), file), file);
+  const errorOf = (f: () => unknown): Error => {
+    try {
+      f();
+    } catch (e) {
+      return e as Error;
+    }
+    throw new Error("expected an error, got none");
+  };
+
   const cases: {
     name: string;
     patch?: Record<string, unknown>;
     raw?: string;
-    args?: string[];
     setup?: (dir: string) => Record<string, unknown>;
     expect: RegExp[];
   }[] = [
@@ -193,7 +221,7 @@ describe("bad input exits non-zero before any work and creates nothing", () => {
     {
       name: "missing checkpoint",
       patch: { checkpoint: "data/models/nope" },
-      expect: [/data\/models\/nope/, /not a checkpoint directory/],
+      expect: [/data\/models\/nope/, /not a checkpoint directory/, /npm run pretrain/],
     },
     {
       name: "missing benchmark file",
@@ -217,28 +245,51 @@ describe("bad input exits non-zero before any work and creates nothing", () => {
     {
       name: "label the verifier cannot parse",
       patch: { example: { prompt: "12*2", answer: "twenty four" } },
-      expect: [/example.answer/, /twenty four/],
+      expect: [/example.answer/, /twenty four/, /npm run -s verify/],
     },
-    { name: "--prompt without --answer", args: ["--prompt", "12*2"], expect: [/--prompt and --answer go together/] },
     {
-      name: "unknown command-line option",
-      args: ["--sed", "3"],
-      expect: [/unknown option --sed — did you mean --seed\?/],
+      name: "example file that does not exist",
+      patch: { example: "data/examples/nope.json" },
+      expect: [/field `example`/, /nope\.json/, /not found/],
     },
   ];
   for (const c of cases) {
     it(c.name, () => {
-      const dir = tmp("exp-bad-");
-      const out = path.join(dir, "out");
-      const patch = c.setup ? c.setup(dir) : c.patch;
-      const file = writeExperiment(dir, patch, c.raw);
-      const r = run([file, "--out", out, ...(c.args ?? [])]);
-      expect(r.code).not.toBe(0);
-      for (const re of c.expect) expect(r.out).toMatch(re);
-      if (!c.args) expect(r.out).toContain(file);
-      expect(fs.existsSync(out)).toBe(false);
+      const dir = tmp("bad-");
+      const file = writeExperiment(dir, c.setup ? c.setup(dir) : c.patch, c.raw);
+      const e = errorOf(() => check(file));
+      expect(e).toBeInstanceOf(ConfigError);
+      for (const re of c.expect) expect(e.message).toMatch(re);
+      expect(e.message).toContain(file);
     });
   }
+
+  it("the smoke experiment itself passes the same checks", () => {
+    const { example, benchmarks, model } = check("experiments/smoke.json");
+    expect(example).toEqual({ prompt: "12*2", answer: "24", source: "inline" });
+    expect(benchmarks.map((b) => [b.name, b.items.length])).toEqual([
+      ["add", 8],
+      ["lin", 8],
+      ["mul", 8],
+      ["word", 8],
+    ]);
+    expect(model.contextLength).toBe(96);
+  });
+
+  it("an unknown command-line option names the nearest one", () => {
+    expect(() => parseArgs(["--sed", "3"], { seed: "string", steps: "string" }, "experiment")).toThrow(
+      /experiment: unknown option --sed — did you mean --seed\?/,
+    );
+  });
+
+  it("the command exits 1 with `error: ...` on stderr and creates nothing (--prompt without --answer)", () => {
+    const out = path.join(tmp("bad-cli-"), "out");
+    const r = run(["experiments/smoke.json", "--prompt", "12*2", "--out", out]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toBe("error: experiment: --prompt and --answer go together\n");
+    expect(fs.existsSync(out)).toBe(false);
+  });
 
   it("every committed experiment file validates; each control differs from the default in one grpo setting", () => {
     const read = (f: string) => parseExperiment(fs.readFileSync(f, "utf8"), f);

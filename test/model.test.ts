@@ -199,14 +199,22 @@ describe("GPT model", () => {
   it("checkpoints round-trip through config.json + safetensors", () => {
     const params = initParams(cfg, 7);
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ck-"));
-    saveCheckpoint(dir, params, cfg, { note: "test" });
-    const loaded = loadCheckpoint(dir);
+    let loaded: ReturnType<typeof loadCheckpoint>;
+    try {
+      saveCheckpoint(dir, params, cfg, { note: "test" });
+      loaded = loadCheckpoint(dir);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
     expect(loaded.cfg).toEqual(cfg);
     expect(loaded.meta).toEqual({ note: "test" });
     for (const k of Object.keys(params))
       expect(Array.from(loaded.params[k].dataSync())).toEqual(Array.from(params[k].dataSync()));
     expect(Object.keys(loaded.params).length).toBe(Object.keys(params).length);
-    expect(countParams(cfg)).toBe(Object.values(params).reduce((a, v) => a + v.size, 0));
+    expect(Object.values(params).reduce((a, v) => a + v.size, 0)).toBe(countParams(cfg));
+    // by hand, width 64, MLP 256, vocabulary 58, context 32: wte 58·64 + wpe 32·64, per layer
+    // 2·(64 + 64) norms + 64·192 + 192 + 64·64 + 64 + 64·256 + 256 + 256·64 + 64, ln_f 128, lm_head 64·58
+    expect(countParams(cfg)).toBe(3712 + 2048 + 2 * (256 + 12480 + 4160 + 16640 + 16448) + 128 + 3712);
     const buf = encodeSafetensors({ a: { shape: [2], data: Float32Array.from([1, 2]) } }, { step: "3" });
     expect(decodeSafetensors(buf).metadata).toEqual({ step: "3" });
     disposeParams(params);

@@ -30,6 +30,7 @@ import {
   matMul,
   matmulAvailable,
   matmulThreadStats,
+  matmulUnavailableReason,
   matmulThreadsReady,
   MATMUL_VARIANTS,
   type MatmulVariant,
@@ -52,13 +53,16 @@ import {
 import { runGelu } from "../src/kernels/gelu.js";
 import { selectKernels } from "../src/model/generate.js";
 import { shareTfjsWasmHeap, withSharedMemory } from "../src/engine/wasmHeap.js";
+import { availableOrFailInCI } from "./ci.js";
 
 // before the wasm backend starts (in its describe's beforeAll)
 const heapNotShared = shareTfjsWasmHeap(wasmPackage);
 
-const available = matmulAvailable();
-if (!available)
-  console.warn("test/tfjsKernels.test.ts skipped: src/kernels/matmul.wasm unavailable (npm run build:kernels)");
+const available = availableOrFailInCI(
+  "test/tfjsKernels.test.ts: src/kernels/matmul.wasm",
+  matmulAvailable(),
+  () => `${matmulUnavailableReason()} (build it with npm run build:kernels)`,
+);
 
 const TOL = 1e-4;
 const rng = makeRng(7, "tfjs-kernels-test");
@@ -216,7 +220,6 @@ for (const variant of MATMUL_VARIANTS)
               }
             }
           }
-          expect(n).toBe(CASES.length * 4);
           console.log(
             `${backend}: ${n} products; max |fast - stock| ${worstStock.toExponential(2)}, max |fast - float64| ${worstRef.toExponential(2)} (relative to max(1, max |C|))`,
           );
@@ -720,42 +723,44 @@ for (const variant of MATMUL_VARIANTS)
         if (threads === 0) continue;
         // GELU: 150001 floats run on every thread (chunks of 16384), the rest on the caller's
         const g0 = taken();
-        for (const n of [1, 2, 3, 4, 7, 1001, 150001, 150001, 150001]) {
-          for (const backward of [false, true]) {
-            bytes.fill(0xa5);
-            top = FLOOR;
-            const x = rand(n).map((v) => 8 * v);
-            const dy = rand(n);
-            const want = runGelu(
+        const runGeluCase = (n: number, backward: boolean) => {
+          bytes.fill(0xa5);
+          top = FLOOR;
+          const x = rand(n).map((v) => 8 * v);
+          const dy = rand(n);
+          const want = runGelu(
+            n,
+            backward,
+            (h, xi, di) => {
+              h.set(x, xi);
+              if (backward) h.set(dy, di);
+            },
+            undefined,
+            1,
+          )!.slice();
+          const px = put(x);
+          const pd = put(dy);
+          let po = 0;
+          expect(
+            runGelu(
               n,
               backward,
-              (h, xi, di) => {
-                h.set(x, xi);
-                if (backward) h.set(dy, di);
-              },
-              undefined,
-              1,
-            )!.slice();
-            const px = put(x);
-            const pd = put(dy);
-            let po = 0;
-            expect(
-              runGelu(
-                n,
-                backward,
-                () => expect.unreachable("copied"),
-                { heap, a: px, b: backward ? pd : 0, output: () => (po = heap.malloc(4 * n)) },
-                threads,
-              ),
-            ).toBeNull();
-            expect(
-              Buffer.from(new Uint8Array(memory.buffer, po, 4 * n)).equals(Buffer.from(want.buffer)),
-              `gelu n=${n} backward=${backward}, ${threads} threads`,
-            ).toBe(true);
-            expect(bytes.subarray(0, FLOOR).every((v) => v === 0xa5)).toBe(true);
-            expect(Array.from(new Float32Array(memory.buffer, px, n))).toEqual(Array.from(x));
-          }
-        }
+              () => expect.unreachable("copied"),
+              { heap, a: px, b: backward ? pd : 0, output: () => (po = heap.malloc(4 * n)) },
+              threads,
+            ),
+          ).toBeNull();
+          expect(
+            Buffer.from(new Uint8Array(memory.buffer, po, 4 * n)).equals(Buffer.from(want.buffer)),
+            `gelu n=${n} backward=${backward}, ${threads} threads`,
+          ).toBe(true);
+          expect(bytes.subarray(0, FLOOR).every((v) => v === 0xa5)).toBe(true);
+          expect(Array.from(new Float32Array(memory.buffer, px, n))).toEqual(Array.from(x));
+        };
+        for (const n of [1, 2, 3, 4, 7, 1001, 150001, 150001, 150001])
+          for (const backward of [false, true]) runGeluCase(n, backward);
+        // as with the products: on a loaded machine the workers may miss every chunk; repeat until one took part
+        for (let extra = 0; threads > 1 && taken() === g0 && extra < 200; extra++) runGeluCase(150001, extra % 2 === 1);
         if (threads > 1) expect(taken(), "GELU chunks taken by workers").toBeGreaterThan(g0);
       }
     });

@@ -5,7 +5,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import * as mathjs from "mathjs";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   extractAnswer,
   isEquivalent,
@@ -16,6 +16,7 @@ import {
   SCAN_WINDOW,
   verifierMath,
 } from "../src/reward/verifier.js";
+import { readVerifyInput } from "../src/cli/verifyInput.js";
 
 interface Row {
   response: string;
@@ -164,8 +165,15 @@ describe("equivalence", () => {
   ];
   it.each(rows.map((r) => [show(r.response), show(r.label), r] as const))("%s vs %s", (_a, _b, r) => check(r));
 
-  it("exports the tolerance", () => {
+  it("the exported tolerance is the one applied: just inside it equal, just outside it not", () => {
     expect(NUMERIC_TOLERANCE).toBe(1e-6);
+    for (const label of [1, 5e6]) {
+      const step = NUMERIC_TOLERANCE * Math.max(1, label);
+      expect(isEquivalent(String(label + 0.9 * step), String(label))).toBe(true);
+      expect(isEquivalent(String(label - 0.9 * step), String(label))).toBe(true);
+      expect(isEquivalent(String(label + 1.1 * step), String(label))).toBe(false);
+      expect(isEquivalent(String(label - 1.1 * step), String(label))).toBe(false);
+    }
   });
 
   it("validates labels under the same restrictions", () => {
@@ -305,10 +313,54 @@ describe("malformed and hostile answers", () => {
   });
 });
 
-describe("CLI", () => {
+describe("CLI input (read and checked whole before anything is scored)", () => {
+  let dir = "";
+  beforeAll(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), "verify-test-"));
+  });
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const write = (name: string, lines: string[]) => {
+    const file = path.join(dir, name);
+    fs.writeFileSync(file, lines.join("\n"));
+    return file;
+  };
+  const ok = JSON.stringify({ response: "####1", label: "1" });
+
+  it("reads the non-blank lines in order", () => {
+    const file = write("two.jsonl", ["", ok, "   ", JSON.stringify({ response: "so 5", label: "5" }), ""]);
+    expect(readVerifyInput(file)).toEqual([
+      { response: "####1", label: "1" },
+      { response: "so 5", label: "5" },
+    ]);
+  });
+
+  it("names the file and line of a line that is not JSON, not an object, or lacks a string field", () => {
+    const notJson = write("bad.jsonl", [ok, "", "{not json", JSON.stringify({ response: "x" })]);
+    expect(() => readVerifyInput(notJson)).toThrow(`verify: ${notJson}:3: not valid JSON`);
+    const array = write("array.jsonl", [ok, "[1, 2]"]);
+    expect(() => readVerifyInput(array)).toThrow(`verify: ${array}:2: expected a JSON object`);
+    const missing = write("missing-field.jsonl", [ok, JSON.stringify({ response: "####1", label: 1 })]);
+    expect(() => readVerifyInput(missing)).toThrow(`verify: ${missing}:2: field "label" missing or not a string`);
+    const neither = write("neither.jsonl", ["{}"]);
+    expect(() => readVerifyInput(neither)).toThrow(`field "response" and "label" missing`);
+  });
+
+  it("names a missing file", () => {
+    const nofile = path.join(dir, "nope.jsonl");
+    expect(() => readVerifyInput(nofile)).toThrow(`verify: file not found: ${nofile}`);
+  });
+});
+
+describe("CLI (a process each)", () => {
   const run = (args: string[]) =>
-    spawnSync("npx", ["tsx", "src/cli/verify.ts", ...args], { cwd: process.cwd(), encoding: "utf8", timeout: 60_000 });
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "verify-test-"));
+    spawnSync(process.execPath, ["--import", "tsx", "src/cli/verify.ts", ...args], {
+      encoding: "utf8",
+      timeout: 60_000,
+    });
+  let dir = "";
+  beforeAll(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), "verify-cli-test-"));
+  });
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
   it("scores each line in order, skipping blank lines", () => {
@@ -336,38 +388,13 @@ describe("CLI", () => {
     ]);
   }, 90_000);
 
-  it("rejects a bad line with exit code 2 before printing anything", () => {
+  it("a bad line exits 2 with the error on stderr before printing anything", () => {
     const file = path.join(dir, "bad.jsonl");
-    fs.writeFileSync(
-      file,
-      [JSON.stringify({ response: "####1", label: "1" }), "", "{not json", JSON.stringify({ response: "x" })].join(
-        "\n",
-      ),
-    );
+    fs.writeFileSync(file, [JSON.stringify({ response: "####1", label: "1" }), "", "{not json"].join("\n"));
     const r = run([file]);
     expect(r.status).toBe(2);
     expect(r.stdout).toBe("");
-    expect(r.stderr).toContain(`${file}:3`);
-    const missing = path.join(dir, "missing-field.jsonl");
-    fs.writeFileSync(
-      missing,
-      JSON.stringify({ response: "####1", label: "1" }) + "\n" + JSON.stringify({ response: "####1", label: 1 }) + "\n",
-    );
-    const r2 = run([missing]);
-    expect(r2.status).toBe(2);
-    expect(r2.stdout).toBe("");
-    expect(r2.stderr).toContain(`${missing}:2`);
-    expect(r2.stderr).toContain('"label"');
-  }, 90_000);
-
-  it("reports a missing file and usage with exit code 2", () => {
-    const nofile = path.join(dir, "nope.jsonl");
-    const r = run([nofile]);
-    expect(r.status).toBe(2);
-    expect(r.stderr).toContain(nofile);
-    const u = run([]);
-    expect(u.status).toBe(2);
-    expect(u.stderr).toContain("usage");
+    expect(r.stderr).toMatch(new RegExp(`^verify: ${file}:3: not valid JSON .*\\n$`));
   }, 90_000);
 });
 

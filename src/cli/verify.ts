@@ -3,8 +3,8 @@
 // It is not a trainer or an evaluator of models: it only applies src/reward/verifier.ts.
 // Exit codes: 0 ok; 2 usage error, missing file, or a malformed input line (checked before any
 // output is printed, so a bad file never yields partial results).
-import fs from "node:fs";
 import { reward } from "../reward/verifier.js";
+import { readVerifyInput, type VerifyItem } from "./verifyInput.js";
 
 const USAGE = `usage: npm run -s verify -- FILE.jsonl
   Each non-blank line of FILE.jsonl is a JSON object {"response": "...", "label": "..."}.
@@ -24,46 +24,11 @@ if (args.length === 0) fail(USAGE);
 if (args.length > 1) fail(`verify: expected one file, got ${args.length}: ${args.join(" ")}\n${USAGE}`);
 const file = args[0];
 
-let text: string;
+let items: VerifyItem[];
 try {
-  text = fs.readFileSync(file, "utf8");
+  items = readVerifyInput(file);
 } catch (e) {
-  const code = (e as NodeJS.ErrnoException).code;
-  fail(
-    code === "ENOENT"
-      ? `verify: file not found: ${file} (give the path of an existing .jsonl file)`
-      : `verify: cannot read ${file}: ${(e as Error).message}`,
-  );
-}
-
-const EXAMPLE = `{"response": "...####42", "label": "42"}`;
-const items: { response: string; label: string }[] = [];
-const lines = text.split(/\r?\n/);
-for (let i = 0; i < lines.length; i++) {
-  const line = lines[i];
-  if (line.trim() === "") continue;
-  const where = `${file}:${i + 1}`;
-  let value: unknown;
-  try {
-    value = JSON.parse(line);
-  } catch (e) {
-    fail(
-      `verify: ${where}: not valid JSON (${(e as Error).message}). Fix: write one JSON object per line, e.g. ${EXAMPLE}`,
-    );
-  }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    fail(`verify: ${where}: expected a JSON object. Fix: write one object per line, e.g. ${EXAMPLE}`);
-  }
-  const { response, label } = value as Record<string, unknown>;
-  const bad = [typeof response !== "string" ? "response" : null, typeof label !== "string" ? "label" : null].filter(
-    (x) => x !== null,
-  );
-  if (bad.length > 0) {
-    fail(
-      `verify: ${where}: field ${bad.map((b) => `"${b}"`).join(" and ")} missing or not a string. Fix: give both as strings, e.g. ${EXAMPLE}`,
-    );
-  }
-  items.push({ response: response as string, label: label as string });
+  fail((e as Error).message);
 }
 
 const out = items.map(({ response, label }) => {
