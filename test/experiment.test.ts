@@ -9,7 +9,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { parseArgs } from "../src/cli/args.js";
-import { preflight } from "../src/cli/experiment.js";
+import { preflight, resolveBenchmarks } from "../src/cli/experiment.js";
 import { ConfigError, parseExperiment } from "../src/experiment/schema.js";
 
 // src/cli/experiment.ts runs its command when imported; here only its exported checks are used
@@ -179,10 +179,14 @@ describe("numerical faults", () => {
 
 describe("bad input is refused before any work, naming the file, field, value and fix", () => {
   /** the checks the command makes of an experiment file, in its order, before anything is written */
-  const check = (file: string) => preflight(parseExperiment(fs.readFileSync(file, "utf8"), file), file);
-  const errorOf = (f: () => unknown): Error => {
+  const check = async (file: string) => {
+    const exp = parseExperiment(fs.readFileSync(file, "utf8"), file);
+    const r = preflight(exp, file);
+    return { ...r, benchmarks: r.benchmarks ?? (await resolveBenchmarks(exp, file)) };
+  };
+  const errorOf = async (f: () => Promise<unknown>): Promise<Error> => {
     try {
-      f();
+      await f();
     } catch (e) {
       return e as Error;
     }
@@ -235,7 +239,7 @@ describe("bad input is refused before any work, naming the file, field, value an
         fs.writeFileSync(f, '{"prompt":"1+1","answer":"2"}\n{"prompt": 3}\n');
         return { benchmarks: [f] };
       },
-      expect: [/bad\.jsonl:2/],
+      expect: [/bad\.jsonl: line 2/, /its fields: prompt/],
     },
     {
       name: "prompt outside the vocabulary",
@@ -254,26 +258,26 @@ describe("bad input is refused before any work, naming the file, field, value an
     },
   ];
   for (const c of cases) {
-    it(c.name, () => {
+    it(c.name, async () => {
       const dir = tmp("bad-");
       const file = writeExperiment(dir, c.setup ? c.setup(dir) : c.patch, c.raw);
-      const e = errorOf(() => check(file));
+      const e = await errorOf(() => check(file));
       expect(e).toBeInstanceOf(ConfigError);
       for (const re of c.expect) expect(e.message).toMatch(re);
       expect(e.message).toContain(file);
     });
   }
 
-  it("the smoke experiment itself passes the same checks", () => {
-    const { example, benchmarks, model } = check("experiments/smoke.json");
+  it("the smoke experiment itself passes the same checks", async () => {
+    const { example, benchmarks, model } = await check("experiments/smoke.json");
     expect(example).toEqual({ prompt: "12*2", answer: "24", source: "inline" });
-    expect(benchmarks.map((b) => [b.name, b.items.length])).toEqual([
+    expect(benchmarks!.map((b) => [b.name, b.items.length])).toEqual([
       ["add", 8],
       ["lin", 8],
       ["mul", 8],
       ["word", 8],
     ]);
-    expect(model.contextLength).toBe(96);
+    expect((model as { contextLength: number }).contextLength).toBe(96);
   });
 
   it("an unknown command-line option names the nearest one", () => {

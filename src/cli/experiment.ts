@@ -14,7 +14,10 @@ import {
 import { canResume, runDir, runSeed, type ResolvedExample, type RunMode } from "../experiment/runner.js";
 import { readCheckpointConfig } from "../model/checkpoint.js";
 import { loadTokenizerFor } from "../text/tokenizer.js";
-import { loadBenchmarks } from "../eval/benchmarks.js";
+import { isOrganismBenchmark, loadBenchmarkRefs, loadBenchmarks } from "../eval/benchmarks.js";
+import type { Benchmark } from "../eval/evaluate.js";
+import { isOrganismCheckpoint } from "../model/load.js";
+import { taskFor } from "../task/forModel.js";
 import { isValidLabel } from "../reward/verifier.js";
 import { numberFlag, parseArgs, runMain } from "./args.js";
 import { COMPUTE_FLAGS, COMPUTE_USAGE, setupCompute } from "./setup.js";
@@ -56,24 +59,15 @@ export function preflight(exp: Experiment, file: string) {
       throw new ConfigError(`${file}: field \`${name}\`: ${(e as Error).message}; ${fix}`);
     }
   };
-  const { cfg: model } = field(
-    "checkpoint",
-    "point it at a directory written by `npm run pretrain` (e.g. data/models/base)",
-    () => readCheckpointConfig(exp.checkpoint),
-  );
-  const tok = loadTokenizerFor(exp.checkpoint);
-  const bad = tok.unknownChars(example.prompt);
-  if (bad.length) {
-    throw new ConfigError(
-      `${file}: field \`example.prompt\`: ${JSON.stringify(example.prompt)} has characters outside the tokenizer's vocabulary: ${bad.map((c) => JSON.stringify(c)).join(", ")}; rewrite the prompt with the world's alphabet (digits, + - * / = ( ) x, lowercase words)`,
-    );
-  }
-  if (tok.encode(example.prompt).length + 2 >= model.contextLength) {
-    throw new ConfigError(
-      `${file}: field \`example.prompt\`: ${example.prompt.length} characters leave no room for a response in the model's context of ${model.contextLength}`,
-    );
-  }
-  if (!isValidLabel(example.answer)) {
+  const organism = isOrganismCheckpoint(exp.checkpoint);
+  const { model, answerOpts } = organism
+    ? organismChecks(exp, file, example, field)
+    : field(
+        "checkpoint",
+        "point it at a Hugging Face model directory (config.json, model.safetensors, tokenizer.json)",
+        () => textModelChecks(exp, file, example),
+      );
+  if (!isValidLabel(example.answer, answerOpts)) {
     throw new ConfigError(
       `${file}: field \`example.answer\`: the verifier cannot parse ${JSON.stringify(example.answer)}; use a number, fraction or simple expression (check with \`npm run -s verify\`)`,
     );
@@ -85,15 +79,79 @@ export function preflight(exp: Experiment, file: string) {
         `${file}: field \`eval.ks\`: ${JSON.stringify(big)} larger than eval.n = ${exp.eval.n}; pass@k needs k <= n samples — lower k or raise eval.n`,
       );
   }
-  const benchmarks = field(
+  for (const ref of exp.benchmarks) {
+    const f = typeof ref === "string" ? (isOrganismBenchmark(ref) ? null : ref) : ref.file;
+    if (f !== null && !fs.existsSync(f))
+      throw new ConfigError(`${file}: field \`benchmarks\`: dataset file ${JSON.stringify(f)} not found`);
+  }
+  const names = exp.benchmarks.filter(isOrganismBenchmark);
+  const limit = exp.eval.limit > 0 ? exp.eval.limit : null;
+  const organismBenchmarks = field(
     "benchmarks",
-    "use names of files in data/benchmarks/ (add, lin, mul, word) or paths to JSONL files",
-    () => loadBenchmarks(exp.benchmarks, exp.eval.limit > 0 ? exp.eval.limit : null),
+    "use names of files in data/benchmarks/ (add, lin, mul, word), or dataset files",
+    () => loadBenchmarks(names, limit),
   );
-  return { example, benchmarks, model };
+  // dataset files are read (asynchronously: Parquet) by resolveBenchmarks
+  const benchmarks = names.length === exp.benchmarks.length ? organismBenchmarks : null;
+  return { example, model, benchmarks };
 }
 
-const USAGE = `usage: npm run experiment -- [FILE] [--seed S] [--steps N] [--example FILE] [--prompt TEXT --answer TEXT]
+/** The benchmarks of an experiment, dataset files included. */
+export async function resolveBenchmarks(exp: Experiment, file: string): Promise<Benchmark[]> {
+  try {
+    return await loadBenchmarkRefs(exp.benchmarks, exp.eval.limit > 0 ? exp.eval.limit : null);
+  } catch (e) {
+    throw new ConfigError(`${file}: field \`benchmarks\`: ${(e as Error).message}`);
+  }
+}
+
+type Field = <T>(name: string, fix: string, f: () => T) => T;
+
+/** The organism: its tokenizer's alphabet and context. */
+function organismChecks(exp: Experiment, file: string, example: ResolvedExample, field: Field) {
+  if (exp.prompt !== undefined || (exp.answerFormat !== undefined && exp.answerFormat !== "marker"))
+    throw new ConfigError(
+      `${file}: fields \`prompt\` / \`answerFormat\` are for other model families; the organism (${exp.checkpoint}) uses \`<problem>?\` and \`####N\` — remove them`,
+    );
+  const { cfg: model } = field(
+    "checkpoint",
+    "point it at a directory written by `npm run pretrain` (e.g. data/models/base), or a Hugging Face model directory",
+    () => readCheckpointConfig(exp.checkpoint),
+  );
+  const tok = loadTokenizerFor(exp.checkpoint);
+  const bad = tok.unknownChars(example.prompt);
+  if (bad.length) {
+    throw new ConfigError(
+      `${file}: field \`example.prompt\`: ${JSON.stringify(example.prompt)} has characters outside the tokenizer's vocabulary: ${bad.map((c) => JSON.stringify(c)).join(", ")}; rewrite the prompt with the world's alphabet (digits, + - * / = ( ) x, lowercase words), or use a Hugging Face model (--checkpoint DIR)`,
+    );
+  }
+  if (tok.encode(example.prompt).length + 2 >= model.contextLength) {
+    throw new ConfigError(
+      `${file}: field \`example.prompt\`: ${example.prompt.length} characters leave no room for a response in the model's context of ${model.contextLength}`,
+    );
+  }
+  return { model: model as unknown, answerOpts: {} };
+}
+
+/** Any other family: its config.json, tokenizer and prompt, and room for a response. */
+function textModelChecks(exp: Experiment, file: string, example: ResolvedExample) {
+  const cfgFile = path.join(exp.checkpoint, "config.json");
+  if (!fs.existsSync(cfgFile))
+    throw new Error(
+      `${exp.checkpoint}: not a checkpoint directory (no config.json); pass a directory written by \`npm run pretrain\` or an experiment, or a Hugging Face model directory`,
+    );
+  const model = JSON.parse(fs.readFileSync(cfgFile, "utf8")) as Record<string, unknown>;
+  const task = taskFor(exp.checkpoint, { prompt: exp.prompt, answerFormat: exp.answerFormat });
+  const context = Number(model.max_position_embeddings);
+  const n = task.promptIds(example.prompt).length;
+  if (Number.isFinite(context) && n + 1 >= context)
+    throw new ConfigError(
+      `${file}: field \`example.prompt\`: its prompt has ${n} tokens, no room for a response in the model's context of ${context}`,
+    );
+  return { model: model as unknown, answerOpts: { answerFormat: task.answerFormat } };
+}
+
+const USAGE = `usage: npm run experiment -- [FILE] [--seed S] [--steps N] [--checkpoint DIR] [--example FILE] [--prompt TEXT --answer TEXT]
                             [--out DIR] [--backend auto|tensorflow|wasm|cpu] [--dry-run] [--force | --resume]
 With no FILE it runs ${DEFAULT_FILE}.`;
 
@@ -104,6 +162,7 @@ runMain(async () => {
       seed: "string",
       steps: "string",
       example: "string",
+      checkpoint: "string",
       prompt: "string",
       answer: "string",
       out: "string",
@@ -125,11 +184,14 @@ runMain(async () => {
   if (flags.seed !== undefined) over.seeds = [numberFlag(flags, "seed", 0, { integer: true, min: 0 })];
   if (flags.steps !== undefined) over.steps = numberFlag(flags, "steps", 0, { integer: true, min: 0 });
   if (flags.example !== undefined) over.example = flags.example;
+  if (flags.checkpoint !== undefined) over.checkpoint = flags.checkpoint;
   if ((flags.prompt === undefined) !== (flags.answer === undefined))
     throw new Error("experiment: --prompt and --answer go together");
   if (flags.prompt !== undefined) over.example = { prompt: flags.prompt, answer: flags.answer };
   const exp = validateExperiment(over, `${file} (with command-line overrides)`);
-  const { example, benchmarks, model } = preflight(exp, file);
+  const checked = preflight(exp, file);
+  const { example, model } = checked;
+  const benchmarks = checked.benchmarks ?? (await resolveBenchmarks(exp, file));
   const outDir = (flags.out as string) ?? "results";
   if (flags.force && flags.resume)
     throw new Error("experiment: --force starts over and --resume continues; pass one of them");

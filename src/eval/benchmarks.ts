@@ -1,7 +1,9 @@
-// Loads held-out benchmarks: every data/benchmarks/<name>.jsonl (or a chosen list), each line
-// {id, family, prompt, answer}; optionally the first `limit` problems of each.
+// Loads held-out benchmarks: the organism's data/benchmarks/<name>.jsonl (each line {id, family,
+// prompt, answer}), or datasets as users download them (JSONL, JSON, Parquet, with a field mapping:
+// src/datasets/); optionally the first `limit` problems of each.
 import fs from "node:fs";
 import path from "node:path";
+import { datasetSpec, loadDataset, type DatasetRef } from "../datasets/dataset.js";
 import { readItems } from "../world/datasets.js";
 import type { Benchmark } from "./evaluate.js";
 
@@ -23,4 +25,25 @@ export function loadBenchmarks(names: string[] | null, limit: number | null, dir
     const items = readItems(file);
     return { name: path.basename(file, ".jsonl"), items: limit ? items.slice(0, limit) : items };
   });
+}
+
+/** An organism benchmark name (no folder, no extension) or a `.jsonl` file in the organism's form. */
+export function isOrganismBenchmark(ref: DatasetRef): ref is string {
+  return typeof ref === "string" && (!/[/.]/.test(ref) || path.dirname(ref) === BENCHMARK_DIR);
+}
+
+/** Benchmarks from organism names and dataset references (files or mappings), in the order given. */
+export async function loadBenchmarkRefs(refs: DatasetRef[], limit: number | null): Promise<Benchmark[]> {
+  const out: Benchmark[] = [];
+  for (const ref of refs) {
+    if (isOrganismBenchmark(ref)) {
+      out.push(...loadBenchmarks([ref], limit));
+      continue;
+    }
+    const spec = datasetSpec(ref);
+    const rows = await loadDataset({ ...spec, limit: spec.limit ?? limit ?? undefined });
+    const name = path.basename(spec.file).replace(/\.[^.]+$/, "");
+    out.push({ name, items: rows.map((r) => ({ id: r.id, family: name, prompt: r.question, answer: r.answer })) });
+  }
+  return out;
 }

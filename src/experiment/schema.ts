@@ -4,6 +4,9 @@
 // Validation errors name the file, the field, the value received and the fix.
 import { z } from "zod";
 import { nearest } from "../engine/nearest.js";
+import { DatasetSchema } from "../datasets/dataset.js";
+import { ANSWER_FORMATS } from "../reward/verifier.js";
+import { PromptSchema } from "../text/prompt.js";
 import { STD_MODES } from "../rl/advantages.js";
 import { AGGREGATIONS } from "../rl/loss.js";
 
@@ -13,7 +16,13 @@ const prob = () => z.number().min(0).max(1);
 
 export const ExampleSchema = z
   .object({
-    prompt: z.string().min(1).max(80).describe("the problem text, as the model sees it before the `?` separator"),
+    prompt: z
+      .string()
+      .min(1)
+      .max(20000)
+      .describe(
+        "the question: for the organism the problem text before the `?` separator; for other models the question put into the prompt",
+      ),
     answer: z.string().min(1).max(80).describe("the label the verifier compares the final answer with"),
   })
   .strict();
@@ -113,10 +122,21 @@ export const ExperimentSchema = z
       .union([ExampleSchema, z.string()])
       .describe("the single training example: {prompt, answer} or a JSON file under data/examples/"),
     benchmarks: z
-      .array(z.string())
+      .array(z.union([z.string(), DatasetSchema]))
       .min(1)
       .default(["add", "lin", "mul", "word"])
-      .describe("held-out benchmark names under data/benchmarks/ (or .jsonl paths)"),
+      .describe(
+        "held-out benchmarks: organism names under data/benchmarks/, or dataset files (JSONL, JSON, Parquet) or dataset mappings {file, question, answer, limit}",
+      ),
+    prompt: PromptSchema.optional().describe(
+      'how a question becomes the model\'s input (not for the organism): "chat" (the model\'s chat template; the default when it has one), "raw", a preset name (e.g. "qwen25-math-boxed") or a template with {question}',
+    ),
+    answerFormat: z
+      .enum(ANSWER_FORMATS)
+      .optional()
+      .describe(
+        'where the verifier reads the answer (not for the organism): "boxed" (last \\boxed{}) or "marker" (after ####); default: the prompt preset\'s, else boxed',
+      ),
     checkpointEvery: z
       .number()
       .int()

@@ -19,6 +19,8 @@ export interface Task {
   /** filler of padded batches (masked out) */
   padId: number;
   reward(completion: string, label: string): RewardResult;
+  /** where the verifier reads answers */
+  answerFormat: AnswerFormat;
 }
 
 export function organismTask(tok: CharTokenizer): Task {
@@ -28,6 +30,7 @@ export function organismTask(tok: CharTokenizer): Task {
     stopIds: [EOS_ID],
     padId: PAD_ID,
     reward: (c, label) => reward(c, label),
+    answerFormat: "marker",
   };
 }
 
@@ -40,5 +43,6 @@ export function textTask(tok: TextTokenizer, prompt: PromptConfig, answerFormat:
     stopIds: tok.eosIds,
     padId: tok.padId ?? tok.eosIds[0],
     reward: (c, label) => reward(c, label, { answerFormat }),
+    answerFormat,
   };
 }
