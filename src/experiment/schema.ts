@@ -40,6 +40,14 @@ export const GrpoSchema = z
     beta2: z.number().min(0).lt(1).default(0.99),
     gradClip: z.number().min(0).default(1).describe("clip the global gradient norm to this (0 = off)"),
     updatesPerBatch: posInt().max(16).default(1).describe("optimizer steps per rollout batch"),
+    microBatch: z
+      .number()
+      .int()
+      .min(0)
+      .default(0)
+      .describe(
+        "rows (rollouts) per forward/backward pass, gradients accumulated over them, so a step's activations stay bounded (0 = all copies × rollouts at once)",
+      ),
     advantage: z
       .object({
         std: z

@@ -31,6 +31,8 @@ export interface GrpoConfig {
   beta2: number;
   gradClip: number;
   updatesPerBatch: number;
+  /** rows per forward/backward pass, gradients accumulated over them (0: the whole batch at once) */
+  microBatch: number;
   advantage: { std: StdMode; eps: number };
   loss: LossConfig & { logprobTemperature: "rollout" | number };
 }
@@ -91,6 +93,14 @@ export function responseBatch(
   return { inputs, targets, mask };
 }
 
+/** Row ranges [r0, r1) of micro-batches of at most `size` rows (0: one batch of all n). */
+export function microBatches(n: number, size: number): [number, number][] {
+  if (!(size > 0) || size >= n) return [[0, n]];
+  const out: [number, number][] = [];
+  for (let r = 0; r < n; r += size) out.push([r, Math.min(n, r + size)]);
+  return out;
+}
+
 export class GrpoTrainer {
   readonly optimizer: AdamW;
   private readonly names: Map<string, string>;
@@ -138,69 +148,97 @@ export class GrpoTrainer {
     );
     const rewards = scored.map((s) => s.reward as number);
     const adv = groupAdvantages(rewards, cfg.rollouts, cfg.advantage.std, cfg.advantage.eps);
-    const batch = responseBatch(
-      scored.map((s) => s.promptIds),
-      scored.map((s) => s.ids),
-      scored.map((s) => s.stopId),
-      this.task.padId,
-    );
     const t1 = performance.now();
-
-    const inputs = tf.tensor2d(batch.inputs, undefined, "int32");
-    const targets = tf.tensor2d(batch.targets, undefined, "int32");
-    const mask = tf.tensor2d(batch.mask, undefined, "float32");
-    const advT = tf.tensor1d(adv, "float32");
-    // With one update per batch the policy has not moved when the loss is taken, so the old
-    // log-probabilities are the graph's own logp, bit for bit: they are copied from it (off the tape)
-    // instead of taking a forward pass of their own.
     const lpT = logprobTemperature(cfg);
-    const oldLogp =
-      cfg.updatesPerBatch > 1
-        ? tf.tidy(() => this.policy.tokenLogProbs(inputs, targets, { temperature: lpT, entropy: false }).logp)
-        : null;
     const reference = this.reference;
-    const refLogp = reference
-      ? tf.tidy(() => reference.tokenLogProbs(inputs, targets, { temperature: lpT, entropy: false }).logp)
-      : null;
+    // micro-batches of rows (one: the whole batch), each padded to its own longest sequence; the loss
+    // of each is weighted by its share of what the aggregation divides by, so the summed gradients
+    // are those of the whole batch
+    const chunks = microBatches(n, cfg.microBatch);
+    const built = chunks.map(([r0, r1]) => {
+      const rows = scored.slice(r0, r1);
+      const batch = responseBatch(
+        rows.map((s) => s.promptIds),
+        rows.map((s) => s.ids),
+        rows.map((s) => s.stopId),
+        this.task.padId,
+      );
+      return { batch, r0, r1, maskSum: batch.mask.reduce((a, m) => a + m.reduce((x, y) => x + y, 0), 0) };
+    });
+    const totalMask = built.reduce((a, c) => a + c.maskSum, 0);
+    const parts = built.map(({ batch, r0, r1, maskSum }) => {
+      const inputs = tf.tensor2d(batch.inputs, undefined, "int32");
+      const targets = tf.tensor2d(batch.targets, undefined, "int32");
+      const mask = tf.tensor2d(batch.mask, undefined, "float32");
+      const advT = tf.tensor1d(adv.slice(r0, r1), "float32");
+      // With one update per batch the policy has not moved when the loss is taken, so the old
+      // log-probabilities are the graph's own logp, bit for bit: they are copied from it (off the tape)
+      // instead of taking a forward pass of their own.
+      const oldLogp =
+        cfg.updatesPerBatch > 1
+          ? tf.tidy(() => this.policy.tokenLogProbs(inputs, targets, { temperature: lpT, entropy: false }).logp)
+          : null;
+      const refLogp = reference
+        ? tf.tidy(() => reference.tokenLogProbs(inputs, targets, { temperature: lpT, entropy: false }).logp)
+        : null;
+      const share = cfg.loss.aggregation === "token-mean" ? maskSum / totalMask : (r1 - r0) / n;
+      const tokenShare = maskSum / totalMask;
+      const tensors = [inputs, targets, mask, advT, ...(oldLogp ? [oldLogp] : []), ...(refLogp ? [refLogp] : [])];
+      return { inputs, targets, mask, advT, oldLogp, refLogp, share, tokenShare, tensors };
+    });
+    const disposeAll = () => tf.dispose(parts.flatMap((p) => p.tensors));
     let last = { loss: 0, pg: 0, kl: 0, entropy: 0, clipFrac: 0, gradNorm: 0 };
     for (let u = 0; u < cfg.updatesPerBatch; u++) {
-      let parts: tf.Scalar[] = [];
-      const { value, grads } = tf.variableGrads(() => {
-        const { logp, entropy } = this.policy.tokenLogProbs(inputs, targets, { temperature: lpT, entropy: true });
-        const old = oldLogp ?? tf.tensor2d(logp.dataSync(), logp.shape);
-        // without a reference (KL coefficient 0) the KL term is taken against the policy itself: zero
-        const ref = refLogp ?? old;
-        const r = grpoLossTf({ logp, oldLogp: old, refLogp: ref, entropy: entropy!, adv: advT, mask }, cfg.loss);
-        parts = [r.pg, r.kl, r.entropy, r.clipFrac].map((t) => tf.keep(t));
-        return r.loss;
-      });
-      const named: Record<string, tf.Tensor> = {};
-      for (const [vn, g] of Object.entries(grads)) named[this.names.get(vn)!] = g;
-      const lossValue = value.dataSync()[0];
-      const [pg, kl, ent, clipFrac] = parts.map((t) => t.dataSync()[0]);
-      if (!Number.isFinite(lossValue)) {
-        tf.dispose([
-          value,
-          ...parts,
-          ...Object.values(grads),
-          inputs,
-          targets,
-          mask,
-          advT,
-          ...(refLogp ? [refLogp] : []),
-          ...(oldLogp ? [oldLogp] : []),
-        ]);
-        throw new NumericalFault(`loss is ${lossValue}; the update was not applied`);
+      const sum: Record<string, tf.Tensor> = {};
+      const total = { loss: 0, pg: 0, kl: 0, entropy: 0, clipFrac: 0 };
+      for (const c of parts) {
+        let kept: tf.Scalar[] = [];
+        const { value, grads } = tf.variableGrads(() => {
+          const { logp, entropy } = this.policy.tokenLogProbs(c.inputs, c.targets, { temperature: lpT, entropy: true });
+          const old = c.oldLogp ?? tf.tensor2d(logp.dataSync(), logp.shape);
+          // without a reference (KL coefficient 0) the KL term is taken against the policy itself: zero
+          const ref = c.refLogp ?? old;
+          const r = grpoLossTf(
+            { logp, oldLogp: old, refLogp: ref, entropy: entropy!, adv: c.advT, mask: c.mask },
+            cfg.loss,
+          );
+          kept = [r.pg, r.kl, r.entropy, r.clipFrac].map((t) => tf.keep(t));
+          return parts.length === 1 ? r.loss : (r.loss.mul(c.share) as tf.Scalar);
+        });
+        const lossValue = value.dataSync()[0];
+        const [pg, kl, ent, clipFrac] = kept.map((t) => t.dataSync()[0]);
+        tf.dispose([value, ...kept]);
+        if (!Number.isFinite(lossValue)) {
+          tf.dispose([...Object.values(grads), ...Object.values(sum)]);
+          disposeAll();
+          throw new NumericalFault(`loss is ${lossValue}; the update was not applied`);
+        }
+        total.loss += lossValue;
+        total.pg += pg * c.share;
+        total.kl += kl * c.share;
+        total.entropy += ent * c.share;
+        total.clipFrac += clipFrac * c.tokenShare;
+        for (const [vn, g] of Object.entries(grads)) {
+          const k = this.names.get(vn)!;
+          if (sum[k]) {
+            const acc = sum[k].add(g);
+            tf.dispose([sum[k], g]);
+            sum[k] = acc;
+          } else sum[k] = g;
+        }
       }
       let gradNorm: number;
       try {
-        gradNorm = this.optimizer.apply(named, cfg.learningRate);
+        gradNorm = this.optimizer.apply(sum, cfg.learningRate);
+      } catch (e) {
+        disposeAll();
+        throw e;
       } finally {
-        tf.dispose([value, ...parts, ...Object.values(grads)]);
+        tf.dispose(Object.values(sum));
       }
-      last = { loss: lossValue, pg, kl: reference ? kl : NaN, entropy: ent, clipFrac, gradNorm };
+      last = { ...total, kl: reference ? total.kl : NaN, gradNorm };
     }
-    tf.dispose([inputs, targets, mask, advT, ...(refLogp ? [refLogp] : []), ...(oldLogp ? [oldLogp] : [])]);
+    disposeAll();
     const t2 = performance.now();
     return {
       trainAccuracy: rewards.reduce((a, b) => a + b, 0) / n,
