@@ -299,6 +299,10 @@ describe("bad input is refused before any work, naming the file, field, value an
     const read = (f: string) => parseExperiment(fs.readFileSync(f, "utf8"), f);
     for (const f of fs.readdirSync("experiments").filter((n) => n.endsWith(".json") && n !== "experiment.schema.json"))
       read(path.join("experiments", f));
+    // the real-model files validate too (their checkpoints are downloaded by users)
+    const hf = fs.readdirSync("experiments/hf").filter((n) => n.endsWith(".json"));
+    expect(hf.length).toBeGreaterThan(0);
+    for (const f of hf) expect(read(path.join("experiments/hf", f)).checkpoint).toMatch(/^models\//);
     const base = read("experiments/default.json");
     /** leaf paths where two resolved configs differ */
     const diff = (a: unknown, b: unknown, at = ""): string[] => {

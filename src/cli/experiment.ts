@@ -40,12 +40,14 @@ export function resolveExample(exp: Experiment, file: string): ResolvedExample {
       `${f}: malformed JSON (${(e as Error).message}); an example file is {"prompt": "...", "answer": "..."}`,
     );
   }
-  if (typeof raw?.prompt !== "string" || typeof raw?.answer !== "string") {
+  // the question may be called as datasets call it: prompt, problem or question
+  const question = ["prompt", "problem", "question"].map((k) => raw?.[k]).find((v) => typeof v === "string");
+  if (typeof question !== "string" || typeof raw?.answer !== "string") {
     throw new ConfigError(
-      `${f}: an example file needs string fields "prompt" and "answer"; got ${JSON.stringify(raw).slice(0, 120)}`,
+      `${f}: an example file needs a string question ("prompt", "problem" or "question") and a string "answer"; got ${JSON.stringify(raw).slice(0, 120)}`,
     );
   }
-  return { prompt: raw.prompt, answer: raw.answer, source: f };
+  return { prompt: question, answer: raw.answer, source: f };
 }
 
 /** Every check that can fail before training starts. Returns the example and the loaded benchmarks. */

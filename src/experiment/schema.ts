@@ -33,7 +33,7 @@ export const GrpoSchema = z
     rollouts: posInt().default(8).describe("G: rollouts per copy (group size)"),
     temperature: z.number().positive().max(10).default(1).describe("rollout sampling temperature"),
     topP: z.number().gt(0).max(1).default(1).describe("rollout nucleus sampling mass (1 = off)"),
-    maxNewTokens: posInt().max(512).default(80).describe("longest response, in tokens"),
+    maxNewTokens: posInt().max(32768).default(80).describe("longest response, in tokens"),
     learningRate: pos().max(1).default(1e-4).describe("AdamW learning rate (constant)"),
     weightDecay: z.number().min(0).max(1).default(0.01).describe("AdamW decoupled weight decay"),
     beta1: z.number().min(0).lt(1).default(0.9),
