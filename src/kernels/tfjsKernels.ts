@@ -82,8 +82,9 @@ function hostHeap(backend: any): HostHeap | null {
       memory.buffer === backend.wasm.HEAPU8?.buffer &&
       typeof backend.wasm._malloc === "function" &&
       typeof backend.wasm._free === "function";
+    // (`>>> 0`: malloc returns a signed i32, negative for addresses above 2 GiB, as tfjs-wasm notes)
     h = ok
-      ? { memory, malloc: (n: number) => backend.wasm._malloc(n), free: (p: number) => backend.wasm._free(p) }
+      ? { memory, malloc: (n: number) => backend.wasm._malloc(n) >>> 0, free: (p: number) => backend.wasm._free(p) }
       : null;
     hostHeaps.set(backend, h);
   }
