@@ -4,8 +4,8 @@
 // of a gather fails there), and the cpu backend's loops over every segment with a full-size mask
 // (O(segments × rows × width): hours for a 150k-token vocabulary). This one makes one pass over the
 // rows, reading and writing the backend's own memory (the wasm heap, or the cpu backend's arrays).
-// Ids outside [0, numSegments) are dropped, as in TensorFlow. Rows are added in index order, so a
-// segment's float32 sum is the left-to-right one, the same on every backend and every run.
+// Ids outside [0, numSegments) are dropped, as in TensorFlow. Rows are added in index order in
+// float64 and rounded once: the values of tfjs's cpu kernel, bit for bit, on every backend and run.
 import * as tf from "@tensorflow/tfjs";
 
 export const UNSORTED_SEGMENT_SUM = "UnsortedSegmentSum";
@@ -20,7 +20,8 @@ type Args = { inputs: Record<string, TensorInfo>; backend: any; attrs?: Record<s
 
 const sizeOf = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
 
-/** The segment sums of x [rows, ...inner] (values) by ids [rows] into out [numSegments, ...inner] (zeroed). */
+/** The segment sums of x [rows, ...inner] (values) by ids [rows] into out [numSegments, ...inner],
+ * accumulated in float64 and rounded once (as tfjs's cpu Sum does). */
 export function segmentSum(
   x: Float32Array | Int32Array,
   ids: Int32Array,
@@ -28,14 +29,15 @@ export function segmentSum(
   numSegments: number,
   out: Float32Array | Int32Array,
 ): void {
-  out.fill(0);
+  const acc = new Float64Array(out.length);
   for (let i = 0; i < ids.length; i++) {
     const s = ids[i];
     if (s < 0 || s >= numSegments) continue;
     const src = i * inner;
     const dst = s * inner;
-    for (let j = 0; j < inner; j++) out[dst + j] += x[src + j];
+    for (let j = 0; j < inner; j++) acc[dst + j] += x[src + j];
   }
+  out.set(acc);
 }
 
 function checkArgs(x: TensorInfo, segmentIds: TensorInfo, numSegments: number): number[] {

@@ -296,7 +296,8 @@ const HEAD_SLICE_ELEMENTS = 1 << 23;
  * entropies; 0 when `entropy` is false), without holding [N, V] logits: the vocabulary is taken in
  * slices, each slice's log-sum-exp and Σ p·s combined at the end; the gradient recomputes each
  * slice's logits (d log p/ds = onehot − p, dH/ds = −p (log p + H), both divided by τ).
- * h: [N, C]; w: [V, C]; targets: int32 [N].
+ * h: [N, C]; w: [V, C]; targets: int32 [N]; sliceRows: vocabulary rows per slice (default: about
+ * HEAD_SLICE_ELEMENTS / N).
  */
 export function lmHeadLogProbs(
   h: tf.Tensor2D,
@@ -304,13 +305,18 @@ export function lmHeadLogProbs(
   targets: tf.Tensor1D,
   temperature: number,
   entropy: boolean,
+  sliceRows?: number,
 ): tf.Tensor2D {
   const [N] = h.shape;
   const [V] = w.shape;
-  const slice = Math.max(256, Math.min(V, Math.floor(HEAD_SLICE_ELEMENTS / Math.max(1, N))));
+  const slice = sliceRows ?? Math.max(256, Math.min(V, Math.floor(HEAD_SLICE_ELEMENTS / Math.max(1, N))));
   const ranges: [number, number][] = [];
   for (let v0 = 0; v0 < V; v0 += slice) ranges.push([v0, Math.min(V, v0 + slice)]);
   const fast = fastKernelsActive();
+  /** rows [a, b) of w: the whole of it when there is one slice; a gather otherwise (tfjs-wasm's
+   * Slice copies its whole input out first) */
+  const rowsOf = (ww: tf.Tensor2D, a: number, b: number): tf.Tensor2D =>
+    b - a === V ? ww : (tf.gather(ww, tf.range(a, b, 1, "int32")) as tf.Tensor2D);
   const logitsOf = (hh: tf.Tensor2D, ws: tf.Tensor2D) => {
     const z = fast ? tf.matMul(hh, ws, false, true) : tf.matMul(hh, ws.transpose());
     return temperature === 1 ? z : z.div(temperature);
@@ -321,7 +327,7 @@ export function lmHeadLogProbs(
     const sums: tf.Tensor[] = [];
     for (const [a, b] of ranges) {
       const [l, s] = tf.tidy(() => {
-        const st = logitsOf(hh, ww.slice([a, 0], [b - a, -1])); // [N, v]
+        const st = logitsOf(hh, rowsOf(ww, a, b)); // [N, v]
         const lse = tf.logSumExp(st, 1, true); // [N, 1]
         const ps = entropy ? tf.exp(st.sub(lse)).mul(st).sum(1, true) : tf.zeros([N, 1]);
         return [lse, ps];
@@ -339,7 +345,7 @@ export function lmHeadLogProbs(
   const f = tf.customGrad(((hh: tf.Tensor2D, ww: tf.Tensor2D, save: tf.GradSaveFunc) => {
     const { lse, ps } = stats(hh, ww);
     const H = lse.sub(ps); // [N, 1]
-    save([hh, ww, lse, H]);
+    save([hh, ww, lse, H, targets]); // (targets too: the caller's tidy may dispose it before the backward pass)
     // the target's logit: a row-wise dot with the gathered output rows
     const zt = tf.gather(ww, targets).mul(hh).sum(1, true); // [N, 1]
     const st = temperature === 1 ? zt : zt.div(temperature);
@@ -347,7 +353,7 @@ export function lmHeadLogProbs(
     return {
       value,
       gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
-        const [hs, ws, lse2, H] = saved as tf.Tensor2D[];
+        const [hs, ws, lse2, H, tgt] = saved as tf.Tensor2D[];
         const g = dy as tf.Tensor2D; // [N, 2]
         const dLogp = g.slice([0, 0], [N, 1]);
         const dEnt = entropy ? g.slice([0, 1], [N, 1]) : tf.zeros([N, 1]);
@@ -355,13 +361,13 @@ export function lmHeadLogProbs(
         const dws: tf.Tensor[] = [];
         for (const [a, b] of ranges) {
           const [dhNext, dw] = tf.tidy(() => {
-            const wsl = ws.slice([a, 0], [b - a, -1]) as tf.Tensor2D; // [v, C]
+            const wsl = rowsOf(ws, a, b); // [v, C]
             const s = logitsOf(hs, wsl); // [N, v]
             const logp = s.sub(lse2);
             const p = tf.exp(logp);
             // ds = dLogp (onehot − p) − dEnt p (log p + H)
             let ds = p.mul(dLogp.add(dEnt.mul(logp.add(H)))).neg();
-            const onehot = tf.oneHot(targets.sub(a), b - a).toFloat(); // zero rows for targets outside the slice
+            const onehot = tf.oneHot(tgt.sub(tf.scalar(a, "int32")) as tf.Tensor1D, b - a).toFloat(); // zero rows for targets outside the slice
             ds = ds.add(onehot.mul(dLogp));
             const dz = (temperature === 1 ? ds : ds.div(temperature)) as tf.Tensor2D;
             const dwSlice = fast ? tf.matMul(dz, hs, true, false) : tf.matMul(dz.transpose(), hs); // [v, C]
@@ -403,6 +409,9 @@ export class LlamaModel implements CausalLM {
   readonly eosTokenIds: number[];
   private readonly invFreq: Float32Array;
   private steer: { layer: number; add: tf.Tensor1D } | null = null;
+  /** gradient checkpointing of the training forward, block by block (tokenLogProbs); the values are
+   * the same either way, bit for bit */
+  recompute = true;
 
   constructor(
     readonly config: LlamaConfig,
@@ -433,8 +442,10 @@ export class LlamaModel implements CausalLM {
         dir,
         llamaParamShapes(cfg),
         (name, data, shape) => {
-          // the variable takes over the tensor's data (no copy)
-          params[name] = tf.variable(tf.tensor(data, shape, "float32"), true, name);
+          // the variable shares the tensor's data (no copy); the tensor itself is released
+          const t = tf.tensor(data, shape, "float32");
+          params[name] = tf.variable(t, true, name);
+          t.dispose();
         },
         // rotary inv_freq buffers of older exports; lm_head.weight beside tied embeddings (transformers drops it too)
         (name) => name.endsWith("rotary_emb.inv_freq") || (cfg.tieWordEmbeddings && name === "lm_head.weight"),
@@ -452,7 +463,9 @@ export class LlamaModel implements CausalLM {
     const params: Record<string, tf.Variable> = {};
     for (const [name, shape] of llamaParamShapes(cfg)) {
       if (!arrays[name]) throw new Error(`fromArrays: missing tensor ${name}`);
-      params[name] = tf.variable(tf.tensor(arrays[name], shape, "float32"), true, name);
+      const t = tf.tensor(arrays[name], shape, "float32");
+      params[name] = tf.variable(t, true, name);
+      t.dispose();
     }
     return new LlamaModel(cfg, params, { dir: null, config, generationConfig: null });
   }
@@ -568,6 +581,49 @@ export class LlamaModel implements CausalLM {
     return { h: rmsNorm(x, this.p("model.norm.weight"), this.config.rmsNormEps), kv };
   }
 
+  /** The training forward's residual stream after the final norm, [B*T, C]; with `recompute`, each
+   * block keeps only its input for the backward pass and runs again there (gradient checkpointing). */
+  private trainingHidden(ids: tf.Tensor2D, rope: { cos: tf.Tensor; sin: tf.Tensor }, mask: tf.Tensor): tf.Tensor2D {
+    const [B, T] = ids.shape;
+    let x = tf.gather(this.p("model.embed_tokens.weight"), ids.reshape([B * T])) as tf.Tensor2D; // [N, C]
+    for (let l = 0; l < this.config.numLayers; l++) {
+      x = this.recompute ? this.checkpointedBlock(l, x, B, T, rope, mask) : this.block(l, x, B, T, rope, mask, null).x;
+    }
+    return rmsNorm(x, this.p("model.norm.weight"), this.config.rmsNormEps);
+  }
+
+  /** block(l) as one op whose gradient runs the block again under its own tape: a block's
+   * activations live only while its gradient is computed (one block at a time), at the cost of a
+   * second forward pass. */
+  private checkpointedBlock(
+    l: number,
+    x: tf.Tensor2D,
+    B: number,
+    T: number,
+    rope: { cos: tf.Tensor; sin: tf.Tensor },
+    mask: tf.Tensor,
+  ): tf.Tensor2D {
+    const prefix = `model.layers.${l}.`;
+    const weights = Object.keys(this.params)
+      .filter((n) => n.startsWith(prefix))
+      .map((n) => this.params[n]);
+    const f = tf.customGrad(((...args: unknown[]) => {
+      const save = args[args.length - 1] as tf.GradSaveFunc;
+      const xIn = args[0] as tf.Tensor2D;
+      // (rope and mask saved too: the caller's tidy may dispose them before the backward pass)
+      save([xIn, rope.cos, rope.sin, mask]);
+      return {
+        value: this.block(l, xIn, B, T, rope, mask, null).x,
+        gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
+          const [xs, cos, sin, m] = saved;
+          const run = () => this.block(l, xs as tf.Tensor2D, B, T, { cos, sin }, m, null).x;
+          return gradientsWithin(run, [xs, ...weights], dy as tf.Tensor);
+        },
+      };
+    }) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (...xs: tf.Tensor[]) => tf.Tensor2D;
+    return f(x, ...weights);
+  }
+
   tokenLogProbs(
     inputs: tf.Tensor2D,
     targets: tf.Tensor2D,
@@ -585,7 +641,7 @@ export class LlamaModel implements CausalLM {
       const rope = { cos: tf.tensor2d(cos, [T, this.config.headDim]), sin: tf.tensor2d(sin, [T, this.config.headDim]) };
       const ids = inputs.dtype === "int32" ? inputs : inputs.toInt();
       const tgt = (targets.dtype === "int32" ? targets : targets.toInt()).reshape([B * T]) as tf.Tensor1D;
-      const { h } = this.hidden(ids, rope, causalMask(T), null);
+      const h = this.trainingHidden(ids, rope, causalMask(T));
       const out = lmHeadLogProbs(h, this.outputWeight as tf.Tensor as tf.Tensor2D, tgt, opts.temperature, opts.entropy); // [N, 2]
       const logp = out.slice([0, 0], [B * T, 1]).reshape([B, T]) as tf.Tensor2D;
       const entropy = opts.entropy ? (out.slice([0, 1], [B * T, 1]).reshape([B, T]) as tf.Tensor2D) : null;
@@ -648,10 +704,11 @@ export class LlamaModel implements CausalLM {
         const pad = tf.tensor4d(concatRows(keyMask, P), [B, 1, 1, P]);
         const mask = causalMask(P).reshape([1, 1, P, P]).add(pad);
         const { h, kv } = this.hidden(tf.tensor2d(ids, [B, P], "int32"), rope, mask, null);
-        const last = h
-          .reshape([B, P, -1])
-          .slice([0, P - 1, 0], [B, 1, -1])
-          .reshape([B, -1]) as tf.Tensor2D;
+        const lastRows = tf.tensor1d(
+          Array.from({ length: B }, (_, b) => b * P + P - 1),
+          "int32",
+        );
+        const last = tf.gather(h, lastRows) as tf.Tensor2D; // [B, C]: each row's last prompt position
         return { kv, logits: this.logits(last) } as unknown as tf.TensorContainer;
       }) as unknown as { kv: LayerKV[]; logits: tf.Tensor2D };
       cache = r.kv;
@@ -759,6 +816,23 @@ export class LlamaModel implements CausalLM {
   }
 }
 
+/**
+ * Gradients of f() with respect to xs, from inside another gradient's backward pass (a checkpointed
+ * block's). tfjs keeps one tape in its engine state, which a nested gradient computation replaces
+ * and clears when it finishes; the outer pass's tape is put back afterwards.
+ */
+function gradientsWithin(f: () => tf.Tensor, xs: tf.Tensor[], dy: tf.Tensor): tf.Tensor[] {
+  const state = (tf.engine() as unknown as { state: { activeTape: unknown } }).state;
+  const outer = state.activeTape;
+  try {
+    const { value, grads } = tf.engine().gradients(f, xs, dy, true);
+    value.dispose();
+    return grads.map((g, i) => g ?? tf.zerosLike(xs[i]));
+  } finally {
+    state.activeTape = outer;
+  }
+}
+
 function concatRows(rows: Float32Array[], n: number): Float32Array {
   const out = new Float32Array(rows.length * n);
   rows.forEach((r, i) => out.set(r, i * n));
@@ -793,9 +867,10 @@ export function sampleRows(
   if (opts.topP >= 1) {
     const idx = tf.tidy(() => {
       const c = tf.cumsum(tf.softmax(logits.div(opts.temperature)), 1); // [n, V]
-      const target = tf.tensor2d(u, [n, 1]).mul(c.slice([0, V - 1], [n, 1]));
+      const total = c.max(1, true); // the last column (a reduction: tfjs-wasm's Slice copies all of c out first)
+      const target = tf.tensor2d(u, [n, 1]).mul(total);
       // the first id whose cumulative mass exceeds u·total, or else reaches the total: a token with mass
-      return tf.cast(tf.logicalAnd(c.lessEqual(target), c.less(c.slice([0, V - 1], [n, 1]))), "int32").sum(1);
+      return tf.cast(tf.logicalAnd(c.lessEqual(target), c.less(total)), "int32").sum(1);
     });
     const out = Array.from(idx.dataSync());
     idx.dispose();
