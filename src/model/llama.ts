@@ -442,9 +442,10 @@ export class LlamaModel implements CausalLM {
         dir,
         llamaParamShapes(cfg),
         (name, data, shape) => {
-          // the variable shares the tensor's data (no copy); the tensor itself is released
+          // the variable shares the tensor's data (no copy); the tensor itself is released. Unnamed:
+          // tfjs variable names are global, and two models may be loaded at once
           const t = tf.tensor(data, shape, "float32");
-          params[name] = tf.variable(t, true, name);
+          params[name] = tf.variable(t, true);
           t.dispose();
         },
         // rotary inv_freq buffers of older exports; lm_head.weight beside tied embeddings (transformers drops it too)
@@ -464,7 +465,7 @@ export class LlamaModel implements CausalLM {
     for (const [name, shape] of llamaParamShapes(cfg)) {
       if (!arrays[name]) throw new Error(`fromArrays: missing tensor ${name}`);
       const t = tf.tensor(arrays[name], shape, "float32");
-      params[name] = tf.variable(t, true, name);
+      params[name] = tf.variable(t, true);
       t.dispose();
     }
     return new LlamaModel(cfg, params, { dir: null, config, generationConfig: null });
