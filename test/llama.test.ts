@@ -6,7 +6,11 @@ import * as tf from "@tensorflow/tfjs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { selectBackend } from "../src/engine/backend.js";
 import { makeRng } from "../src/engine/rng.js";
-import { registerUnsortedSegmentSum, unregisterUnsortedSegmentSum } from "../src/kernels/unsortedSegmentSum.js";
+import {
+  registerUnsortedSegmentSum,
+  segmentSum,
+  unregisterUnsortedSegmentSum,
+} from "../src/kernels/unsortedSegmentSum.js";
 import {
   detectFamily,
   LlamaModel,
@@ -307,6 +311,12 @@ describe("Llama-family gradients", () => {
       }
     }
     tf.dispose([h, w, t, coef]);
+  });
+
+  it("segment sums by hand: rows added per id, out-of-range ids dropped, untouched segments zero", () => {
+    const out = new Float32Array(6);
+    segmentSum(Float32Array.from([1, 2, 3, 4, 5, 6, 7, 8]), Int32Array.from([1, -1, 1, 3]), 2, 3, out);
+    expect(Array.from(out)).toEqual([0, 0, 6, 8, 0, 0]);
   });
 
   it("gather's gradient (the embedding's): our wasm and cpu kernels equal tfjs's cpu kernel", async () => {

@@ -20,8 +20,9 @@ type Args = { inputs: Record<string, TensorInfo>; backend: any; attrs?: Record<s
 
 const sizeOf = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
 
-/** The segment sums of x [rows, ...inner] (values) by ids [rows] into out [numSegments, ...inner],
- * accumulated in float64 and rounded once (as tfjs's cpu Sum does). */
+/** The segment sums of x [rows, ...inner] (values) by ids [rows] into out [numSegments, ...inner]:
+ * each segment's rows added in index order in float64 and rounded once (as tfjs's cpu Sum does);
+ * segments no row maps to are zero. */
 export function segmentSum(
   x: Float32Array | Int32Array,
   ids: Int32Array,
@@ -29,15 +30,20 @@ export function segmentSum(
   numSegments: number,
   out: Float32Array | Int32Array,
 ): void {
-  const acc = new Float64Array(out.length);
-  for (let i = 0; i < ids.length; i++) {
-    const s = ids[i];
-    if (s < 0 || s >= numSegments) continue;
-    const src = i * inner;
-    const dst = s * inner;
-    for (let j = 0; j < inner; j++) acc[dst + j] += x[src + j];
+  out.fill(0);
+  // rows grouped by segment, in index order within a segment (a stable sort of the row indices)
+  const rows = Array.from({ length: ids.length }, (_, i) => i).filter((i) => ids[i] >= 0 && ids[i] < numSegments);
+  rows.sort((a, b) => ids[a] - ids[b] || a - b);
+  const acc = new Float64Array(inner);
+  for (let r = 0; r < rows.length;) {
+    const s = ids[rows[r]];
+    acc.fill(0);
+    for (; r < rows.length && ids[rows[r]] === s; r++) {
+      const src = rows[r] * inner;
+      for (let j = 0; j < inner; j++) acc[j] += x[src + j];
+    }
+    out.set(acc, s * inner);
   }
-  out.set(acc);
 }
 
 function checkArgs(x: TensorInfo, segmentIds: TensorInfo, numSegments: number): number[] {
