@@ -52,6 +52,11 @@ export interface HfModelKernelResult {
   updateMicroBatchesTimed: number;
   /** forward without gradient over the same batch, in seconds */
   forwardSeconds: number;
+  /** CPU time of the process (all threads) during sampling / the update / the forward, in seconds:
+   * on a machine shared with other work, wall time measures the load; CPU time much less so */
+  samplingCpuSeconds: number;
+  updateCpuSeconds: number;
+  forwardCpuSeconds: number;
   /** process peak resident memory after this variant's parts, in MB */
   peakRssMB: number;
 }
@@ -78,6 +83,11 @@ export interface HfModelBenchResult {
 }
 
 const peakRssMB = () => Math.round(process.resourceUsage().maxRSS / 1024);
+/** CPU seconds (user + system, every thread) since `from` */
+const cpuSince = (from: NodeJS.CpuUsage) => {
+  const d = process.cpuUsage(from);
+  return (d.user + d.system) / 1e6;
+};
 
 /** The preset's random checkpoint in the temp directory (BF16, as the real ones ship), made if missing. */
 export function presetCheckpoint(preset: string, log: (s: string) => void = () => {}): string {
@@ -129,15 +139,17 @@ export async function benchHfModel(opts: HfModelBenchOptions = {}): Promise<HfMo
       ),
     );
     let t0 = performance.now();
+    let c0 = process.cpuUsage();
     const { completions } = model.generate(
       prompts,
       { temperature: 1, topP: 1, maxNewTokens: newTokens, stopIds: [] },
       makeRng(1, "bench-hf-sample"),
     );
     const samplingSeconds = (performance.now() - t0) / 1000;
+    const samplingCpuSeconds = cpuSince(c0);
     const samplingTokens = completions.reduce((a, c) => a + c.length, 0);
     log(
-      `  sampling ${sequences} x ${newTokens}: ${samplingSeconds.toFixed(1)} s, ${(samplingTokens / samplingSeconds).toFixed(1)} tokens/s; peak RSS ${peakRssMB()} MB`,
+      `  sampling ${sequences} x ${newTokens}: ${samplingSeconds.toFixed(1)} s (CPU ${samplingCpuSeconds.toFixed(1)} s), ${(samplingTokens / samplingSeconds).toFixed(1)} tokens/s; peak RSS ${peakRssMB()} MB`,
     );
     // one GRPO-like update: Σ advantage · log p + 0.001 · entropy over every token, gradients summed
     const ids = Array.from({ length: updateBatch }, () =>
@@ -146,6 +158,7 @@ export async function benchHfModel(opts: HfModelBenchOptions = {}): Promise<HfMo
     const adv = Array.from({ length: updateBatch }, () => rng.next() * 2 - 1);
     let grads: Record<string, tf.Tensor> | null = null;
     t0 = performance.now();
+    c0 = process.cpuUsage();
     for (let m = 0; m < timedMicro; m++) {
       const rows = ids.slice(m * microBatch, (m + 1) * microBatch);
       const inputs = tf.tensor2d(
@@ -182,8 +195,10 @@ export async function benchHfModel(opts: HfModelBenchOptions = {}): Promise<HfMo
     }
     Object.values(grads ?? {}).forEach((g) => g.dataSync());
     const updateSeconds = (((performance.now() - t0) / 1000) * nMicro) / timedMicro;
+    const updateCpuSeconds = (cpuSince(c0) * nMicro) / timedMicro;
     tf.dispose(Object.values(grads ?? {}));
     t0 = performance.now();
+    c0 = process.cpuUsage();
     for (let m = 0; m < timedMicro; m++) {
       const rows = ids.slice(m * microBatch, (m + 1) * microBatch);
       tf.tidy(() => {
@@ -201,8 +216,9 @@ export async function benchHfModel(opts: HfModelBenchOptions = {}): Promise<HfMo
       });
     }
     const forwardSeconds = (((performance.now() - t0) / 1000) * nMicro) / timedMicro;
+    const forwardCpuSeconds = (cpuSince(c0) * nMicro) / timedMicro;
     log(
-      `  update [${updateBatch}, ${updateLength}] in micro-batches of ${microBatch}: ${updateSeconds.toFixed(1)} s forward+backward, ${forwardSeconds.toFixed(1)} s forward only${timedMicro < nMicro ? ` (${timedMicro} of ${nMicro} micro-batches timed, scaled)` : ""}; peak RSS ${peakRssMB()} MB`,
+      `  update [${updateBatch}, ${updateLength}] in micro-batches of ${microBatch}: ${updateSeconds.toFixed(1)} s forward+backward (CPU ${updateCpuSeconds.toFixed(1)} s), ${forwardSeconds.toFixed(1)} s forward only${timedMicro < nMicro ? ` (${timedMicro} of ${nMicro} micro-batches timed, scaled)` : ""}; peak RSS ${peakRssMB()} MB`,
     );
     model.dispose();
     results.push({
@@ -213,6 +229,9 @@ export async function benchHfModel(opts: HfModelBenchOptions = {}): Promise<HfMo
       updateSeconds: round(updateSeconds),
       updateMicroBatchesTimed: timedMicro,
       forwardSeconds: round(forwardSeconds),
+      samplingCpuSeconds: round(samplingCpuSeconds),
+      updateCpuSeconds: round(updateCpuSeconds),
+      forwardCpuSeconds: round(forwardCpuSeconds),
       peakRssMB: peakRssMB(),
     });
   }

@@ -198,8 +198,10 @@ describe("Llama-family gradients", () => {
       );
       return logp.sum().add(entropy!.sum().mul(0.3)) as tf.Scalar;
     });
+    // (variableGrads keys gradients by variable name; the parameters are keyed by checkpoint name)
+    const paramOf = Object.fromEntries(Object.entries(m.params).map(([k, v]) => [v.name, k]));
     const out: Record<string, Float32Array> = {};
-    for (const [k, g] of Object.entries(grads)) out[k] = g.dataSync() as Float32Array;
+    for (const [k, g] of Object.entries(grads)) out[paramOf[k]] = g.dataSync() as Float32Array;
     const loss = value.dataSync()[0];
     tf.dispose([value, ...Object.values(grads)]);
     return { loss, grads: out };

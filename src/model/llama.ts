@@ -251,16 +251,21 @@ export function ropeInvFreq(cfg: LlamaConfig): Float32Array {
 // ---------------------------------------------------------------------------------------------
 // layers
 
-/** y = x @ w^T for a [out, in] weight, x [N, in] → [N, out]; explicit transposes under stock tfjs,
- * whose transposed matmuls are ~10x slower. */
+/** Whether tf.matMul takes transposed operands at full speed: everywhere but the stock wasm
+ * kernel, whose transposed products are ~10x slower than an explicit transpose and a plain product. */
+function transposesFree(): boolean {
+  return tf.getBackend() !== "wasm" || fastKernelsActive();
+}
+
+/** y = x @ w^T for a [out, in] weight, x [N, in] → [N, out] (explicit transposes where they are not free). */
 const linearNoBias = tf.customGrad(((x: tf.Tensor2D, w: tf.Tensor2D, save: tf.GradSaveFunc) => {
   save([x, w]);
   return {
-    value: fastKernelsActive() ? tf.matMul(x, w, false, true) : tf.matMul(x, w.transpose()),
+    value: transposesFree() ? tf.matMul(x, w, false, true) : tf.matMul(x, w.transpose()),
     gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
       const [xs, ws] = saved as tf.Tensor2D[];
       const g = dy as tf.Tensor2D;
-      const dw = fastKernelsActive() ? tf.matMul(g, xs, true, false) : tf.matMul(g.transpose(), xs);
+      const dw = transposesFree() ? tf.matMul(g, xs, true, false) : tf.matMul(g.transpose(), xs);
       return [tf.matMul(g, ws), dw];
     },
   };
@@ -313,7 +318,7 @@ export function lmHeadLogProbs(
   const slice = sliceRows ?? Math.max(256, Math.min(V, Math.floor(HEAD_SLICE_ELEMENTS / Math.max(1, N))));
   const ranges: [number, number][] = [];
   for (let v0 = 0; v0 < V; v0 += slice) ranges.push([v0, Math.min(V, v0 + slice)]);
-  const fast = fastKernelsActive();
+  const fast = transposesFree();
   /** rows [a, b) of w: the whole of it when there is one slice; a gather otherwise (tfjs-wasm's
    * Slice copies its whole input out first) */
   const rowsOf = (ww: tf.Tensor2D, a: number, b: number): tf.Tensor2D =>
@@ -548,7 +553,7 @@ export class LlamaModel implements CausalLM {
     const q3 = qh.reshape([B * nkv, r * T, hd]) as tf.Tensor3D;
     const k3 = kAll.reshape([B * nkv, Tk, hd]) as tf.Tensor3D;
     const v3 = vAll.reshape([B * nkv, Tk, hd]) as tf.Tensor3D;
-    const scores = fastKernelsActive() ? tf.matMul(q3, k3, false, true) : tf.matMul(q3, k3.transpose([0, 2, 1]));
+    const scores = transposesFree() ? tf.matMul(q3, k3, false, true) : tf.matMul(q3, k3.transpose([0, 2, 1]));
     const att = tf.softmax(scores.reshape([B, nh, T, Tk]).add(mask)).reshape([B * nkv, r * T, Tk]) as tf.Tensor3D;
     const y = tf
       .matMul(att, v3) // [B·nkv, r·T, hd]
