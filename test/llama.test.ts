@@ -13,6 +13,7 @@ import {
 } from "../src/kernels/unsortedSegmentSum.js";
 import {
   detectFamily,
+  inverseCdf,
   LlamaModel,
   lmHeadLogProbs,
   nucleusPick,
@@ -502,6 +503,13 @@ describe("Llama-family generation", () => {
       m.dispose();
     });
   }
+
+  it("inverseCdf: the first id whose cumulative mass exceeds u·total, never a token without mass", () => {
+    const cum = [0.1, 0.1, 0.5, 1.0, 1.0]; // ids 1 and 4 have no mass
+    expect([0, 0.05, 0.1, 0.3, 0.5, 0.99].map((u) => inverseCdf(cum, u))).toEqual([0, 0, 2, 2, 3, 3]);
+    expect(inverseCdf(cum, 1)).toBe(3); // u·total = total (rounding): the last token with mass
+    expect(inverseCdf([0, 0, 2], 0)).toBe(2);
+  });
 
   it("nucleusPick: smallest prefix holding topP of the mass, then inverse CDF within it", () => {
     const sorted = [0.5, 0.3, 0.15, 0.05];
