@@ -177,6 +177,16 @@ describe("Llama-family log-probs against numpy (float64) to 1e-4", () => {
     m.dispose();
   });
 
+  it("refuses ids outside the vocabulary and mismatched shapes", () => {
+    const m = LlamaModel.load(dirs["qwen2-tied"]);
+    const ids = (rows: number[][]) => tf.tensor2d(rows, undefined, "int32");
+    const opts = { temperature: 1, entropy: false };
+    expect(() => m.tokenLogProbs(ids([[1, 101]]), ids([[1, 2]]), opts)).toThrow(/\[0, 101\), got 101/);
+    expect(() => m.tokenLogProbs(ids([[1, 2]]), ids([[-1, 2]]), opts)).toThrow(/got -1/);
+    expect(() => m.tokenLogProbs(ids([[1, 2]]), ids([[1, 2, 3]]), opts)).toThrow(/must have the shape of inputs/);
+    m.dispose();
+  });
+
   it("right padding: a position's log-prob does not depend on the positions after it", () => {
     const m = LlamaModel.load(dirs["qwen2-tied"]);
     const seq = randomIds(5, 1, 12, m.vocabSize)[0];

@@ -651,6 +651,13 @@ export class LlamaModel implements CausalLM {
     if (T > this.contextLength)
       throw new Error(`tokenLogProbs: ${T} positions exceed max_position_embeddings ${this.contextLength}`);
     if (!(opts.temperature > 0)) throw new Error(`tokenLogProbs: temperature must be > 0, got ${opts.temperature}`);
+    // an id outside the vocabulary would gather whatever lies beyond the embedding on wasm
+    const [lo, hi] = tf.tidy(() => {
+      const both = tf.concat([inputs.toInt().reshape([-1]), targets.toInt().reshape([-1])]);
+      return Array.from(tf.stack([both.min(), both.max()]).dataSync());
+    });
+    if (lo < 0 || hi >= this.vocabSize)
+      throw new Error(`tokenLogProbs: token ids must lie in [0, ${this.vocabSize}), got ${lo < 0 ? lo : hi}`);
     return tf.tidy(() => {
       const pos = Array.from({ length: T }, (_, t) => t);
       const { cos, sin } = this.ropeTables(pos);
