@@ -21,6 +21,7 @@ import {
   ropeInvFreq,
 } from "../src/model/llama.js";
 import { selectKernels } from "../src/model/sampler.js";
+import { benchHfModel } from "../bench/hfModel.js";
 import { numpyMissing, numpyRef, TINY, tinyCheckpoint } from "./fixtures/hfTiny.js";
 
 type Ref = { logp: number[][]; entropy: number[][] };
@@ -590,5 +591,31 @@ describe("steering hook", () => {
     for (let i = 0; i < 3; i++)
       expect(completions[0][i]).toBe(argmax(nextTokenLogProbs(m, [...p, ...completions[0].slice(0, i)])));
     m.dispose();
+  });
+});
+
+describe("bench/hfModel.ts", () => {
+  it("runs on a tiny checkpoint and reports every part", async () => {
+    const r = await benchHfModel({
+      checkpoint: dirs["qwen3-untied"],
+      kernels: ["fast", "stock"],
+      sequences: 3,
+      newTokens: 4,
+      promptTokens: 4,
+      updateBatch: 3,
+      updateLength: 6,
+      microBatch: 2,
+    });
+    expect(r.family).toBe("qwen3");
+    expect(r.results.map((x) => x.kernels)).toEqual(["fast", "stock"]);
+    for (const x of r.results) {
+      expect(x.samplingTokens).toBe(12);
+      expect(x.samplingTokensPerSecond).toBeGreaterThan(0);
+      expect(x.updateSeconds).toBeGreaterThan(0);
+      expect(x.forwardSeconds).toBeGreaterThan(0);
+      expect(x.updateMicroBatchesTimed).toBe(2);
+    }
+    expect(r.peakRssMB).toBeGreaterThan(0);
+    selectKernels("fast");
   });
 });
