@@ -104,7 +104,8 @@ let stalls = 0;
 let inPlaceCalls = 0;
 let inPlaceEnabled = true;
 
-export const align = (bytes: number) => (bytes + 63) & ~63;
+/** (unsigned: heap addresses above 2 GiB) */
+export const align = (bytes: number) => ((bytes + 63) & ~63) >>> 0;
 const pad4 = (n: number) => (n + 3) & ~3;
 const pad8 = (n: number) => (n + 7) & ~7;
 

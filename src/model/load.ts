@@ -1,10 +1,12 @@
 // Opens a checkpoint directory as a CausalLM of its family: the organism's own format (config.json
-// with "format": "oneshot-rlvr/gpt@1") or the Hugging Face layout (config.json with `model_type`).
+// with "format": "oneshot-rlvr/gpt@1") or the Hugging Face layout (config.json with `model_type`:
+// llama, qwen2, qwen3 — llama.ts).
 import fs from "node:fs";
 import path from "node:path";
 import { CHECKPOINT_FORMAT, saveCheckpoint } from "./checkpoint.js";
 import type { CausalLM } from "./family.js";
 import { GptLM } from "./gptLM.js";
+import { LlamaModel } from "./llama.js";
 
 /** Whether `dir` holds an organism checkpoint (as opposed to a Hugging Face one). */
 export function isOrganismCheckpoint(dir: string): boolean {
@@ -19,7 +21,8 @@ export function isOrganismCheckpoint(dir: string): boolean {
 
 export function loadModel(dir: string): CausalLM {
   if (isOrganismCheckpoint(dir)) return GptLM.load(dir);
-  throw new Error(`${dir}: not an organism checkpoint, and Hugging Face checkpoints are not supported here`);
+  // a Hugging Face checkpoint: its family from config.json (refused with the supported list otherwise)
+  return LlamaModel.load(dir);
 }
 
 /** Saves a model in its family's layout; an organism checkpoint also records `meta` in its config.json. */
@@ -44,5 +47,7 @@ export function loadParamsInto(lm: CausalLM, dir: string): void {
 
 /** The model's configuration as recorded in config.resolved.json. */
 export function modelConfigOf(lm: CausalLM): unknown {
-  return lm instanceof GptLM ? lm.cfg : { family: lm.family, vocabSize: lm.vocabSize, contextLength: lm.contextLength };
+  if (lm instanceof GptLM) return lm.cfg;
+  if (lm instanceof LlamaModel) return lm.config;
+  return { family: lm.family, vocabSize: lm.vocabSize, contextLength: lm.contextLength };
 }

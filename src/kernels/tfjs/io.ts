@@ -48,7 +48,8 @@ export function hostHeap(backend: any): HostHeap | null {
       typeof backend.wasm._malloc === "function" &&
       typeof backend.wasm._free === "function";
     h = ok
-      ? { memory, malloc: (n: number) => backend.wasm._malloc(n), free: (p: number) => backend.wasm._free(p) }
+      ? // (`>>> 0`: malloc returns a signed i32, negative for addresses above 2 GiB, as tfjs-wasm notes)
+        { memory, malloc: (n: number) => backend.wasm._malloc(n) >>> 0, free: (p: number) => backend.wasm._free(p) }
       : null;
     hostHeaps.set(backend, h);
   }
