@@ -64,8 +64,8 @@ const USAGE = `usage: npm run steer -- extract --checkpoint DIR [--behaviours a,
                      [--labels organism|keywords] [--keywords name=word,...] [--baseline all|starts]
                      [--out results/steering/vectors.safetensors]
        npm run steer -- apply --checkpoint DIR --vector FILE --behaviour B --layer L --scale s1,s2,...
-                     [--n 16] [--k 1,4,16] [--limit P] [--benchmarks a,b] [--temperature 1] [--top-p 1] [--seed S]
-                     [--json] [--out DIR] [--png false]
+                     [--n 64] [--k 1,8,64] [--limit P] [--benchmarks a,b] [--temperature 1] [--top-p 1] [--seed S]
+                     [--json] [--out DIR] [--png false]   (evaluation flags and defaults as npm run eval)
        npm run steer -- layers --checkpoint DIR --vector FILE [--behaviours a,b] [--layers 0,1] [--scales -0.5,-0.25,0,0.25,0.5]
                      [--source pool|BENCHMARK] [--n 8] [--limit P] [--temperature 1] [--seed S] [--json] [--out DIR]
        npm run steer -- rl --base DIR --rl DIR --vector FILE [--behaviours a,b] [--layers 0,1] [--norms 2,4,8,16] [--random 2]
@@ -355,9 +355,11 @@ interface EvalFlags {
   limit: number;
 }
 
-function evalFlags(flags: Flags, nFlag = "n", nDefault = 16): EvalFlags {
+/** Evaluation flags; apply's defaults are `npm run eval`'s (n 64, k 1,8,64, every problem, T 1, seed 12345),
+ * except that default ks above n are dropped. */
+function evalFlags(flags: Flags, nFlag = "n", nDefault = 64, kDefault = [1, 8, 64]): EvalFlags {
   const n = numberFlag(flags, nFlag, nDefault, { integer: true, min: 0 });
-  const ks = n > 0 ? numberList(flags, "k", [1, 4, 16].filter((k) => k <= n).join(",") || "1", { integer: true }) : [];
+  const ks = n > 0 ? numberList(flags, "k", kDefault.filter((k) => k <= n).join(",") || "1", { integer: true }) : [];
   if (ks.some((k) => k < 1 || k > n))
     throw new Error(`--k: pass@k needs 1 <= k <= --${nFlag} (${n}); got ${ks.join(",")}`);
   return {
@@ -636,7 +638,7 @@ async function rlCommand(flags: Flags, log: (s: string) => void): Promise<void> 
   const seed = numberFlag(flags, "seed", 12345, { integer: true });
   const source = String(flags.source ?? "pool");
   const items = sourceItems(source, 0);
-  const ef = evalFlags(flags, "eval-n", 16);
+  const ef = evalFlags(flags, "eval-n", 16, [1, 4, 16]);
   const benches = loadBenchmarks(ef.names, ef.limit > 0 ? ef.limit : null);
   const { cfg } = readCheckpointConfig(baseDir);
   if (JSON.stringify(cfg) !== JSON.stringify(readCheckpointConfig(rlDir).cfg))
