@@ -76,7 +76,7 @@ export function layersSpec(effects: readonly LayerEffect[], checkpoint: string):
     hi: e.slope.hi,
   }));
   const kl = effects.flatMap((e) =>
-    e.points.map((p) => ({ line: `${e.behaviour} @ block ${e.layer}`, scale: p.scale, kl: p.kl })),
+    e.points.map((p) => ({ behaviour: e.behaviour, block: `block ${e.layer}`, scale: p.scale, kl: p.kl })),
   );
   const xb = { field: "behaviour", type: "nominal", title: null };
   const off = { field: "block", type: "nominal", title: "block" };
@@ -119,7 +119,8 @@ export function layersSpec(effects: readonly LayerEffect[], checkpoint: string):
         encoding: {
           x: { field: "scale", type: "quantitative", title: "scale" },
           y: { field: "kl", type: "quantitative", title: "KL" },
-          color: { field: "line", type: "nominal", title: "vector" },
+          color: { field: "behaviour", type: "nominal", title: "vector" },
+          strokeDash: { field: "block", type: "nominal", title: "block" },
         },
       },
     ],
@@ -148,17 +149,9 @@ export function rlSpec(
     { behaviour: r.behaviour, rows: `block ${r.layer}, all rows`, cosine: r.cosine },
     { behaviour: r.behaviour, rows: `block ${r.layer}, start rows`, cosine: r.cosineStart },
   ]);
-  const PANELS = ["base steered by +norm", "RL steered by −norm"];
-  const lines = grid.map((g) => ({
-    ...g,
-    line: `${g.candidate} @ block ${g.layer}`,
-    panel: g.model === "base" ? PANELS[0] : PANELS[1],
-    random: g.kind === "random" ? "random direction" : "vector",
-  }));
-  const rules = PANELS.flatMap((panel) => [
-    { panel, ref: "plain base", y: plain.base },
-    { panel, ref: "plain RL", y: plain.rl },
-  ]);
+  const blocks = [...new Set(grid.map((g) => g.layer))].sort((a, b) => a - b);
+  const candidates = [...new Set(grid.map((g) => g.candidate))];
+  const lines = grid.map((g) => ({ ...g, random: g.kind === "random" ? "random direction" : "vector" }));
   const norms = [...new Set(grid.map((g) => g.norm))].sort((a, b) => a - b);
   const x = {
     field: "norm",
@@ -167,17 +160,55 @@ export function rlSpec(
     scale: { type: "log", base: 2 },
     axis: { values: norms, format: "~g" },
   };
-  const color = { field: "line", type: "nominal", title: "direction" };
+  const color = {
+    field: "candidate",
+    type: "nominal",
+    title: "direction",
+    scale: { domain: candidates, scheme: candidates.length <= 10 ? "category10" : "category20" },
+  };
+  const panel = (model: "base" | "rl", layer: number) => ({
+    ...PANEL,
+    title: `${model === "base" ? "base steered by +norm" : "RL steered by −norm"}, after block ${layer}`,
+    layer: [
+      {
+        data: { values: lines.filter((l) => l.model === model && l.layer === layer) },
+        mark: { type: "line", point: true },
+        encoding: {
+          x,
+          y: { field: "heldout", type: "quantitative", title: "held-out greedy", scale: { domain: [0, 1] } },
+          color,
+          strokeDash: {
+            field: "random",
+            type: "nominal",
+            title: null,
+            scale: {
+              domain: ["vector", "random direction"],
+              range: [
+                [1, 0],
+                [4, 3],
+              ],
+            },
+          },
+          tooltip: [{ field: "candidate" }, { field: "norm" }, { field: "heldout", format: ".3f" }],
+        },
+      },
+      {
+        data: { values: [{ y: plain.base }, { y: plain.rl }] },
+        mark: { type: "rule", strokeDash: [6, 3], color: "#000" },
+        encoding: { y: { field: "y", type: "quantitative" } },
+      },
+    ],
+  });
   return {
     $schema: SCHEMA,
     title: {
       text: "Steering against RL",
       subtitle: [
-        "Left: cosine between RL's change of the mean activation (RL − base, same sequences) and each behaviour vector.",
-        "Middle, right: held-out greedy accuracy; dashed lines: random directions; black dashed rules: the plain checkpoints.",
+        "Top: cosine between RL's change of the mean activation (RL − base, same sequences) and each behaviour vector.",
+        `Below: held-out greedy accuracy; dashed lines: random directions; black dashed rules: plain base (${plain.base.toFixed(3)}) and RL (${plain.rl.toFixed(3)}).`,
       ],
     },
-    hconcat: [
+    vconcat: [
       {
         ...PANEL,
         title: "cos(RL shift, vector)",
@@ -190,39 +221,7 @@ export function rlSpec(
           color: { field: "rows", type: "nominal", title: "shift over" },
         },
       },
-      ...PANELS.map((panel) => ({
-        ...PANEL,
-        title: panel,
-        layer: [
-          {
-            data: { values: lines.filter((l) => l.panel === panel) },
-            mark: { type: "line", point: true },
-            encoding: {
-              x,
-              y: { field: "heldout", type: "quantitative", title: "held-out greedy", scale: { domain: [0, 1] } },
-              color,
-              strokeDash: {
-                field: "random",
-                type: "nominal",
-                title: null,
-                scale: {
-                  domain: ["vector", "random direction"],
-                  range: [
-                    [1, 0],
-                    [4, 3],
-                  ],
-                },
-              },
-              tooltip: [{ field: "line" }, { field: "norm" }, { field: "heldout", format: ".3f" }],
-            },
-          },
-          {
-            data: { values: rules.filter((r) => r.panel === panel) },
-            mark: { type: "rule", strokeDash: [6, 3], color: "#000" },
-            encoding: { y: { field: "y", type: "quantitative" } },
-          },
-        ],
-      })),
+      ...(["base", "rl"] as const).map((model) => ({ hconcat: blocks.map((l) => panel(model, l)) })),
     ],
     spacing: 30,
     resolve: { scale: { color: "independent" } },

@@ -461,6 +461,8 @@ export function evaluateSteered(
 export interface LayerEffect {
   behaviour: string;
   layer: number;
+  /** |vector|: slope / vectorNorm is the change per unit of added norm */
+  vectorNorm: number;
   points: { scale: number; share: ShareEstimate; shares: Record<string, number>; kl: number }[];
   slope: { slope: number; se: number; lo: number; hi: number };
 }
@@ -526,7 +528,7 @@ export function layerEffects(
       points.map((p) => p.share.value),
       points.map((p) => p.share.se),
     );
-    out.push({ behaviour, layer, points, slope });
+    out.push({ behaviour, layer, vectorNorm: norm(vector), points, slope });
   }
   return out;
 }

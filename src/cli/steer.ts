@@ -579,6 +579,7 @@ async function layersCommand(flags: Flags, log: (s: string) => void): Promise<vo
       effects: effects.map((e) => ({
         behaviour: e.behaviour,
         layer: e.layer,
+        vectorNorm: e.vectorNorm,
         slope: e.slope,
         points: e.points.map((p) => ({
           scale: p.scale,
@@ -610,6 +611,8 @@ function formatEffects(effects: LayerEffect[], scales: number[]): string {
     "block",
     "slope/scale",
     "95% CI",
+    "|v|",
+    "slope/norm",
     ...scales.map((x) => `share@${x}`),
     ...scales.filter((x) => x !== 0).map((x) => `KL@${x}`),
   ];
@@ -618,6 +621,8 @@ function formatEffects(effects: LayerEffect[], scales: number[]): string {
     String(e.layer),
     e.slope.slope.toFixed(4),
     `[${e.slope.lo.toFixed(4)}, ${e.slope.hi.toFixed(4)}]`,
+    e.vectorNorm.toFixed(3),
+    (e.slope.slope / e.vectorNorm).toFixed(4),
     ...e.points.map((p) => f3(p.share.value)),
     ...e.points.filter((p) => p.scale !== 0).map((p) => p.kl.toFixed(4)),
   ]);
