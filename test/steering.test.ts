@@ -50,6 +50,10 @@ import { cosine } from "../src/analysis/steering-stats.js";
 
 const TSX = path.resolve("node_modules/.bin/tsx");
 const fastAvailable = FastKVDecoder.available();
+if (!fastAvailable)
+  console.warn(
+    `test/steering.test.ts: fast-decoder cases skipped: ${FastKVDecoder.unavailableReason()} (npm run build:kernels)`,
+  );
 const tmp: string[] = [];
 
 beforeAll(async () => {
