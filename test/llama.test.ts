@@ -610,9 +610,9 @@ describe("bench/hfModel.ts", () => {
     expect(r.results.map((x) => x.kernels)).toEqual(["fast", "stock"]);
     for (const x of r.results) {
       expect(x.samplingTokens).toBe(12);
-      expect(x.samplingTokensPerSecond).toBeGreaterThan(0);
-      expect(x.updateSeconds).toBeGreaterThan(0);
-      expect(x.forwardSeconds).toBeGreaterThan(0);
+      // times are measured, not asserted (a tiny model can take under the timer's resolution)
+      for (const t of [x.samplingTokensPerSecond, x.updateSeconds, x.forwardSeconds])
+        expect(Number.isFinite(t) && t >= 0, String(t)).toBe(true);
       expect(x.updateMicroBatchesTimed).toBe(2);
     }
     expect(r.peakRssMB).toBeGreaterThan(0);

@@ -20,9 +20,9 @@ import { MEAN_BENCHMARK, type PasskRow } from "./passk-curve.js";
 
 export type Spec = Record<string, unknown>;
 
-const SCHEMA = "https://vega.github.io/schema/vega-lite/v6.json";
+export const SCHEMA = "https://vega.github.io/schema/vega-lite/v6.json";
 const FONT = "sans-serif";
-const CONFIG = {
+export const CONFIG = {
   font: FONT,
   background: "white",
   padding: 12,
@@ -32,7 +32,7 @@ const CONFIG = {
   legend: { labelFontSize: 11, titleFontSize: 12, labelLimit: 260, symbolStrokeWidth: 3, symbolOpacity: 1 },
   view: { stroke: "#bbb" },
 };
-const PANEL = { width: 250, height: 170 };
+export const PANEL = { width: 250, height: 170 };
 
 /** What the step plots need of a run. */
 export interface PlotRun {

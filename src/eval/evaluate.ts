@@ -81,12 +81,17 @@ export function summarise(scored: Scored[]): {
   };
 }
 
+/** Receives every scored rollout of an evaluation (greedy: one per problem, in problem order; sampled:
+ * n per problem, problem by problem), for measures beyond the report's. */
+export type OnScored = (benchmark: string, mode: "greedy" | "sampled", scored: readonly Scored[]) => void;
+
 export function evaluateBenchmark(
   lm: CausalLM,
   task: Task,
   bench: Benchmark,
   opts: EvalOptions,
   rng: Rng,
+  onScored?: OnScored,
 ): { metrics: BenchmarkMetrics; examples: EvalExample[] } {
   const items = bench.items;
   for (const k of opts.ks) {
@@ -94,6 +99,7 @@ export function evaluateBenchmark(
   }
   const gen = { temperature: 0, topP: 1, maxNewTokens: opts.maxNewTokens };
   const greedy = rollout(lm, task, items, gen, null);
+  onScored?.(bench.name, "greedy", greedy);
   const g = summarise(greedy);
   const examples: EvalExample[] = [];
   const ex = (mode: "greedy" | "sampled", item: Item, s: Scored) =>
@@ -130,6 +136,7 @@ export function evaluateBenchmark(
       { temperature: opts.temperature, topP: opts.topP, maxNewTokens: opts.maxNewTokens },
       rng,
     );
+    onScored?.(bench.name, "sampled", sampled);
     const s = summarise(sampled);
     const corrects = items.map(
       (_, i) => sampled.slice(i * opts.n, (i + 1) * opts.n).filter((x) => x.reward === 1).length,

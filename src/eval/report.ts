@@ -9,6 +9,7 @@ import {
   type BenchmarkMetrics,
   type EvalExample,
   type EvalOptions,
+  type OnScored,
 } from "./evaluate.js";
 
 export interface EvalReport {
@@ -25,12 +26,13 @@ export function evaluateAll(
   opts: EvalOptions,
   seed: number,
   onBenchmark?: (name: string, m: BenchmarkMetrics) => void,
+  onScored?: OnScored,
 ): { report: EvalReport; examples: EvalExample[] } {
   const benchmarks: EvalReport["benchmarks"] = {};
   const examples: EvalExample[] = [];
   for (const b of benches) {
     const rng = makeRng(seed, `eval/${b.name}`);
-    const r = evaluateBenchmark(lm, task, b, opts, rng);
+    const r = evaluateBenchmark(lm, task, b, opts, rng, onScored);
     // flatten pass@k next to the other metrics, as the --json output promises
     benchmarks[b.name] = { ...r.metrics, ...r.metrics.passAtK };
     examples.push(...r.examples);

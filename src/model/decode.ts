@@ -6,11 +6,18 @@
 // function as gpt.ts `forward` (tested to 1e-4).
 import type { Rng } from "../engine/rng.js";
 import { BOS_ID, EOS_ID } from "../text/tokenizer.js";
-import type { ModelConfig, Params } from "./gpt.js";
+import { residualAdditionVector, type ModelConfig, type Params, type ResidualAddition } from "./gpt.js";
 
 export interface HostWeights {
   cfg: ModelConfig;
   w: Record<string, Float32Array>;
+  /** steering: `vector` (already scaled, float32) is added to the residual stream after block `layer` */
+  addition?: { layer: number; vector: Float32Array } | null;
+}
+
+/** The same weights (not copied) with a residual addition for both decoders, or none (null). */
+export function withResidualAddition(hw: HostWeights, a: ResidualAddition | null): HostWeights {
+  return { cfg: hw.cfg, w: hw.w, addition: a ? { layer: a.layer, vector: residualAdditionVector(hw.cfg, a) } : null };
 }
 
 /** Copies the parameters to host memory (one small readback per tensor). */
@@ -103,6 +110,7 @@ export class KVDecoder {
     const wpe = w.wpe;
     for (let i = 0; i < C; i++) x[i] = wte[token * C + i] + wpe[pos * C + i];
     const scale = 1 / Math.sqrt(hd);
+    const add = this.hw.addition ?? null;
     for (let l = 0; l < cfg.layers; l++) {
       const p = `h.${l}.`;
       layerNorm(x, w[p + "ln_1.g"], w[p + "ln_1.b"], C, h);
@@ -147,6 +155,7 @@ export class KVDecoder {
       }
       matvec(mlp, w[p + "mlp.c_proj.w"], w[p + "mlp.c_proj.b"], Hm, C, tmp);
       for (let i = 0; i < C; i++) x[i] += tmp[i];
+      if (add && l === add.layer) for (let i = 0; i < C; i++) x[i] += add.vector[i];
     }
     if (logits) {
       layerNorm(x, w["ln_f.g"], w["ln_f.b"], C, h);

@@ -16,6 +16,7 @@
 //   KV cache k, v: [L][B][T][C]
 //   activations: x, h, y [B][Cp]; qkv [B][C3p]; mlp [B][Hp]; logits [B][Vp]; att [Tp]
 //   rows: rows_b[nb] (int32 batch index), rows_tok[nb] (int32 token), rows_want[nb] (int32 0/1)
+//   add [C] (optional): the steering vector added to the residual stream after block add_layer
 // Build: scripts/build-kernels.sh (clang --target=wasm32 -O3 -msimd128).
 #include <wasm_simd128.h>
 
@@ -34,6 +35,9 @@ typedef struct {
   float *x, *h, *qkv, *y, *mlp, *att, *logits;
   const int *rows_b, *rows_tok, *rows_want;
   const Layer *layers;
+  // steering: add[0..C) is added to every row's residual stream after block add_layer (add = 0: none)
+  int add_layer;
+  const float *add;
 } Desc;
 
 /** sizeof(Desc) and sizeof(Layer), for the host to check its layout against. */
@@ -289,6 +293,11 @@ EXPORT(decode_step) int decode_step(const Desc *d, int nb, int pos) {
       for (int i = 0; i < Hp; i += 4) ST(m + i, vgelu(LD(m + i)));
     }
     mm(mlp, Hp, nb, H, w->mproj_w, Cp, Cp, w->mproj_b, x, Cp, 1);
+    if (d->add && l == d->add_layer)
+      for (int r = 0; r < nb; r++) {
+        float *xr = x + r * Cp;
+        for (int i = 0; i < C; i++) xr[i] += d->add[i];
+      }
   }
   int nw = 0;
   for (int r = 0; r < nb; r++) {

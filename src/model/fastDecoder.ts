@@ -53,6 +53,8 @@ const DESC = [
   "rows_tok",
   "rows_want",
   "layers",
+  "add_layer",
+  "add",
 ] as const;
 type DescField = (typeof DESC)[number];
 // Layer fields and the parameter (suffix of `h.${l}.`) each points at; "pad" marks the matrices and
@@ -292,7 +294,17 @@ export class FastKVDecoder {
       rows_tok: 0,
       rows_want: 0,
       layers,
+      add_layer: 0,
+      add: 0,
     };
+    if (hw.addition) {
+      const { layer, vector } = hw.addition;
+      if (!Number.isInteger(layer) || layer < 0 || layer >= L || vector.length !== C)
+        throw new Error(`FastKVDecoder: residual addition needs a layer in [0, ${L}) and ${C} values`);
+      d.add_layer = layer;
+      d.add = lay.alloc(Cp);
+      copies.push([vector, d.add, 1, C, C]);
+    }
     const layerPtrs: number[] = [];
     for (let l = 0; l < L; l++) {
       for (const [, suffix, padded] of LAYER) {

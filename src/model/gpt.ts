@@ -212,12 +212,42 @@ export function attentionAllHeads(
     .reshape([B * T, nh * hd]) as tf.Tensor2D;
 }
 
+/** Steering: `vector * scale` (rounded to float32) is added to the residual stream after block `layer`
+ * (0-based) at every position, in forward() and in both decoders (decode.ts, fastDecoder.ts). */
+export interface ResidualAddition {
+  layer: number;
+  vector: Float32Array;
+  scale: number;
+}
+
+/** Checks an addition against the model; returns the added vector (vector * scale in float32). */
+export function residualAdditionVector(cfg: ModelConfig, a: ResidualAddition): Float32Array {
+  if (!Number.isInteger(a.layer) || a.layer < 0 || a.layer >= cfg.layers)
+    throw new Error(
+      `residual addition: layer ${a.layer} is out of range; this model has blocks ${Array.from({ length: cfg.layers }, (_, i) => i).join(", ")}`,
+    );
+  if (a.vector.length !== cfg.width)
+    throw new Error(`residual addition: vector has ${a.vector.length} values, the model width is ${cfg.width}`);
+  if (!Number.isFinite(a.scale)) throw new Error(`residual addition: scale must be finite, got ${a.scale}`);
+  const out = new Float32Array(cfg.width);
+  for (let i = 0; i < out.length; i++) out[i] = a.vector[i] * a.scale;
+  if (!out.every(Number.isFinite)) throw new Error("residual addition: vector * scale has non-finite values");
+  return out;
+}
+
+/** Optional extras of forward(): a residual addition, and `residuals`, which receives the residual
+ * stream after every block ([B*T, C] each, in block order; the caller keeps or disposes them). */
+export interface ForwardHooks {
+  addition?: ResidualAddition | null;
+  residuals?: tf.Tensor2D[];
+}
+
 /**
  * Training forward pass. idx: int32 [B, T] token ids (T <= contextLength).
  * Returns logits [B*T, V] (row b*T + t predicts token t+1 of sequence b).
  * Call inside tf.tidy / variableGrads.
  */
-export function forward(params: Params, cfg: ModelConfig, idx: tf.Tensor2D): tf.Tensor2D {
+export function forward(params: Params, cfg: ModelConfig, idx: tf.Tensor2D, hooks: ForwardHooks = {}): tf.Tensor2D {
   const [B, T] = idx.shape;
   if (T > cfg.contextLength) throw new Error(`forward: sequence length ${T} exceeds context ${cfg.contextLength}`);
   const C = cfg.width;
@@ -230,6 +260,7 @@ export function forward(params: Params, cfg: ModelConfig, idx: tf.Tensor2D): tf.
   const mask = causalMask(T);
   const scale = 1 / Math.sqrt(hd);
   const fast = fastKernelsActive();
+  const add = hooks.addition ? tf.tensor1d(residualAdditionVector(cfg, hooks.addition)) : null;
   for (let l = 0; l < cfg.layers; l++) {
     const p = (s: string) => params[`h.${l}.${s}`];
     const h1 = layerNorm(x, p("ln_1.g"), p("ln_1.b"));
@@ -241,6 +272,8 @@ export function forward(params: Params, cfg: ModelConfig, idx: tf.Tensor2D): tf.
     const h2 = layerNorm(x, p("ln_2.g"), p("ln_2.b"));
     const m = gelu(linear(h2, p("mlp.c_fc.w"), p("mlp.c_fc.b"))) as tf.Tensor2D;
     x = x.add(linear(m, p("mlp.c_proj.w"), p("mlp.c_proj.b")));
+    if (add && l === hooks.addition!.layer) x = x.add(add);
+    hooks.residuals?.push(x);
   }
   const xf = layerNorm(x, params["ln_f.g"], params["ln_f.b"]);
   return linear(xf, params["lm_head.w"]); // [N, V]
@@ -258,10 +291,11 @@ export function tokenLogProbs(
   targets: tf.Tensor2D,
   withEntropy = false,
   temperature = 1,
+  addition: ResidualAddition | null = null,
 ): { logp: tf.Tensor2D; entropy?: tf.Tensor2D } {
   if (!(temperature > 0)) throw new Error(`tokenLogProbs: temperature must be > 0, got ${temperature}`);
   const [B, T] = inputs.shape;
-  const raw = forward(params, cfg, inputs);
+  const raw = forward(params, cfg, inputs, { addition });
   const logits = temperature === 1 ? raw : raw.div(temperature);
   const logprobs = tf.logSoftmax(logits); // [N, V]
   const onehot = tf.oneHot(targets.reshape([B * T]) as tf.Tensor1D, cfg.vocabSize).toFloat();

@@ -6,13 +6,14 @@ import type * as tf from "@tensorflow/tfjs";
 import type { Rng } from "../engine/rng.js";
 import { BOS_ID, EOS_ID } from "../text/tokenizer.js";
 import { loadCheckpoint, saveCheckpoint } from "./checkpoint.js";
-import { hostWeights } from "./decode.js";
+import { hostWeights, withResidualAddition, type HostWeights } from "./decode.js";
 import type { CausalLM, GenerateOptions, WeightDType } from "./family.js";
 import { sample } from "./generate.js";
-import { disposeParams, tokenLogProbs, type ModelConfig, type Params } from "./gpt.js";
+import { disposeParams, tokenLogProbs, type ModelConfig, type Params, type ResidualAddition } from "./gpt.js";
 
 export class GptLM implements CausalLM {
   readonly family = "gpt";
+  private addition: ResidualAddition | null = null;
 
   constructor(
     readonly params: Params,
@@ -43,7 +44,7 @@ export class GptLM implements CausalLM {
     targets: tf.Tensor2D,
     opts: { temperature: number; entropy: boolean },
   ): { logp: tf.Tensor2D; entropy: tf.Tensor2D | null } {
-    const r = tokenLogProbs(this.params, this.cfg, inputs, targets, opts.entropy, opts.temperature);
+    const r = tokenLogProbs(this.params, this.cfg, inputs, targets, opts.entropy, opts.temperature, this.addition);
     return { logp: r.logp, entropy: r.entropy ?? null };
   }
 
@@ -52,20 +53,12 @@ export class GptLM implements CausalLM {
     opts: GenerateOptions,
     rng: Rng | null,
   ): { completions: number[][]; finished: boolean[] } {
-    if (opts.stopIds.length !== 1 || opts.stopIds[0] !== EOS_ID)
-      throw new Error(`gpt: generation stops at its EOS (${EOS_ID}) only; got stopIds ${JSON.stringify(opts.stopIds)}`);
-    const bare = prompts.map((p, i) => {
-      if (p[0] !== BOS_ID) throw new Error(`gpt: prompt ${i} must start with BOS (${BOS_ID})`);
-      return p.slice(1);
-    });
-    const { temperature, topP, maxNewTokens } = opts;
-    const r = sample(hostWeights(this.params, this.cfg), bare, { temperature, topP, maxNewTokens }, rng);
-    // the seam's convention: a finished completion ends with its stop token
-    return { completions: r.completions.map((c, i) => (r.finished[i] ? [...c, EOS_ID] : c)), finished: r.finished };
+    return generateWith(withResidualAddition(hostWeights(this.params, this.cfg), this.addition), prompts, opts, rng);
   }
 
-  setResidualAddition(a: { layer: number; vector: Float32Array; scale: number } | null): void {
-    if (a !== null) throw new Error("gpt: residual additions are not supported by this model");
+  /** scale 0 (or null) is no addition at all */
+  setResidualAddition(a: ResidualAddition | null): void {
+    this.addition = a && a.scale !== 0 ? a : null;
   }
 
   save(dir: string, opts: { dtype?: WeightDType } = {}): void {
@@ -76,4 +69,42 @@ export class GptLM implements CausalLM {
   dispose(): void {
     disposeParams(this.params);
   }
+}
+
+/** Generation from host weights already read back (with any residual addition they carry), for
+ * evaluations that reuse one copy of the weights. Generation only: tokenLogProbs refuses. */
+export function hostLM(hw: HostWeights): CausalLM {
+  const refuse = (what: string) => () => {
+    throw new Error(`hostLM: ${what}; load the checkpoint as a GptLM for that`);
+  };
+  return {
+    family: "gpt",
+    params: {},
+    vocabSize: hw.cfg.vocabSize,
+    contextLength: hw.cfg.contextLength,
+    decayed: () => false,
+    tokenLogProbs: refuse("generation only"),
+    generate: (prompts, opts, rng) => generateWith(hw, prompts, opts, rng),
+    setResidualAddition: refuse("set the addition on the host weights (withResidualAddition)"),
+    save: refuse("nothing to save"),
+    dispose: () => {},
+  };
+}
+
+function generateWith(
+  hw: HostWeights,
+  prompts: number[][],
+  opts: GenerateOptions,
+  rng: Rng | null,
+): { completions: number[][]; finished: boolean[] } {
+  if (opts.stopIds.length !== 1 || opts.stopIds[0] !== EOS_ID)
+    throw new Error(`gpt: generation stops at its EOS (${EOS_ID}) only; got stopIds ${JSON.stringify(opts.stopIds)}`);
+  const bare = prompts.map((p, i) => {
+    if (p[0] !== BOS_ID) throw new Error(`gpt: prompt ${i} must start with BOS (${BOS_ID})`);
+    return p.slice(1);
+  });
+  const { temperature, topP, maxNewTokens } = opts;
+  const r = sample(hw, bare, { temperature, topP, maxNewTokens }, rng);
+  // the seam's convention: a finished completion ends with its stop token
+  return { completions: r.completions.map((c, i) => (r.finished[i] ? [...c, EOS_ID] : c)), finished: r.finished };
 }
