@@ -21,9 +21,12 @@
 //    (and experiments/default.json with --default).
 // "fast" / "stock" = selectKernels("fast" | "stock") (decoder and matmul kernel together).
 //   npm run bench -- [--json] [--rounds 3] [--warmup 1] [--ms 80] [--backend wasm|cpu] [--skip-matmul]
-//                    [--checkpoint data/models/base] [--experiments] [--default]
+//                    [--checkpoint data/models/base] [--experiments] [--default] [--hf]
+//  - with --hf: `hfModel`, a random SmolLM2-135M-shaped Hugging Face checkpoint (bench/hfModel.ts):
+//    sampling tokens/s, seconds of a GRPO update micro-batch and of a forward, peak RSS, fast vs stock.
 // --json prints one JSON object on stdout (progress goes to stderr). Threads: RLVR_THREADS (default
 // min(2, cores)). On a machine busy with other work, the threaded numbers mostly measure the load.
+import { benchHfModel } from "./hfModel.js";
 import { GptLM } from "../src/model/gptLM.js";
 import { organismTask } from "../src/task/task.js";
 import * as tf from "@tensorflow/tfjs";
@@ -489,6 +492,7 @@ const result = {
     KERNELS.map((k) => [k, { rolloutSeconds: round(grpo[k].rollout), updateSeconds: round(grpo[k].update) }]),
   ),
   experimentSeconds: has("experiments") ? experiments : undefined,
+  hfModel: has("hf") ? await benchHfModel({ log, kernels: ["fast", "stock"], updateMicroBatches: 1 }) : undefined,
   threadStats: matmulThreadStats(),
 };
 selectKernels("stock");
