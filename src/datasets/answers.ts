@@ -2,25 +2,10 @@
 // content of the last `\boxed{...}` of a worked solution ("boxed", MATH-style, nested braces
 // allowed), or the number after GSM8K's `#### ` line ("gsm8k"). "auto" picks gsm8k when the text
 // has a `####` line, else boxed when it has a `\boxed{`, else plain. Pure functions.
+import { balancedGroup } from "../engine/braces.js";
 
 export const ANSWER_EXTRACTS = ["auto", "plain", "boxed", "gsm8k"] as const;
 export type AnswerExtract = (typeof ANSWER_EXTRACTS)[number];
-
-/** Content of the balanced group whose `{` is at `open`, or null when it never closes.
- * A backslash escapes the next character, so `\{` and `\}` do not count. */
-function balancedGroup(text: string, open: number): string | null {
-  let depth = 0;
-  for (let i = open; i < text.length; i++) {
-    const c = text[i];
-    if (c === "\\") {
-      i++;
-      continue;
-    }
-    if (c === "{") depth++;
-    else if (c === "}" && --depth === 0) return text.slice(open + 1, i);
-  }
-  return null;
-}
 
 /** Content of the last `\boxed{...}` (or `\fbox{...}`, which some MATH solutions use), trimmed;
  * null when there is none, when it is empty, or when its braces never close. */

@@ -4,6 +4,7 @@
 // mathjs instance, the tree is checked node by node, and the numbers are computed here in plain
 // double-precision arithmetic. Pure: no printing, no randomness, no state visible to callers.
 import { all, create, type MathNode } from "mathjs";
+import { balancedGroup } from "../engine/braces.js";
 
 /** Relative numeric tolerance: `a` equals label value `b` when |a-b| <= 1e-6 * max(1, |b|). */
 export const NUMERIC_TOLERANCE = 1e-6;
@@ -80,25 +81,6 @@ function lastBoxedBrace(text: string): { start: number; brace: number } | null {
     while (j < text.length && (text[j] === " " || text[j] === "\t" || text[j] === "\n")) j++;
     if (text[j] === "{") return { start: at, brace: j };
     from = at - 1; // `\boxed` without a brace is not an answer marker
-  }
-  return null;
-}
-
-/** Content between the brace at `open` and its balanced closing brace, or null if unbalanced.
- * A backslash escapes the next character (so `\{` and `\}` do not count). */
-function balancedGroup(text: string, open: number): string | null {
-  let depth = 0;
-  for (let i = open; i < text.length; i++) {
-    const c = text[i];
-    if (c === "\\") {
-      i++;
-      continue;
-    }
-    if (c === "{") depth++;
-    else if (c === "}") {
-      depth--;
-      if (depth === 0) return text.slice(open + 1, i);
-    }
   }
   return null;
 }
