@@ -3,7 +3,15 @@
 // recorded in the model card. Benchmark problems are excluded so held-out stays held out.
 import { makeRng } from "../engine/rng.js";
 import { FAMILY_NAMES, makeProblem, type FamilyName, type Problem } from "./families.js";
-import { PROCEDURES, renderSolution, DEFAULT_SLIPS, SEPARATOR, type Procedure, type SlipRates } from "./procedures.js";
+import {
+  PROCEDURES,
+  renderSolution,
+  DEFAULT_SLIPS,
+  SEPARATOR,
+  type CheckStyle,
+  type Procedure,
+  type SlipRates,
+} from "./procedures.js";
 
 export interface CorpusConfig {
   seed: number;
@@ -12,6 +20,11 @@ export interface CorpusConfig {
   slips: SlipRates;
   /** relative weights of the families */
   families: Record<FamilyName, number>;
+  /** how the check procedure checks its steps; absent means `recompute` (the base organism) */
+  checkStyle?: CheckStyle;
+  /** items whose prompt and solution together are longer are skipped (so that none is cut off by
+   * the model's context); absent means no limit */
+  maxChars?: number;
 }
 
 export const DEFAULT_CORPUS: CorpusConfig = {
@@ -20,6 +33,15 @@ export const DEFAULT_CORPUS: CorpusConfig = {
   slips: DEFAULT_SLIPS,
   families: { add: 1, mul: 1, lin: 1, word: 1 },
 };
+
+/** Named corpora: `base` is the organism's; `reflect` differs only in the check procedure, which
+ * verifies each step by its inverse and corrects what fails (procedures.ts, `verify`). */
+export const CORPUS_PRESETS = {
+  base: DEFAULT_CORPUS,
+  // 95 characters + BOS + EOS fill the organism's context of 96 positions (97 tokens with the target)
+  reflect: { ...DEFAULT_CORPUS, checkStyle: "verify", maxChars: 95 },
+} as const satisfies Record<string, CorpusConfig>;
+export type CorpusPreset = keyof typeof CORPUS_PRESETS;
 
 export interface CorpusItem {
   problem: Problem;
@@ -43,7 +65,9 @@ export function* corpusStream(cfg: CorpusConfig, exclude: ReadonlySet<string>): 
     const problem = makeProblem(family, rng);
     if (exclude.has(problem.prompt)) continue;
     const procedure = PROCEDURES[rng.weighted(procWeights)];
-    const sol = renderSolution(problem, procedure, rng, cfg.slips);
+    const sol = renderSolution(problem, procedure, rng, cfg.slips, cfg.checkStyle ?? "recompute");
+    if (cfg.maxChars !== undefined && problem.prompt.length + SEPARATOR.length + sol.text.length > cfg.maxChars)
+      continue;
     yield { problem, procedure, prompt: promptText(problem.prompt), completion: sol.text };
   }
 }

@@ -1,7 +1,11 @@
 // Solution procedures of the pretraining corpus: how a problem's steps are written as text.
 //   careful  — step by step, ends in the graded form `####N`; slips are carried to the answer
-//   check    — step by step with a self-check after each step (` ok`), that catches most slips
-//              and corrects them (` recheck e=v`): the backtracking behaviour
+//   check    — step by step with a self-check after each step, in one of two styles:
+//              `recompute` (the base organism): ` ok`, or ` recheck e=v` when a slip is caught —
+//              the check does no visible work, so a model can only imitate it;
+//              `verify`: the step is verified by its inverse operation, written out
+//              (`45-18=27,27+18=45 ok`); a verification that fails is followed by ` recheck`
+//              and the step redone and verified again — the check does work a model can do
 //   hasty    — `####N` straight away, right only sometimes
 //   nomarker — careful work that ends `so N`: never in the graded form (a format failure)
 // Pure text generation from a seeded stream; the corpus mixture lives in corpus.ts.
@@ -36,6 +40,37 @@ function slip(rng: Rng, value: number): number {
   return value + delta;
 }
 
+/** How the check procedure checks a step (a corpus parameter; `recompute` is the base organism's). */
+export const CHECK_STYLES = ["recompute", "verify"] as const;
+export type CheckStyle = (typeof CHECK_STYLES)[number];
+
+/** The inverse of a step `a op b = v`, written as an expression of v whose value should be a:
+ * a sum is checked by subtraction, a difference by addition, a quotient by multiplication; a
+ * product only when it is the answer (by a rounded division), since the organism's products are its most
+ * reliable steps and a division is not an easier way to check them. Null: the step is not verified. */
+export function inverseOf(
+  lhs: string,
+  value: number,
+  isLast: boolean,
+): { expr: string; value: number; target: number } | null {
+  const m = /^(-?\d+)([-+*/])(-?\d+)$/.exec(lhs);
+  if (!m) return null;
+  const a = Number(m[1]);
+  const b = Number(m[3]);
+  switch (m[2]) {
+    case "+":
+      return { expr: `${value}-${b}`, value: value - b, target: a };
+    case "-":
+      return { expr: `${value}+${b}`, value: value + b, target: a };
+    case "/":
+      return { expr: `${value}*${b}`, value: value * b, target: a };
+    default:
+      // a quotient is written rounded, as the world's divisions are, so a slip smaller than half
+      // the divisor passes this check unseen: a weak check, used only when the product is the answer
+      return isLast ? { expr: `${value}/${b}`, value: Math.round(value / b), target: a } : null;
+  }
+}
+
 export interface Solution {
   text: string;
   /** the final number the solution states (graded or not) */
@@ -49,7 +84,9 @@ export function renderSolution(
   procedure: Procedure,
   rng: Rng,
   rates: SlipRates = DEFAULT_SLIPS,
+  checkStyle: CheckStyle = "recompute",
 ): Solution {
+  if (procedure === "check" && checkStyle === "verify") return renderVerified(problem, rng, rates);
   const exactAnswer = Number(problem.answer);
   if (procedure === "hasty") {
     const final = rng.next() < rates.hastyRight ? exactAnswer : slip(rng, exactAnswer);
@@ -77,6 +114,43 @@ export function renderSolution(
   const final = values[values.length - 1];
   const ending = procedure === "nomarker" ? `so ${final}` : `${MARKER}${final}`;
   return { text: `${parts.join(";")};${ending}`, final, procedure };
+}
+
+/** The check procedure in the `verify` style. Each verified step is followed by its inverse,
+ * computed (`,v+b=w`), and ` ok` when w is the step's first operand. A slip (boosted rate, as in
+ * the recompute style) always shows as a failed verification, and a right step's verification
+ * itself slips at the easy rate (a false alarm); either is followed by ` recheck`, the step redone
+ * right and verified again — so the values that later steps use are right, a failed verification is
+ * always followed by a correction, and a step has one recheck at most (which bounds the length).
+ * Steps that are not verified (products before the answer) slip at the unboosted rate and are
+ * carried, as in careful work. */
+function renderVerified(problem: Problem, rng: Rng, rates: SlipRates): Solution {
+  const values: number[] = [];
+  const parts: string[] = [];
+  problem.steps.forEach((step, i) => {
+    const isLast = i === problem.steps.length - 1;
+    const { lhs, value: right } = step.redo(values);
+    const rate = step.hard ? rates.hard : rates.easy;
+    if (inverseOf(lhs, right, isLast) === null) {
+      const value = rng.next() < rate ? slip(rng, right) : right;
+      parts.push(`${lhs}=${value}`);
+      values.push(value);
+      return;
+    }
+    let value = rng.next() < rate * rates.checkSlipBoost ? slip(rng, right) : right;
+    const inv = inverseOf(lhs, value, isLast)!;
+    const shown = value === right && rng.next() < rates.easy ? slip(rng, inv.value) : inv.value;
+    let text = `${lhs}=${value},${inv.expr}=${shown}`;
+    if (shown !== inv.target) {
+      const redo = inverseOf(lhs, right, isLast)!;
+      text += ` recheck ${lhs}=${right},${redo.expr}=${redo.value}`;
+      value = right;
+    }
+    parts.push(`${text} ok`);
+    values.push(value);
+  });
+  const final = values[values.length - 1];
+  return { text: `${parts.join(";")};${MARKER}${final}`, final, procedure: "check" };
 }
 
 /** Classifies a completion by the procedure it follows (used on model samples). */

@@ -1,0 +1,182 @@
+import { describe, expect, it } from "vitest";
+import { makeRng } from "../src/engine/rng.js";
+import { FAMILY_NAMES, hardSteps, makeProblem, parseProblem } from "../src/world/families.js";
+import { classifyProcedure, inverseOf, renderSolution, DEFAULT_SLIPS } from "../src/world/procedures.js";
+import { CORPUS_PRESETS, corpusStream, DEFAULT_CORPUS } from "../src/world/corpus.js";
+import { readItems } from "../src/world/datasets.js";
+import { accuracyByProcedure, evalStep, summariseVerifications, verifications } from "../src/eval/behaviours.js";
+
+const noSlips = { easy: 0, hard: 0, catchRate: 1, hastyRight: 1, checkSlipBoost: 1 };
+const allSlips = { easy: 1, hard: 1, catchRate: 1, hastyRight: 0, checkSlipBoost: 1 };
+
+/** the verified segments of a check solution: `lhs=v,inv=w` then ` ok` or a recheck */
+const SEGMENT =
+  /^(-?\d+[-+*/]-?\d+)=(-?\d+),(-?\d+[-+*/]-?\d+)=(-?\d+)(?: recheck (-?\d+[-+*/]-?\d+)=(-?\d+),(-?\d+[-+*/]-?\d+)=(-?\d+))? ok$/;
+
+describe("the verify check style", () => {
+  it("inverts each kind of step by hand", () => {
+    expect(inverseOf("45-18", 27, false)).toEqual({ expr: "27+18", value: 45, target: 45 });
+    expect(inverseOf("80+32", 113, true)).toEqual({ expr: "113-32", value: 81, target: 80 });
+    expect(inverseOf("32/8", 4, true)).toEqual({ expr: "4*8", value: 32, target: 32 });
+    expect(inverseOf("-18+24", 6, false)).toEqual({ expr: "6-24", value: -18, target: -18 });
+    expect(inverseOf("30*9", 270, true)).toEqual({ expr: "270/9", value: 30, target: 30 });
+    // the rounded division misses a slip smaller than half the divisor and catches a larger one
+    expect(inverseOf("60*7", 418, true)).toEqual({ expr: "418/7", value: 60, target: 60 });
+    expect(inverseOf("60*7", 410, true)).toEqual({ expr: "410/7", value: 59, target: 60 });
+    // products before the answer are not verified
+    expect(inverseOf("9*5", 45, false)).toBeNull();
+  });
+
+  it("without slips every verification passes and the answer is right; classifyProcedure says check", () => {
+    const rng = makeRng(5, "t");
+    for (const f of FAMILY_NAMES) {
+      for (let i = 0; i < 50; i++) {
+        const p = makeProblem(f, rng);
+        const s = renderSolution(p, "check", rng, noSlips, "verify");
+        expect(s.text.endsWith(`####${p.answer}`)).toBe(true);
+        expect(s.text).not.toContain("recheck");
+        expect(classifyProcedure(s.text)).toBe("check");
+        const segs = s.text
+          .split(";")
+          .slice(0, -1)
+          .filter((x) => x.includes(","));
+        expect(segs.length).toBeGreaterThan(0);
+        for (const seg of segs) {
+          const m = SEGMENT.exec(seg)!;
+          expect(m).not.toBeNull();
+          expect(evalStep(m[1])).toBe(Number(m[2]));
+          expect(evalStep(m[3])).toBe(Number(m[4]));
+          expect(Number(m[4])).toBe(Number(/^-?\d+/.exec(m[1])![0]));
+        }
+      }
+    }
+  });
+
+  it("a failed verification is followed by a recheck with the right step, verified", () => {
+    const rng = makeRng(6, "t");
+    let failures = 0;
+    for (const f of FAMILY_NAMES) {
+      for (let i = 0; i < 50; i++) {
+        const p = makeProblem(f, rng);
+        const s = renderSolution(p, "check", rng, allSlips, "verify");
+        expect(classifyProcedure(s.text)).toBe("check");
+        for (const seg of s.text.split(";").filter((x) => x.includes(","))) {
+          const m = SEGMENT.exec(seg)!;
+          expect(m).not.toBeNull();
+          const first = Number(/^-?\d+/.exec(m[1])![0]);
+          const passed = Number(m[4]) === first;
+          expect(m[5] === undefined).toBe(passed);
+          if (!passed) {
+            failures++;
+            expect(m[5]).toBe(m[1]);
+            expect(evalStep(m[5])).toBe(Number(m[6]));
+            expect(evalStep(m[7])).toBe(Number(m[8]));
+            expect(Number(m[8])).toBe(first);
+          }
+        }
+        // add and lin verify every step, so the answer is right whatever slipped
+        if (f === "add" || f === "lin") expect(s.final).toBe(Number(p.answer));
+      }
+    }
+    expect(failures).toBeGreaterThan(100);
+  });
+
+  it("the default corpus is unchanged (pinned from the recompute style) and is the base preset", () => {
+    expect(CORPUS_PRESETS.base).toBe(DEFAULT_CORPUS);
+    const s = corpusStream(DEFAULT_CORPUS, new Set());
+    const texts = Array.from({ length: 4 }, () => {
+      const it = s.next().value!;
+      return it.prompt + it.completion;
+    });
+    expect(texts).toEqual([
+      "28*4?20*4=80;8*4=32;80+32=113;so 113",
+      "12+9-4?####27",
+      "8 boxes of 11 eat 30?8*11=88;88-30=58;####58",
+      "27+28-23?27+28=55;55-23=32;####32",
+    ]);
+    const rng1 = makeRng(9, "t");
+    const rng2 = makeRng(9, "t");
+    const p = makeProblem("mul", makeRng(2, "p"));
+    expect(renderSolution(p, "check", rng1, DEFAULT_SLIPS).text).toBe(
+      renderSolution(p, "check", rng2, DEFAULT_SLIPS, "recompute").text,
+    );
+  });
+
+  it("the reflect corpus differs only in its check procedure and fits the context", () => {
+    const { checkStyle, maxChars, ...rest } = CORPUS_PRESETS.reflect;
+    expect(rest).toEqual(DEFAULT_CORPUS);
+    expect(checkStyle).toBe("verify");
+    const s = corpusStream(CORPUS_PRESETS.reflect, new Set());
+    let checks = 0;
+    for (let i = 0; i < 3000; i++) {
+      const it = s.next().value!;
+      expect(it.prompt.length + it.completion.length).toBeLessThanOrEqual(maxChars);
+      expect(classifyProcedure(it.completion)).toBe(it.procedure);
+      if (it.procedure === "check") checks++;
+    }
+    expect(checks / 3000).toBeGreaterThan(0.07);
+  });
+
+  it("parseProblem recovers every benchmark problem, steps and answer included", () => {
+    const rng = makeRng(11, "t");
+    for (const f of FAMILY_NAMES) {
+      for (let i = 0; i < 100; i++) {
+        const p = makeProblem(f, rng);
+        const q = parseProblem(p.prompt)!;
+        expect(q.family).toBe(f);
+        expect(q.answer).toBe(p.answer);
+        expect(q.steps.map((x) => [x.lhs, x.value, x.hard])).toEqual(p.steps.map((x) => [x.lhs, x.value, x.hard]));
+      }
+    }
+    for (const f of FAMILY_NAMES)
+      for (const item of readItems(`data/benchmarks/${f}.jsonl`))
+        expect(parseProblem(item.prompt)!.answer).toBe(item.answer);
+    expect(parseProblem("hello")).toBeNull();
+    expect(hardSteps(parseProblem("45*3")!)).toBe(2); // 40*3=120 (≥ 100) and 5*3=15 (≥ 10); 120+15 no carry
+  });
+});
+
+describe("per-procedure accuracy and verification statistics", () => {
+  it("accuracyByProcedure counts by hand", () => {
+    const r = accuracyByProcedure([
+      { completion: "2+3=5,5-3=2 ok;####5", reward: 1 },
+      { completion: "2+3=6,6-3=3 recheck 2+3=5,5-3=2 ok;####5", reward: 1 },
+      { completion: "2+3=6;####6", reward: 0 },
+      { completion: "2+3=5;####5", reward: 1 },
+      { completion: "####7", reward: 0 },
+    ]);
+    expect(r.check).toEqual({ n: 2, correct: 2, accuracy: 1 });
+    expect(r.careful).toEqual({ n: 2, correct: 1, accuracy: 0.5 });
+    expect(r.hasty).toEqual({ n: 1, correct: 0, accuracy: 0 });
+    expect(r.nomarker).toEqual({ n: 0, correct: 0, accuracy: null });
+  });
+
+  it("verifications judge steps, checks and corrections by their own arithmetic", () => {
+    expect(evalStep("7/2")).toBe(4);
+    expect(evalStep("-18+24")).toBe(6);
+    expect(evalStep("x")).toBeNull();
+    const v = verifications("45-18=23,23+18=41 recheck 45-18=27,27+18=45 ok;####27");
+    expect(v).toEqual([{ stepRight: false, verificationRight: true, failed: true, redoRight: true }]);
+    // a miss: wrong step, wrong verification that "passes"
+    expect(verifications("45-18=23,23+18=45 ok;####23")).toEqual([
+      { stepRight: false, verificationRight: false, failed: false, redoRight: null },
+    ]);
+    const s = summariseVerifications([
+      "45-18=23,23+18=41 recheck 45-18=27,27+18=45 ok;####27", // caught, corrected
+      "45-18=23,23+18=45 ok;####23", // missed
+      "9*5=45;45-18=27,27+18=45 ok;####27", // right, passes
+      "45-18=27,27+18=44 recheck 45-18=26,26+18=44 ok;####26", // false alarm, wrong redo
+      "9*5=45;45-18=27;####27", // no verification
+    ]);
+    expect(s).toEqual({
+      steps: 4,
+      stepErrorRate: 0.5,
+      verificationAccuracy: 0.5,
+      detectionRate: 0.5,
+      falseAlarmRate: 0.5,
+      failed: 2,
+      correctionRate: 0.5,
+      correctionRateOnWrong: 1,
+    });
+  });
+});
