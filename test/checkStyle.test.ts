@@ -5,6 +5,7 @@ import { classifyProcedure, inverseOf, renderSolution, DEFAULT_SLIPS } from "../
 import { CORPUS_PRESETS, corpusStream, DEFAULT_CORPUS } from "../src/world/corpus.js";
 import { readItems } from "../src/world/datasets.js";
 import { accuracyByProcedure, evalStep, summariseVerifications, verifications } from "../src/eval/behaviours.js";
+import { difficultyOf, formatBreakdown, procedureBreakdown } from "../src/eval/procedures.js";
 
 const noSlips = { easy: 0, hard: 0, catchRate: 1, hastyRight: 1, checkSlipBoost: 1 };
 const allSlips = { easy: 1, hard: 1, catchRate: 1, hastyRight: 0, checkSlipBoost: 1 };
@@ -178,5 +179,37 @@ describe("per-procedure accuracy and verification statistics", () => {
       correctionRate: 0.5,
       correctionRateOnWrong: 1,
     });
+  });
+});
+
+describe("procedureBreakdown", () => {
+  it("splits accuracy per procedure by difficulty and separates checks with a recheck", () => {
+    // 12+5 has no carry (0 hard steps); 45-18 borrows (1 hard step)
+    expect(difficultyOf("12+5")).toBe("0");
+    expect(difficultyOf("45-18")).toBe("1");
+    expect(difficultyOf("45*3")).toBe("2+");
+    expect(() => difficultyOf("nonsense")).toThrow(/nonsense/);
+    const b = procedureBreakdown([
+      { prompt: "12+5", completion: "12+5=17,17-5=12 ok;####17", reward: 1 },
+      { prompt: "12+5", completion: "12+5=17;####17", reward: 1 },
+      { prompt: "45-18", completion: "45-18=23,23+18=41 recheck 45-18=27,27+18=45 ok;####27", reward: 1 },
+      { prompt: "45-18", completion: "45-18=23;####23", reward: 0 },
+      { prompt: "45-18", completion: "45-18=27,27+18=45 ok;####27", reward: 1 },
+      { prompt: "45-18", completion: "45-18=27;so 27", reward: 0 },
+    ]);
+    expect(b.samples).toBe(6);
+    expect(b.accuracy).toBeCloseTo(4 / 6, 12);
+    expect(b.byProcedure.check).toEqual({ n: 3, correct: 3, accuracy: 1 });
+    expect(b.byProcedure.careful).toEqual({ n: 2, correct: 1, accuracy: 0.5 });
+    expect(b.byDifficulty["0"].samples).toBe(2);
+    expect(b.byDifficulty["1"].byProcedure.careful).toEqual({ n: 1, correct: 0, accuracy: 0 });
+    expect(b.byDifficulty["1"].byProcedure.check).toEqual({ n: 2, correct: 2, accuracy: 1 });
+    expect(b.byDifficulty["2+"].samples).toBe(0);
+    expect(b.checkWithRecheck).toEqual({ n: 1, correct: 1, accuracy: 1 });
+    expect(b.checkWithoutRecheck).toEqual({ n: 2, correct: 2, accuracy: 1 });
+    expect(b.verification.steps).toBe(3);
+    expect(b.verification.detectionRate).toBe(1);
+    expect(b.verification.falseAlarmRate).toBe(0);
+    expect(formatBreakdown({ all: b })).toContain("1.000 (   3)");
   });
 });
