@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { makeRng } from "../src/engine/rng.js";
 import { FAMILY_NAMES, hardSteps, makeProblem, parseProblem } from "../src/world/families.js";
-import { classifyProcedure, inverseOf, renderSolution, DEFAULT_SLIPS } from "../src/world/procedures.js";
+import { classifyProcedure, inverseOf, renderDrill, renderSolution, DEFAULT_SLIPS } from "../src/world/procedures.js";
 import { CORPUS_PRESETS, corpusStream, DEFAULT_CORPUS } from "../src/world/corpus.js";
 import { readItems } from "../src/world/datasets.js";
 import { accuracyByProcedure, evalStep, summariseVerifications, verifications } from "../src/eval/behaviours.js";
@@ -103,19 +103,52 @@ describe("the verify check style", () => {
     );
   });
 
-  it("the reflect corpus differs only in its check procedure and fits the context", () => {
-    const { checkStyle, maxChars, ...rest } = CORPUS_PRESETS.reflect;
-    expect(rest).toEqual(DEFAULT_CORPUS);
+  it("the reflect corpus: the verify style, unboosted slips, drills, nothing longer than the context", () => {
+    const { checkStyle, maxChars, drills, slips, ...rest } = CORPUS_PRESETS.reflect;
+    const { slips: baseSlips, ...baseRest } = DEFAULT_CORPUS;
+    expect(rest).toEqual(baseRest);
+    expect(slips).toEqual({ ...baseSlips, checkSlipBoost: 1 });
     expect(checkStyle).toBe("verify");
     const s = corpusStream(CORPUS_PRESETS.reflect, new Set());
-    let checks = 0;
+    const counts: Record<string, number> = {};
     for (let i = 0; i < 3000; i++) {
       const it = s.next().value!;
       expect(it.prompt.length + it.completion.length).toBeLessThanOrEqual(maxChars);
-      expect(classifyProcedure(it.completion)).toBe(it.procedure);
-      if (it.procedure === "check") checks++;
+      counts[it.procedure] = (counts[it.procedure] ?? 0) + 1;
+      if (it.procedure !== "drill") expect(classifyProcedure(it.completion)).toBe(it.procedure);
     }
-    expect(checks / 3000).toBeGreaterThan(0.07);
+    expect(counts.drill / 3000).toBeCloseTo(drills, 1);
+    expect(counts.check / 3000).toBeGreaterThan(0.06);
+  });
+
+  it("a drill verifies a claimed step: a right claim passes, a wrong one is rechecked and redone right", () => {
+    const rng = makeRng(12, "t");
+    let wrong = 0;
+    for (let i = 0; i < 400; i++) {
+      const p = makeProblem(FAMILY_NAMES[i % 4], rng);
+      const d = renderDrill(p, rng);
+      // every family's solution has a verified step, so every problem gives a drill
+      if (!d) throw new Error(`no drill for ${p.prompt}`);
+      const claim = /^(-?\d+[-+*/]-?\d+)=(-?\d+)\?$/.exec(d.prompt)!;
+      expect(claim).not.toBeNull();
+      const m =
+        /^,(-?\d+[-+*/]-?\d+)=(-?\d+)(?: recheck (-?\d+[-+*/]-?\d+)=(-?\d+),(-?\d+[-+*/]-?\d+)=(-?\d+))? ok$/.exec(
+          d.completion,
+        )!;
+      expect(m).not.toBeNull();
+      expect(evalStep(m[1])).toBe(Number(m[2]));
+      const right = evalStep(claim[1]) === Number(claim[2]);
+      const target = Number(/^-?\d+/.exec(claim[1])![0]);
+      if (!claim[1].includes("*")) expect(Number(m[2]) === target).toBe(right);
+      if (m[3] !== undefined) {
+        wrong++;
+        expect(m[3]).toBe(claim[1]);
+        expect(evalStep(m[3])).toBe(Number(m[4]));
+        expect(Number(m[6])).toBe(target);
+      } else expect(Number(m[2])).toBe(target);
+    }
+    expect(wrong / 400).toBeGreaterThan(0.35);
+    expect(wrong / 400).toBeLessThan(0.6);
   });
 
   it("parseProblem recovers every benchmark problem, steps and answer included", () => {

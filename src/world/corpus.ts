@@ -5,6 +5,7 @@ import { makeRng } from "../engine/rng.js";
 import { FAMILY_NAMES, makeProblem, type FamilyName, type Problem } from "./families.js";
 import {
   PROCEDURES,
+  renderDrill,
   renderSolution,
   DEFAULT_SLIPS,
   SEPARATOR,
@@ -25,6 +26,9 @@ export interface CorpusConfig {
   /** items whose prompt and solution together are longer are skipped (so that none is cut off by
    * the model's context); absent means no limit */
   maxChars?: number;
+  /** share of items that are verification drills (procedures.ts renderDrill) instead of solved
+   * problems; absent means none */
+  drills?: number;
 }
 
 export const DEFAULT_CORPUS: CorpusConfig = {
@@ -34,18 +38,28 @@ export const DEFAULT_CORPUS: CorpusConfig = {
   families: { add: 1, mul: 1, lin: 1, word: 1 },
 };
 
-/** Named corpora: `base` is the organism's; `reflect` differs only in the check procedure, which
- * verifies each step by its inverse and corrects what fails (procedures.ts, `verify`). */
+/** Named corpora: `base` is the organism's; `reflect` has a check procedure that verifies each step
+ * by its inverse and corrects what fails (procedures.ts, `verify`), with its first attempts slipping
+ * no more often than careful work's, and verification drills — without them a model learns to copy
+ * the operand a verification should reproduce instead of computing it (a verification that passes
+ * in most of the corpus can be predicted without arithmetic). */
 export const CORPUS_PRESETS = {
   base: DEFAULT_CORPUS,
   // 95 characters + BOS + EOS fill the organism's context of 96 positions (97 tokens with the target)
-  reflect: { ...DEFAULT_CORPUS, checkStyle: "verify", maxChars: 95 },
+  reflect: {
+    ...DEFAULT_CORPUS,
+    slips: { ...DEFAULT_SLIPS, checkSlipBoost: 1 },
+    checkStyle: "verify",
+    maxChars: 95,
+    drills: 0.2,
+  },
 } as const satisfies Record<string, CorpusConfig>;
 export type CorpusPreset = keyof typeof CORPUS_PRESETS;
 
 export interface CorpusItem {
   problem: Problem;
-  procedure: Procedure;
+  /** `drill`: a verification drill (a claimed step and its check), not a solved problem */
+  procedure: Procedure | "drill";
   /** the text the model sees before the solution, separator included */
   prompt: string;
   completion: string;
@@ -61,9 +75,15 @@ export function* corpusStream(cfg: CorpusConfig, exclude: ReadonlySet<string>): 
   const famWeights = FAMILY_NAMES.map((f) => cfg.families[f]);
   const procWeights = PROCEDURES.map((p) => cfg.mixture[p]);
   for (;;) {
+    const drill = cfg.drills !== undefined && rng.next() < cfg.drills;
     const family = FAMILY_NAMES[rng.weighted(famWeights)];
     const problem = makeProblem(family, rng);
     if (exclude.has(problem.prompt)) continue;
+    if (drill) {
+      const d = renderDrill(problem, rng);
+      if (d) yield { problem, procedure: "drill", ...d };
+      continue;
+    }
     const procedure = PROCEDURES[rng.weighted(procWeights)];
     const sol = renderSolution(problem, procedure, rng, cfg.slips, cfg.checkStyle ?? "recompute");
     if (cfg.maxChars !== undefined && problem.prompt.length + SEPARATOR.length + sol.text.length > cfg.maxChars)

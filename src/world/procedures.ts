@@ -153,6 +153,31 @@ function renderVerified(problem: Problem, rng: Rng, rates: SlipRates): Solution 
   return { text: `${parts.join(";")};${MARKER}${final}`, final, procedure: "check" };
 }
 
+/** A verification drill: a step as claimed (right or slipped, even odds) is the prompt, its
+ * verification the completion — ` ok`, or ` recheck` and the step redone and verified. The claims
+ * are wrong half the time, so the verification's result cannot be guessed from the operand it
+ * should equal: it has to be computed. Null when the problem has no verified step. */
+export function renderDrill(problem: Problem, rng: Rng): { prompt: string; completion: string } | null {
+  const exact: number[] = [];
+  const candidates: { lhs: string; right: number; isLast: boolean }[] = [];
+  problem.steps.forEach((step, i) => {
+    const { lhs, value } = step.redo(exact);
+    const isLast = i === problem.steps.length - 1;
+    if (inverseOf(lhs, value, isLast) !== null) candidates.push({ lhs, right: value, isLast });
+    exact.push(value);
+  });
+  if (candidates.length === 0) return null;
+  const { lhs, right, isLast } = rng.pick(candidates);
+  const claimed = rng.next() < 0.5 ? slip(rng, right) : right;
+  const inv = inverseOf(lhs, claimed, isLast)!;
+  let completion = `,${inv.expr}=${inv.value}`;
+  if (inv.value !== inv.target) {
+    const redo = inverseOf(lhs, right, isLast)!;
+    completion += ` recheck ${lhs}=${right},${redo.expr}=${redo.value}`;
+  }
+  return { prompt: `${lhs}=${claimed}${SEPARATOR}`, completion: `${completion} ok` };
+}
+
 /** Classifies a completion by the procedure it follows (used on model samples). */
 export function classifyProcedure(completion: string): Procedure {
   const c = completion.trimStart();
