@@ -4,7 +4,13 @@ import { FAMILY_NAMES, hardSteps, makeProblem, parseProblem } from "../src/world
 import { classifyProcedure, inverseOf, renderDrill, renderSolution, DEFAULT_SLIPS } from "../src/world/procedures.js";
 import { CORPUS_PRESETS, corpusStream, DEFAULT_CORPUS } from "../src/world/corpus.js";
 import { readItems } from "../src/world/datasets.js";
-import { accuracyByProcedure, evalStep, summariseVerifications, verifications } from "../src/eval/behaviours.js";
+import {
+  accuracyByProcedure,
+  evalStep,
+  stepErrorRate,
+  summariseVerifications,
+  verifications,
+} from "../src/eval/behaviours.js";
 import { difficultyOf, formatBreakdown, procedureBreakdown } from "../src/eval/procedures.js";
 
 const noSlips = { easy: 0, hard: 0, catchRate: 1, hastyRight: 1, checkSlipBoost: 1 };
@@ -189,6 +195,8 @@ describe("per-procedure accuracy and verification statistics", () => {
     expect(evalStep("7/2")).toBe(4);
     expect(evalStep("-18+24")).toBe(6);
     expect(evalStep("x")).toBeNull();
+    expect(stepErrorRate(["2+3=5;5*2=11;####11", "7-2=5;so 5"])).toBeCloseTo(1 / 3, 12);
+    expect(stepErrorRate(["####5"])).toBeNull();
     const v = verifications("45-18=23,23+18=41 recheck 45-18=27,27+18=45 ok;####27");
     expect(v).toEqual([{ stepRight: false, verificationRight: true, failed: true, redoRight: true }]);
     // a miss: wrong step, wrong verification that "passes"
@@ -243,6 +251,8 @@ describe("procedureBreakdown", () => {
     expect(b.verification.steps).toBe(3);
     expect(b.verification.detectionRate).toBe(1);
     expect(b.verification.falseAlarmRate).toBe(0);
+    // careful work: 12+5=17 right, 45-18=23 wrong
+    expect(b.carefulStepErrorRate).toBe(0.5);
     expect(formatBreakdown({ all: b })).toContain("1.000 (   3)");
   });
 });

@@ -131,3 +131,16 @@ export function summariseVerifications(completions: readonly string[]): Verifica
     correctionRateOnWrong: share(failedOnWrong.filter((v) => v.redoRight).length, failedOnWrong.length),
   };
 }
+
+/** share of the written steps `a op b = v` that are arithmetically wrong, over completions that
+ * have no verifications (careful work: how often the model slips without checking) */
+export function stepErrorRate(completions: readonly string[]): number | null {
+  let steps = 0;
+  let wrong = 0;
+  for (const c of completions)
+    for (const m of c.matchAll(/(-?\d+[-+*/]-?\d+)=(-?\d+)/g)) {
+      steps++;
+      if (evalStep(m[1]) !== Number(m[2])) wrong++;
+    }
+  return steps > 0 ? wrong / steps : null;
+}

@@ -7,6 +7,7 @@ import { hardSteps, parseProblem } from "../world/families.js";
 import { classifyProcedure, PROCEDURES, type Procedure } from "../world/procedures.js";
 import {
   accuracyByProcedure,
+  stepErrorRate,
   summariseVerifications,
   type ProcedureAccuracy,
   type VerificationSummary,
@@ -36,6 +37,8 @@ export interface ProcedureBreakdown {
   byDifficulty: Record<DifficultyBucket, { samples: number; byProcedure: Record<Procedure, ProcedureAccuracy> }>;
   /** the check procedure's verifications (over every completion that has any) */
   verification: VerificationSummary;
+  /** share of careful work's steps that are wrong (compare with verification.stepErrorRate) */
+  carefulStepErrorRate: number | null;
   /** check completions with a recheck (a failed verification) and without */
   checkWithRecheck: ProcedureAccuracy;
   checkWithoutRecheck: ProcedureAccuracy;
@@ -60,6 +63,9 @@ export function procedureBreakdown(samples: readonly ProcedureSample[]): Procedu
     byProcedure: accuracyByProcedure(samples),
     byDifficulty,
     verification: summariseVerifications(samples.map((s) => s.completion)),
+    carefulStepErrorRate: stepErrorRate(
+      samples.filter((s) => classifyProcedure(s.completion) === "careful").map((s) => s.completion),
+    ),
     checkWithRecheck: accuracyOf(checks.filter((s) => s.completion.includes("recheck"))),
     checkWithoutRecheck: accuracyOf(checks.filter((s) => !s.completion.includes("recheck"))),
   };
@@ -84,6 +90,7 @@ export function formatBreakdown(groups: Record<string, ProcedureBreakdown>): str
   }
   const vhead = [
     "group",
+    "careful step err",
     "verified",
     "step err",
     "verif acc",
@@ -99,6 +106,7 @@ export function formatBreakdown(groups: Record<string, ProcedureBreakdown>): str
     const v = b.verification;
     return [
       name,
+      f3(b.carefulStepErrorRate),
       String(v.steps),
       f3(v.stepErrorRate),
       f3(v.verificationAccuracy),
