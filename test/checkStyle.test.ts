@@ -197,6 +197,7 @@ describe("per-procedure accuracy and verification statistics", () => {
     expect(evalStep("x")).toBeNull();
     expect(stepErrorRate(["2+3=5;5*2=11;####11", "7-2=5;so 5"])).toBeCloseTo(1 / 3, 12);
     expect(stepErrorRate(["####5"])).toBeNull();
+    expect(stepErrorRate(["2+3=5;5*2=11;####11", "7-2=5;so 5"], "+-/")).toBe(0);
     const v = verifications("45-18=23,23+18=41 recheck 45-18=27,27+18=45 ok;####27");
     expect(v).toEqual([{ stepRight: false, verificationRight: true, failed: true, redoRight: true }]);
     // a miss: wrong step, wrong verification that "passes"

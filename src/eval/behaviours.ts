@@ -132,15 +132,16 @@ export function summariseVerifications(completions: readonly string[]): Verifica
   };
 }
 
-/** share of the written steps `a op b = v` that are arithmetically wrong, over completions that
- * have no verifications (careful work: how often the model slips without checking) */
-export function stepErrorRate(completions: readonly string[]): number | null {
+/** share of the written steps `a op b = v` with op among `ops` that are arithmetically wrong, over
+ * completions that have no verifications (careful work: how often the model slips without checking) */
+export function stepErrorRate(completions: readonly string[], ops = "+-*/"): number | null {
   let steps = 0;
   let wrong = 0;
   for (const c of completions)
-    for (const m of c.matchAll(/(-?\d+[-+*/]-?\d+)=(-?\d+)/g)) {
+    for (const m of c.matchAll(/(-?\d+([-+*/])-?\d+)=(-?\d+)/g)) {
+      if (!ops.includes(m[2])) continue;
       steps++;
-      if (evalStep(m[1]) !== Number(m[2])) wrong++;
+      if (evalStep(m[1]) !== Number(m[3])) wrong++;
     }
   return steps > 0 ? wrong / steps : null;
 }

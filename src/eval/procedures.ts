@@ -37,7 +37,8 @@ export interface ProcedureBreakdown {
   byDifficulty: Record<DifficultyBucket, { samples: number; byProcedure: Record<Procedure, ProcedureAccuracy> }>;
   /** the check procedure's verifications (over every completion that has any) */
   verification: VerificationSummary;
-  /** share of careful work's steps that are wrong (compare with verification.stepErrorRate) */
+  /** share of careful work's sums, differences and quotients that are wrong — the kinds of step
+   * the check verifies (compare with verification.stepErrorRate) */
   carefulStepErrorRate: number | null;
   /** check completions with a recheck (a failed verification) and without */
   checkWithRecheck: ProcedureAccuracy;
@@ -65,6 +66,7 @@ export function procedureBreakdown(samples: readonly ProcedureSample[]): Procedu
     verification: summariseVerifications(samples.map((s) => s.completion)),
     carefulStepErrorRate: stepErrorRate(
       samples.filter((s) => classifyProcedure(s.completion) === "careful").map((s) => s.completion),
+      "+-/",
     ),
     checkWithRecheck: accuracyOf(checks.filter((s) => s.completion.includes("recheck"))),
     checkWithoutRecheck: accuracyOf(checks.filter((s) => !s.completion.includes("recheck"))),
@@ -90,7 +92,7 @@ export function formatBreakdown(groups: Record<string, ProcedureBreakdown>): str
   }
   const vhead = [
     "group",
-    "careful step err",
+    "careful step err (+-/)",
     "verified",
     "step err",
     "verif acc",
