@@ -38,21 +38,24 @@ export const DEFAULT_CORPUS: CorpusConfig = {
   families: { add: 1, mul: 1, lin: 1, word: 1 },
 };
 
-/** Named corpora: `base` is the organism's; `reflect` has a check procedure that verifies each step
- * by its inverse and corrects what fails (procedures.ts, `verify`), with its first attempts slipping
- * no more often than careful work's, and verification drills — without them a model learns to copy
- * the operand a verification should reproduce instead of computing it (a verification that passes
- * in most of the corpus can be predicted without arithmetic). */
+const REFLECT_COMMON = {
+  ...DEFAULT_CORPUS,
+  slips: { ...DEFAULT_SLIPS, checkSlipBoost: 1 },
+  // 95 characters + BOS + EOS fill the organism's context of 96 positions (97 tokens with the target)
+  maxChars: 95,
+  drills: 0.2,
+};
+
+/** Named corpora. `base` is the organism's. The `reflect` corpora have a check procedure that writes
+ * its verification of each step and corrects what fails, its first attempts slipping no more often
+ * than careful work's, and verification drills (a claimed step, wrong half the time, and its check)
+ * so that a verification's result cannot be predicted by copying the number it should reproduce.
+ * `reflect` checks units digits (a few one-digit facts, procedures.ts `units`); `reflect-inverse`
+ * checks by the whole inverse operation (`verify`), as hard for the model as the step itself. */
 export const CORPUS_PRESETS = {
   base: DEFAULT_CORPUS,
-  // 95 characters + BOS + EOS fill the organism's context of 96 positions (97 tokens with the target)
-  reflect: {
-    ...DEFAULT_CORPUS,
-    slips: { ...DEFAULT_SLIPS, checkSlipBoost: 1 },
-    checkStyle: "verify",
-    maxChars: 95,
-    drills: 0.2,
-  },
+  reflect: { ...REFLECT_COMMON, checkStyle: "units" },
+  "reflect-inverse": { ...REFLECT_COMMON, checkStyle: "verify" },
 } as const satisfies Record<string, CorpusConfig>;
 export type CorpusPreset = keyof typeof CORPUS_PRESETS;
 
@@ -80,7 +83,7 @@ export function* corpusStream(cfg: CorpusConfig, exclude: ReadonlySet<string>): 
     const problem = makeProblem(family, rng);
     if (exclude.has(problem.prompt)) continue;
     if (drill) {
-      const d = renderDrill(problem, rng);
+      const d = renderDrill(problem, rng, cfg.checkStyle === "units" ? "units" : "verify");
       if (d) yield { problem, procedure: "drill", ...d };
       continue;
     }

@@ -41,7 +41,7 @@ function slip(rng: Rng, value: number): number {
 }
 
 /** How the check procedure checks a step (a corpus parameter; `recompute` is the base organism's). */
-export const CHECK_STYLES = ["recompute", "verify"] as const;
+export const CHECK_STYLES = ["recompute", "verify", "units"] as const;
 export type CheckStyle = (typeof CHECK_STYLES)[number];
 
 /** The inverse of a step `a op b = v`, written as an expression of v whose value should be a:
@@ -71,6 +71,56 @@ export function inverseOf(
   }
 }
 
+/** A step's check in the `units` style: the inverse operation on units digits only, a few
+ * one-digit facts instead of a many-digit computation (`45-18=27` → `7+8=15`: its units digit must
+ * be 45's). A sum's check borrows when it must (`80+35=115` → `15-5=10`), a quotient's multiplies
+ * the units digit back (`96/8=12` → `2*8=16`), a product (only when it is the answer) recomputes its
+ * own units digit (`30*9=270` → `0*9=0`). A slip that keeps the units digit (±10) passes unseen.
+ * Steps with a negative number are checked by the whole inverse (their units digits do not add up
+ * the same way). `passes`: the check's result agrees with the digit it is compared with. */
+export function unitsCheckOf(
+  lhs: string,
+  value: number,
+  isLast: boolean,
+): { expr: string; value: number; passes: (shown: number) => boolean } | null {
+  const m = /^(-?\d+)([-+*/])(-?\d+)$/.exec(lhs);
+  if (!m) return null;
+  const a = Number(m[1]);
+  const b = Number(m[3]);
+  if (a < 0 || b < 0 || value < 0) {
+    const inv = inverseOf(lhs, value, isLast);
+    return inv && { expr: inv.expr, value: inv.value, passes: (shown) => shown === inv.target };
+  }
+  const units = (n: number) => n % 10;
+  const agrees = (digit: number) => (shown: number) => shown >= 0 && units(shown) === digit;
+  switch (m[2]) {
+    case "+": {
+      const u = units(value) < units(b) ? units(value) + 10 : units(value);
+      return { expr: `${u}-${units(b)}`, value: u - units(b), passes: agrees(units(a)) };
+    }
+    case "-":
+      return { expr: `${units(value)}+${units(b)}`, value: units(value) + units(b), passes: agrees(units(a)) };
+    case "/":
+      return { expr: `${units(value)}*${b}`, value: units(value) * b, passes: agrees(units(a)) };
+    default:
+      return isLast
+        ? { expr: `${units(a)}*${b}`, value: units(a) * b, passes: agrees(units(value)) }
+        : null;
+  }
+}
+
+/** the check of a step in a style that writes its work: `verify` (whole inverse) or `units` */
+export function stepCheck(
+  style: "verify" | "units",
+  lhs: string,
+  value: number,
+  isLast: boolean,
+): { expr: string; value: number; passes: (shown: number) => boolean } | null {
+  if (style === "units") return unitsCheckOf(lhs, value, isLast);
+  const inv = inverseOf(lhs, value, isLast);
+  return inv && { expr: inv.expr, value: inv.value, passes: (shown) => shown === inv.target };
+}
+
 export interface Solution {
   text: string;
   /** the final number the solution states (graded or not) */
@@ -86,7 +136,7 @@ export function renderSolution(
   rates: SlipRates = DEFAULT_SLIPS,
   checkStyle: CheckStyle = "recompute",
 ): Solution {
-  if (procedure === "check" && checkStyle === "verify") return renderVerified(problem, rng, rates);
+  if (procedure === "check" && checkStyle !== "recompute") return renderVerified(problem, rng, rates, checkStyle);
   const exactAnswer = Number(problem.answer);
   if (procedure === "hasty") {
     const final = rng.next() < rates.hastyRight ? exactAnswer : slip(rng, exactAnswer);
@@ -124,25 +174,27 @@ export function renderSolution(
  * always followed by a correction, and a step has one recheck at most (which bounds the length).
  * Steps that are not verified (products before the answer) slip at the unboosted rate and are
  * carried, as in careful work. */
-function renderVerified(problem: Problem, rng: Rng, rates: SlipRates): Solution {
+function renderVerified(problem: Problem, rng: Rng, rates: SlipRates, style: "verify" | "units"): Solution {
   const values: number[] = [];
   const parts: string[] = [];
   problem.steps.forEach((step, i) => {
     const isLast = i === problem.steps.length - 1;
     const { lhs, value: right } = step.redo(values);
     const rate = step.hard ? rates.hard : rates.easy;
-    if (inverseOf(lhs, right, isLast) === null) {
+    if (stepCheck(style, lhs, right, isLast) === null) {
       const value = rng.next() < rate ? slip(rng, right) : right;
       parts.push(`${lhs}=${value}`);
       values.push(value);
       return;
     }
     let value = rng.next() < rate * rates.checkSlipBoost ? slip(rng, right) : right;
-    const inv = inverseOf(lhs, value, isLast)!;
-    const shown = value === right && rng.next() < rates.easy ? slip(rng, inv.value) : inv.value;
+    const inv = stepCheck(style, lhs, value, isLast)!;
+    let shown = value === right && rng.next() < rates.easy ? slip(rng, inv.value) : inv.value;
+    // a units check's slip that keeps the units digit would pass as right: a false alarm changes it
+    if (style === "units" && shown !== inv.value) while (inv.passes(shown)) shown = slip(rng, inv.value);
     let text = `${lhs}=${value},${inv.expr}=${shown}`;
-    if (shown !== inv.target) {
-      const redo = inverseOf(lhs, right, isLast)!;
+    if (!inv.passes(shown)) {
+      const redo = stepCheck(style, lhs, right, isLast)!;
       text += ` recheck ${lhs}=${right},${redo.expr}=${redo.value}`;
       value = right;
     }
@@ -157,22 +209,26 @@ function renderVerified(problem: Problem, rng: Rng, rates: SlipRates): Solution 
  * verification the completion — ` ok`, or ` recheck` and the step redone and verified. The claims
  * are wrong half the time, so the verification's result cannot be guessed from the operand it
  * should equal: it has to be computed. Null when the problem has no verified step. */
-export function renderDrill(problem: Problem, rng: Rng): { prompt: string; completion: string } | null {
+export function renderDrill(
+  problem: Problem,
+  rng: Rng,
+  style: "verify" | "units" = "verify",
+): { prompt: string; completion: string } | null {
   const exact: number[] = [];
   const candidates: { lhs: string; right: number; isLast: boolean }[] = [];
   problem.steps.forEach((step, i) => {
     const { lhs, value } = step.redo(exact);
     const isLast = i === problem.steps.length - 1;
-    if (inverseOf(lhs, value, isLast) !== null) candidates.push({ lhs, right: value, isLast });
+    if (stepCheck(style, lhs, value, isLast) !== null) candidates.push({ lhs, right: value, isLast });
     exact.push(value);
   });
   if (candidates.length === 0) return null;
   const { lhs, right, isLast } = rng.pick(candidates);
   const claimed = rng.next() < 0.5 ? slip(rng, right) : right;
-  const inv = inverseOf(lhs, claimed, isLast)!;
+  const inv = stepCheck(style, lhs, claimed, isLast)!;
   let completion = `,${inv.expr}=${inv.value}`;
-  if (inv.value !== inv.target) {
-    const redo = inverseOf(lhs, right, isLast)!;
+  if (!inv.passes(inv.value)) {
+    const redo = stepCheck(style, lhs, right, isLast)!;
     completion += ` recheck ${lhs}=${right},${redo.expr}=${redo.value}`;
   }
   return { prompt: `${lhs}=${claimed}${SEPARATOR}`, completion: `${completion} ok` };
