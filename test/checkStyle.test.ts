@@ -1,7 +1,15 @@
 import { describe, expect, it } from "vitest";
 import { makeRng } from "../src/engine/rng.js";
 import { FAMILY_NAMES, hardSteps, makeProblem, parseProblem } from "../src/world/families.js";
-import { classifyProcedure, inverseOf, renderDrill, renderSolution, DEFAULT_SLIPS } from "../src/world/procedures.js";
+import {
+  classifyProcedure,
+  inverseOf,
+  renderDrill,
+  renderSolution,
+  stepCheck,
+  unitsCheckOf,
+  DEFAULT_SLIPS,
+} from "../src/world/procedures.js";
 import { CORPUS_PRESETS, corpusStream, DEFAULT_CORPUS } from "../src/world/corpus.js";
 import { readItems } from "../src/world/datasets.js";
 import {
@@ -109,22 +117,27 @@ describe("the verify check style", () => {
     );
   });
 
-  it("the reflect corpus: the verify style, unboosted slips, drills, nothing longer than the context", () => {
-    const { checkStyle, maxChars, drills, slips, ...rest } = CORPUS_PRESETS.reflect;
-    const { slips: baseSlips, ...baseRest } = DEFAULT_CORPUS;
-    expect(rest).toEqual(baseRest);
-    expect(slips).toEqual({ ...baseSlips, checkSlipBoost: 1 });
-    expect(checkStyle).toBe("verify");
-    const s = corpusStream(CORPUS_PRESETS.reflect, new Set());
-    const counts: Record<string, number> = {};
-    for (let i = 0; i < 3000; i++) {
-      const it = s.next().value!;
-      expect(it.prompt.length + it.completion.length).toBeLessThanOrEqual(maxChars);
-      counts[it.procedure] = (counts[it.procedure] ?? 0) + 1;
-      if (it.procedure !== "drill") expect(classifyProcedure(it.completion)).toBe(it.procedure);
+  it("the reflect corpora: a written check, unboosted slips, drills, nothing longer than the context", () => {
+    for (const [name, style] of [
+      ["reflect", "units"],
+      ["reflect-inverse", "verify"],
+    ] as const) {
+      const { checkStyle, maxChars, drills, slips, ...rest } = CORPUS_PRESETS[name];
+      const { slips: baseSlips, ...baseRest } = DEFAULT_CORPUS;
+      expect(rest).toEqual(baseRest);
+      expect(slips).toEqual({ ...baseSlips, checkSlipBoost: 1 });
+      expect(checkStyle).toBe(style);
+      const s = corpusStream(CORPUS_PRESETS[name], new Set());
+      const counts: Record<string, number> = {};
+      for (let i = 0; i < 3000; i++) {
+        const it = s.next().value!;
+        expect(it.prompt.length + it.completion.length).toBeLessThanOrEqual(maxChars);
+        counts[it.procedure] = (counts[it.procedure] ?? 0) + 1;
+        if (it.procedure !== "drill") expect(classifyProcedure(it.completion)).toBe(it.procedure);
+      }
+      expect(counts.drill / 3000).toBeCloseTo(drills, 1);
+      expect(counts.check / 3000).toBeGreaterThan(0.06);
     }
-    expect(counts.drill / 3000).toBeCloseTo(drills, 1);
-    expect(counts.check / 3000).toBeGreaterThan(0.06);
   });
 
   it("a drill verifies a claimed step: a right claim passes, a wrong one is rechecked and redone right", () => {
@@ -173,6 +186,86 @@ describe("the verify check style", () => {
         expect(parseProblem(item.prompt)!.answer).toBe(item.answer);
     expect(parseProblem("hello")).toBeNull();
     expect(hardSteps(parseProblem("45*3")!)).toBe(2); // 40*3=120 (≥ 100) and 5*3=15 (≥ 10); 120+15 no carry
+  });
+});
+
+describe("the units check style", () => {
+  it("checks units digits by hand", () => {
+    const c = (lhs: string, v: number, last = false) => {
+      const r = unitsCheckOf(lhs, v, last)!;
+      return { expr: r.expr, value: r.value, passes: r.passes(r.value) };
+    };
+    expect(c("45-18", 27)).toEqual({ expr: "7+8", value: 15, passes: true }); // 15 ends in 45's 5
+    expect(c("45-18", 26)).toEqual({ expr: "6+8", value: 14, passes: false });
+    expect(c("45-18", 37)).toEqual({ expr: "7+8", value: 15, passes: true }); // a slip of 10 passes unseen
+    expect(c("75+38", 113)).toEqual({ expr: "13-8", value: 5, passes: true }); // borrows: 13-8 is 75's 5
+    expect(c("80+32", 113)).toEqual({ expr: "3-2", value: 1, passes: false });
+    expect(c("96/8", 12)).toEqual({ expr: "2*8", value: 16, passes: true });
+    expect(c("96/8", 11)).toEqual({ expr: "1*8", value: 8, passes: false });
+    expect(c("30*9", 270, true)).toEqual({ expr: "0*9", value: 0, passes: true });
+    expect(c("30*9", 271, true)).toEqual({ expr: "0*9", value: 0, passes: false });
+    expect(unitsCheckOf("9*5", 45, false)).toBeNull();
+    // a negative number: the whole inverse
+    expect(c("-18+24", 6)).toEqual({ expr: "6-24", value: -18, passes: true });
+    expect(stepCheck("verify", "45-18", 27, false)!.expr).toBe("27+18");
+  });
+
+  it("a units check that fails is followed by a recheck and the right step; right steps pass", () => {
+    const rng = makeRng(13, "t");
+    let failures = 0;
+    for (const f of FAMILY_NAMES) {
+      for (let i = 0; i < 100; i++) {
+        const p = makeProblem(f, rng);
+        const clean = renderSolution(p, "check", rng, noSlips, "units");
+        expect(clean.text).not.toContain("recheck");
+        expect(clean.text.endsWith(`####${p.answer}`)).toBe(true);
+        expect(classifyProcedure(clean.text)).toBe("check");
+        const s = renderSolution(p, "check", rng, allSlips, "units");
+        expect(classifyProcedure(s.text)).toBe("check");
+        const segs = s.text.split(";");
+        for (const [k, seg] of segs.entries()) {
+          if (!seg.includes(",")) continue;
+          const m = SEGMENT.exec(seg)!;
+          expect(m).not.toBeNull();
+          const check = unitsCheckOf(m[1], Number(m[2]), k === segs.length - 2)!;
+          if (m[5] === undefined) expect(check.passes(Number(m[4]))).toBe(true);
+          else {
+            failures++;
+            expect(check.passes(Number(m[4]))).toBe(false);
+            expect(m[5]).toBe(m[1]);
+            expect(evalStep(m[5])).toBe(Number(m[6]));
+            expect(evalStep(m[7])).toBe(Number(m[8]));
+          }
+        }
+      }
+    }
+    expect(failures).toBeGreaterThan(100);
+  });
+});
+
+describe("units drills", () => {
+  it("a drill's units check decides the recheck, and the redo is right", () => {
+    const rng = makeRng(14, "t");
+    let rechecks = 0;
+    for (let i = 0; i < 400; i++) {
+      const p = makeProblem(FAMILY_NAMES[i % 4], rng);
+      const d = renderDrill(p, rng, "units")!;
+      const claim = /^(-?\d+[-+*/]-?\d+)=(-?\d+)\?$/.exec(d.prompt)!;
+      const m =
+        /^,(-?\d+[-+*/]-?\d+)=(-?\d+)(?: recheck (-?\d+[-+*/]-?\d+)=(-?\d+),(-?\d+[-+*/]-?\d+)=(-?\d+))? ok$/.exec(
+          d.completion,
+        )!;
+      expect(evalStep(m[1])).toBe(Number(m[2]));
+      const isLast = p.steps[p.steps.length - 1].lhs === claim[1];
+      const check = unitsCheckOf(claim[1], Number(claim[2]), isLast)!;
+      expect(m[1]).toBe(check.expr);
+      expect(m[3] !== undefined).toBe(!check.passes(Number(m[2])));
+      if (m[3] !== undefined) {
+        rechecks++;
+        expect(evalStep(m[3])).toBe(Number(m[4]));
+      }
+    }
+    expect(rechecks / 400).toBeGreaterThan(0.25);
   });
 });
 
