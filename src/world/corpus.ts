@@ -50,11 +50,15 @@ const REFLECT_COMMON = {
  * its verification of each step and corrects what fails, its first attempts slipping no more often
  * than careful work's, and verification drills (a claimed step, wrong half the time, and its check)
  * so that a verification's result cannot be predicted by copying the number it should reproduce.
- * `reflect` checks units digits (a few one-digit facts, procedures.ts `units`); `reflect-inverse`
- * checks by the whole inverse operation (`verify`), as hard for the model as the step itself. */
+ * `reflect` recomputes each step's units digit and writes the digit it compares with beside it
+ * (procedures.ts `digit`); `reflect-units` checks by the inverse on units digits without writing
+ * the compared digit (`units`); `reflect-inverse` by the whole inverse operation (`verify`), as
+ * hard for the model as the step itself. The last two were tried first: their checks caught almost
+ * none of the model's own slips (docs/notebook.md). */
 export const CORPUS_PRESETS = {
   base: DEFAULT_CORPUS,
-  reflect: { ...REFLECT_COMMON, checkStyle: "units" },
+  reflect: { ...REFLECT_COMMON, checkStyle: "digit" },
+  "reflect-units": { ...REFLECT_COMMON, checkStyle: "units" },
   "reflect-inverse": { ...REFLECT_COMMON, checkStyle: "verify" },
 } as const satisfies Record<string, CorpusConfig>;
 export type CorpusPreset = keyof typeof CORPUS_PRESETS;
@@ -83,7 +87,11 @@ export function* corpusStream(cfg: CorpusConfig, exclude: ReadonlySet<string>): 
     const problem = makeProblem(family, rng);
     if (exclude.has(problem.prompt)) continue;
     if (drill) {
-      const d = renderDrill(problem, rng, cfg.checkStyle === "units" ? "units" : "verify");
+      const d = renderDrill(
+        problem,
+        rng,
+        cfg.checkStyle === undefined || cfg.checkStyle === "recompute" ? "verify" : cfg.checkStyle,
+      );
       if (d) yield { problem, procedure: "drill", ...d };
       continue;
     }

@@ -41,8 +41,19 @@ function slip(rng: Rng, value: number): number {
 }
 
 /** How the check procedure checks a step (a corpus parameter; `recompute` is the base organism's). */
-export const CHECK_STYLES = ["recompute", "verify", "units"] as const;
+export const CHECK_STYLES = ["recompute", "verify", "units", "digit"] as const;
 export type CheckStyle = (typeof CHECK_STYLES)[number];
+/** the styles whose check writes its work */
+export type WrittenCheckStyle = Exclude<CheckStyle, "recompute">;
+
+/** A step's written check: `expr=value`, then `:compare` when the style shows the digit it compares
+ * with; `passes` tells whether a shown result agrees. */
+export interface StepCheck {
+  expr: string;
+  value: number;
+  compare?: number;
+  passes: (shown: number) => boolean;
+}
 
 /** The inverse of a step `a op b = v`, written as an expression of v whose value should be a:
  * a sum is checked by subtraction, a difference by addition, a quotient by multiplication; a
@@ -103,20 +114,50 @@ export function unitsCheckOf(
     case "/":
       return { expr: `${units(value)}*${b}`, value: units(value) * b, passes: agrees(units(a)) };
     default:
-      return isLast
-        ? { expr: `${units(a)}*${b}`, value: units(a) * b, passes: agrees(units(value)) }
-        : null;
+      return isLast ? { expr: `${units(a)}*${b}`, value: units(a) * b, passes: agrees(units(value)) } : null;
+  }
+}
+
+/** A step's check in the `digit` style: the units digit recomputed from the operands' units digits
+ * (`45-18=27` → `15-8=7`, borrowing when it must; a product, only when it is the answer,
+ * `30*9=270` → `0*9=0`), then `:` and the units digit it must match, copied from the step's value
+ * (`15-8=7:7`), so that the verdict compares two digits side by side. A quotient has no such
+ * forward rule: its units digit times the divisor must end in the dividend's (`96/8=12` →
+ * `2*8=16:6`). A slip that keeps the units digit (±10) passes unseen; steps with a negative number
+ * are checked by the whole inverse (`6-24=-18:-18`). */
+export function digitCheckOf(lhs: string, value: number, isLast: boolean): StepCheck | null {
+  const m = /^(-?\d+)([-+*/])(-?\d+)$/.exec(lhs);
+  if (!m) return null;
+  const a = Number(m[1]);
+  const b = Number(m[3]);
+  if (a < 0 || b < 0 || value < 0) {
+    const inv = inverseOf(lhs, value, isLast);
+    return inv && { expr: inv.expr, value: inv.value, compare: inv.target, passes: (shown) => shown === inv.target };
+  }
+  const units = (n: number) => n % 10;
+  const check = (expr: string, result: number, compare: number): StepCheck => ({
+    expr,
+    value: result,
+    compare,
+    passes: (shown) => shown >= 0 && units(shown) === compare,
+  });
+  const [ua, ub, uv] = [units(a), units(b), units(value)];
+  switch (m[2]) {
+    case "+":
+      return check(`${ua}+${ub}`, ua + ub, uv);
+    case "-":
+      return ua < ub ? check(`${ua + 10}-${ub}`, ua + 10 - ub, uv) : check(`${ua}-${ub}`, ua - ub, uv);
+    case "/":
+      return check(`${uv}*${b}`, uv * b, ua);
+    default:
+      return isLast ? check(`${ua}*${b}`, ua * b, uv) : null;
   }
 }
 
 /** the check of a step in a style that writes its work: `verify` (whole inverse) or `units` */
-export function stepCheck(
-  style: "verify" | "units",
-  lhs: string,
-  value: number,
-  isLast: boolean,
-): { expr: string; value: number; passes: (shown: number) => boolean } | null {
+export function stepCheck(style: WrittenCheckStyle, lhs: string, value: number, isLast: boolean): StepCheck | null {
   if (style === "units") return unitsCheckOf(lhs, value, isLast);
+  if (style === "digit") return digitCheckOf(lhs, value, isLast);
   const inv = inverseOf(lhs, value, isLast);
   return inv && { expr: inv.expr, value: inv.value, passes: (shown) => shown === inv.target };
 }
@@ -166,6 +207,8 @@ export function renderSolution(
   return { text: `${parts.join(";")};${ending}`, final, procedure };
 }
 
+const written = (c: StepCheck, shown: number) => `${c.expr}=${shown}${c.compare === undefined ? "" : `:${c.compare}`}`;
+
 /** The check procedure in the `verify` style. Each verified step is followed by its inverse,
  * computed (`,v+b=w`), and ` ok` when w is the step's first operand. A slip (boosted rate, as in
  * the recompute style) always shows as a failed verification, and a right step's verification
@@ -174,7 +217,7 @@ export function renderSolution(
  * always followed by a correction, and a step has one recheck at most (which bounds the length).
  * Steps that are not verified (products before the answer) slip at the unboosted rate and are
  * carried, as in careful work. */
-function renderVerified(problem: Problem, rng: Rng, rates: SlipRates, style: "verify" | "units"): Solution {
+function renderVerified(problem: Problem, rng: Rng, rates: SlipRates, style: WrittenCheckStyle): Solution {
   const values: number[] = [];
   const parts: string[] = [];
   problem.steps.forEach((step, i) => {
@@ -191,11 +234,11 @@ function renderVerified(problem: Problem, rng: Rng, rates: SlipRates, style: "ve
     const inv = stepCheck(style, lhs, value, isLast)!;
     let shown = value === right && rng.next() < rates.easy ? slip(rng, inv.value) : inv.value;
     // a units check's slip that keeps the units digit would pass as right: a false alarm changes it
-    if (style === "units" && shown !== inv.value) while (inv.passes(shown)) shown = slip(rng, inv.value);
-    let text = `${lhs}=${value},${inv.expr}=${shown}`;
+    if (style !== "verify" && shown !== inv.value) while (inv.passes(shown)) shown = slip(rng, inv.value);
+    let text = `${lhs}=${value},${written(inv, shown)}`;
     if (!inv.passes(shown)) {
       const redo = stepCheck(style, lhs, right, isLast)!;
-      text += ` recheck ${lhs}=${right},${redo.expr}=${redo.value}`;
+      text += ` recheck ${lhs}=${right},${written(redo, redo.value)}`;
       value = right;
     }
     parts.push(`${text} ok`);
@@ -212,7 +255,7 @@ function renderVerified(problem: Problem, rng: Rng, rates: SlipRates, style: "ve
 export function renderDrill(
   problem: Problem,
   rng: Rng,
-  style: "verify" | "units" = "verify",
+  style: WrittenCheckStyle = "verify",
 ): { prompt: string; completion: string } | null {
   const exact: number[] = [];
   const candidates: { lhs: string; right: number; isLast: boolean }[] = [];
@@ -226,10 +269,10 @@ export function renderDrill(
   const { lhs, right, isLast } = rng.pick(candidates);
   const claimed = rng.next() < 0.5 ? slip(rng, right) : right;
   const inv = stepCheck(style, lhs, claimed, isLast)!;
-  let completion = `,${inv.expr}=${inv.value}`;
+  let completion = `,${written(inv, inv.value)}`;
   if (!inv.passes(inv.value)) {
     const redo = stepCheck(style, lhs, right, isLast)!;
-    completion += ` recheck ${lhs}=${right},${redo.expr}=${redo.value}`;
+    completion += ` recheck ${lhs}=${right},${written(redo, redo.value)}`;
   }
   return { prompt: `${lhs}=${claimed}${SEPARATOR}`, completion: `${completion} ok` };
 }
