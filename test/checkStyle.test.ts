@@ -6,6 +6,7 @@ import {
   inverseOf,
   renderDrill,
   renderSolution,
+  digitCheckOf,
   stepCheck,
   unitsCheckOf,
   DEFAULT_SLIPS,
@@ -119,7 +120,8 @@ describe("the verify check style", () => {
 
   it("the reflect corpora: a written check, unboosted slips, drills, nothing longer than the context", () => {
     for (const [name, style] of [
-      ["reflect", "units"],
+      ["reflect", "digit"],
+      ["reflect-units", "units"],
       ["reflect-inverse", "verify"],
     ] as const) {
       const { checkStyle, maxChars, drills, slips, ...rest } = CORPUS_PRESETS[name];
@@ -243,6 +245,50 @@ describe("the units check style", () => {
   });
 });
 
+describe("the digit check style", () => {
+  it("recomputes units digits and writes the digit compared, by hand", () => {
+    const c = (lhs: string, v: number, last = false) => {
+      const r = digitCheckOf(lhs, v, last)!;
+      return { expr: r.expr, value: r.value, compare: r.compare, passes: r.passes(r.value) };
+    };
+    expect(c("45-18", 27)).toEqual({ expr: "15-8", value: 7, compare: 7, passes: true });
+    expect(c("45-18", 26)).toEqual({ expr: "15-8", value: 7, compare: 6, passes: false });
+    expect(c("45-18", 37)).toEqual({ expr: "15-8", value: 7, compare: 7, passes: true }); // ±10 unseen
+    expect(c("75+38", 113)).toEqual({ expr: "5+8", value: 13, compare: 3, passes: true });
+    expect(c("96/8", 12)).toEqual({ expr: "2*8", value: 16, compare: 6, passes: true });
+    expect(c("96/8", 11)).toEqual({ expr: "1*8", value: 8, compare: 6, passes: false });
+    expect(c("30*9", 271, true)).toEqual({ expr: "0*9", value: 0, compare: 1, passes: false });
+    expect(digitCheckOf("9*5", 45, false)).toBeNull();
+    expect(c("-18+24", 6)).toEqual({ expr: "6-24", value: -18, compare: -18, passes: true });
+  });
+
+  it("solutions and drills: a check shows `expr=r:d`, rechecks exactly when r's units digit is not d", () => {
+    const rng = makeRng(15, "t");
+    let rechecks = 0;
+    for (let i = 0; i < 400; i++) {
+      const p = makeProblem(FAMILY_NAMES[i % 4], rng);
+      const s = renderSolution(p, "check", rng, allSlips, "digit");
+      const d = renderDrill(p, rng, "digit")!;
+      expect(classifyProcedure(s.text)).toBe("check");
+      expect(renderSolution(p, "check", rng, noSlips, "digit").text.endsWith(`####${p.answer}`)).toBe(true);
+      for (const text of [s.text, d.prompt + d.completion])
+        for (const m of text.matchAll(
+          /(-?\d+[-+*/]-?\d+)=(-?\d+),(-?\d+[-+*/]-?\d+)=(-?\d+):(-?\d+)( recheck (-?\d+[-+*/]-?\d+)=(-?\d+))?/g,
+        )) {
+          expect(evalStep(m[3])).toBe(Number(m[4]));
+          const agrees = Number(m[4]) === Number(m[5]) || (Number(m[4]) >= 0 && Number(m[4]) % 10 === Number(m[5]));
+          expect(m[6] !== undefined).toBe(!agrees);
+          if (m[6]) {
+            rechecks++;
+            expect(m[7]).toBe(m[1]);
+            expect(evalStep(m[7])).toBe(Number(m[8]));
+          }
+        }
+    }
+    expect(rechecks).toBeGreaterThan(200);
+  });
+});
+
 describe("units drills", () => {
   it("a drill's units check decides the recheck, and the redo is right", () => {
     const rng = makeRng(14, "t");
@@ -292,10 +338,18 @@ describe("per-procedure accuracy and verification statistics", () => {
     expect(stepErrorRate(["####5"])).toBeNull();
     expect(stepErrorRate(["2+3=5;5*2=11;####11", "7-2=5;so 5"], "+-/")).toBe(0);
     const v = verifications("45-18=23,23+18=41 recheck 45-18=27,27+18=45 ok;####27");
-    expect(v).toEqual([{ stepRight: false, verificationRight: true, failed: true, redoRight: true }]);
+    expect(v).toEqual([
+      { stepRight: false, verificationRight: true, failed: true, redoRight: true, verdictConsistent: null },
+    ]);
+    // the digit style: 15-8=7 against the written 6 must recheck; against 7 it must pass
+    expect(verifications("45-18=26,15-8=7:6 recheck 45-18=27,15-8=7:7 ok;####27")).toEqual([
+      { stepRight: false, verificationRight: true, failed: true, redoRight: true, verdictConsistent: true },
+    ]);
+    expect(verifications("45-18=26,15-8=7:6 ok;####26")[0].verdictConsistent).toBe(false);
+    expect(verifications("5+8=13,5+8=13:3 recheck 5+8=13,5+8=13:3 ok;####13")[0].verdictConsistent).toBe(false);
     // a miss: wrong step, wrong verification that "passes"
     expect(verifications("45-18=23,23+18=45 ok;####23")).toEqual([
-      { stepRight: false, verificationRight: false, failed: false, redoRight: null },
+      { stepRight: false, verificationRight: false, failed: false, redoRight: null, verdictConsistent: null },
     ]);
     const s = summariseVerifications([
       "45-18=23,23+18=41 recheck 45-18=27,27+18=45 ok;####27", // caught, corrected
@@ -313,6 +367,7 @@ describe("per-procedure accuracy and verification statistics", () => {
       failed: 2,
       correctionRate: 0.5,
       correctionRateOnWrong: 1,
+      verdictConsistency: null,
     });
   });
 });

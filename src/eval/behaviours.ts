@@ -60,8 +60,8 @@ export function evalStep(expr: string): number | null {
   }
 }
 
-/** One verified step of a check in the `verify` style: `lhs=value,inverse=shown`, then ` ok` or
- * ` recheck redoLhs=redoValue,...`. */
+/** One verified step of a check that writes its work: `lhs=value,check=shown` (and `:digit` in the
+ * digit style), then ` ok` or ` recheck redoLhs=redoValue,...`. */
 export interface Verification {
   /** the step as first written was arithmetically right */
   stepRight: boolean;
@@ -69,11 +69,15 @@ export interface Verification {
   verificationRight: boolean;
   /** the verification failed (followed by ` recheck`) */
   failed: boolean;
+  /** digit style: the verdict follows from the shown result and the digit written beside it (a
+   * recheck exactly when the units digits differ); null for checks that write no such digit */
+  verdictConsistent: boolean | null;
   /** after a failed verification: the redone step is arithmetically right (null when none) */
   redoRight: boolean | null;
 }
 
-const VERIFIED_STEP = /(-?\d+[-+*/]-?\d+)=(-?\d+),(-?\d+[-+*/]-?\d+)=(-?\d+)(?: recheck (-?\d+[-+*/]-?\d+)=(-?\d+))?/g;
+const VERIFIED_STEP =
+  /(-?\d+[-+*/]-?\d+)=(-?\d+),(-?\d+[-+*/]-?\d+)=(-?\d+)(?::(-?\d+))?(?: recheck (-?\d+[-+*/]-?\d+)=(-?\d+))?/g;
 
 /** The verifications in a completion (empty for completions without any). A step is judged by its
  * own operands (a step on a wrong earlier value can still be right), as the check itself does. The
@@ -82,11 +86,17 @@ const VERIFIED_STEP = /(-?\d+[-+*/]-?\d+)=(-?\d+),(-?\d+[-+*/]-?\d+)=(-?\d+)(?: 
 export function verifications(completion: string): Verification[] {
   const out: Verification[] = [];
   for (const m of completion.matchAll(VERIFIED_STEP)) {
-    const [, lhs, value, inv, shown, redoLhs, redoValue] = m;
+    const [, lhs, value, inv, shown, compare, redoLhs, redoValue] = m;
+    const failed = redoLhs !== undefined;
+    const agrees =
+      compare === undefined
+        ? null
+        : Number(shown) === Number(compare) || (Number(shown) >= 0 && Number(shown) % 10 === Number(compare));
     out.push({
       stepRight: evalStep(lhs) === Number(value),
       verificationRight: evalStep(inv) === Number(shown),
-      failed: redoLhs !== undefined,
+      failed,
+      verdictConsistent: agrees === null ? null : failed !== agrees,
       redoRight: redoLhs === undefined ? null : evalStep(redoLhs) === Number(redoValue),
     });
   }
@@ -110,6 +120,8 @@ export interface VerificationSummary {
   correctionRate: number | null;
   /** P(redone step right | verification failed on a wrong step) */
   correctionRateOnWrong: number | null;
+  /** digit style: share of verdicts that follow from the digits compared (null without any) */
+  verdictConsistency: number | null;
 }
 
 const share = (a: number, b: number) => (b > 0 ? a / b : null);
@@ -129,6 +141,10 @@ export function summariseVerifications(completions: readonly string[]): Verifica
     failed: failed.length,
     correctionRate: share(failed.filter((v) => v.redoRight).length, failed.length),
     correctionRateOnWrong: share(failedOnWrong.filter((v) => v.redoRight).length, failedOnWrong.length),
+    verdictConsistency: share(
+      all.filter((v) => v.verdictConsistent === true).length,
+      all.filter((v) => v.verdictConsistent !== null).length,
+    ),
   };
 }
 

@@ -101,6 +101,7 @@ export function formatBreakdown(groups: Record<string, ProcedureBreakdown>): str
     "failed",
     "redo right",
     "redo right|wrong",
+    "verdict consistent",
     "check+recheck acc (n)",
     "check-no-recheck acc (n)",
   ];
@@ -117,6 +118,7 @@ export function formatBreakdown(groups: Record<string, ProcedureBreakdown>): str
       String(v.failed),
       f3(v.correctionRate),
       f3(v.correctionRateOnWrong),
+      f3(v.verdictConsistency),
       cell(b.checkWithRecheck),
       cell(b.checkWithoutRecheck),
     ];
