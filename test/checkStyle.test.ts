@@ -120,9 +120,9 @@ describe("the verify check style", () => {
 
   it("the reflect corpora: a written check, unboosted slips, drills, nothing longer than the context", () => {
     for (const [name, style] of [
-      ["reflect", "digit"],
+      ["reflect", "verify"],
       ["reflect-units", "units"],
-      ["reflect-inverse", "verify"],
+      ["reflect-digit", "digit"],
     ] as const) {
       const { checkStyle, maxChars, drills, slips, ...rest } = CORPUS_PRESETS[name];
       const { slips: baseSlips, ...baseRest } = DEFAULT_CORPUS;

@@ -50,16 +50,15 @@ const REFLECT_COMMON = {
  * its verification of each step and corrects what fails, its first attempts slipping no more often
  * than careful work's, and verification drills (a claimed step, wrong half the time, and its check)
  * so that a verification's result cannot be predicted by copying the number it should reproduce.
- * `reflect` recomputes each step's units digit and writes the digit it compares with beside it
- * (procedures.ts `digit`); `reflect-units` checks by the inverse on units digits without writing
- * the compared digit (`units`); `reflect-inverse` by the whole inverse operation (`verify`), as
- * hard for the model as the step itself. The last two were tried first: their checks caught almost
- * none of the model's own slips (docs/notebook.md). */
+ * `reflect` checks by the whole inverse operation (procedures.ts `verify`); `reflect-units` by the
+ * inverse on units digits (`units`); `reflect-digit` recomputes each step's units digit and writes the
+ * digit it compares with beside it (`digit`). All three were pretrained; the committed
+ * data/models/base-reflect is `reflect`, whose check did best (docs/notebook.md). */
 export const CORPUS_PRESETS = {
   base: DEFAULT_CORPUS,
-  reflect: { ...REFLECT_COMMON, checkStyle: "digit" },
+  reflect: { ...REFLECT_COMMON, checkStyle: "verify" },
   "reflect-units": { ...REFLECT_COMMON, checkStyle: "units" },
-  "reflect-inverse": { ...REFLECT_COMMON, checkStyle: "verify" },
+  "reflect-digit": { ...REFLECT_COMMON, checkStyle: "digit" },
 } as const satisfies Record<string, CorpusConfig>;
 export type CorpusPreset = keyof typeof CORPUS_PRESETS;
 
