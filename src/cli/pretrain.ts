@@ -209,7 +209,7 @@ ${card.parameters} parameters: ${JSON.stringify(card.model)}.
 
 - Pretraining: ${card.stages.map((s: any) => `${s.steps} steps at lr ${s.lr} (${s.trainSeconds} s)`).join(", then ")}; batches of ${card.pretrain.batchSize} sequences, AdamW (warmup ${card.pretrain.warmup}, cosine to 10 %), loss on solution tokens only.
   Last stage: ${card.trainTokensPerSecond} padded tokens/s.
-- Corpus${card.corpusPreset ? ` \`${card.corpusPreset}\` (last stage)` : ""}: procedure mixture ${JSON.stringify(card.corpus.mixture)}, slip rates ${JSON.stringify(card.corpus.slips)}${card.corpus.checkStyle ? `, check style \`${card.corpus.checkStyle}\`` : ""}${card.corpus.maxChars ? `, items over ${card.corpus.maxChars} characters skipped` : ""}, corpus seed ${card.corpus.seed}; benchmark and pool problems excluded.
+- Corpus${card.corpusPreset ? ` \`${card.corpusPreset}\` (last stage)` : ""}: procedure mixture ${JSON.stringify(card.corpus.mixture)}, slip rates ${JSON.stringify(card.corpus.slips)}${card.corpus.checkStyle ? `, check style \`${card.corpus.checkStyle}\`` : ""}${card.corpus.maxChars ? `, items over ${card.corpus.maxChars} characters skipped` : ""}${card.corpus.drills ? `, ${card.corpus.drills} of the items verification drills` : ""}, corpus seed ${card.corpus.seed}; benchmark and pool problems excluded.
 - Sampling speed during the measurement below: ${card.sampledTokensPerSecond} tokens/s (host KV-cache decoder, prompt positions included).
 
 ## Latent capability (held-out, T = 1.0, n = ${report.options.n} samples per problem, unbiased pass@k)
