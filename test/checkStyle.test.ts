@@ -20,7 +20,13 @@ import {
   summariseVerifications,
   verifications,
 } from "../src/eval/behaviours.js";
-import { difficultyOf, formatBreakdown, procedureBreakdown } from "../src/eval/procedures.js";
+import {
+  difficultyOf,
+  drillPrompts,
+  formatBreakdown,
+  procedureBreakdown,
+  summariseDrills,
+} from "../src/eval/procedures.js";
 
 const noSlips = { easy: 0, hard: 0, catchRate: 1, hastyRight: 1, checkSlipBoost: 1 };
 const allSlips = { easy: 1, hard: 1, catchRate: 1, hastyRight: 0, checkSlipBoost: 1 };
@@ -403,5 +409,35 @@ describe("procedureBreakdown", () => {
     // careful work: 12+5=17 right, 45-18=23 wrong
     expect(b.carefulStepErrorRate).toBe(0.5);
     expect(formatBreakdown({ all: b })).toContain("1.000 (   3)");
+  });
+});
+
+describe("drills as a measurement", () => {
+  it("reads a claim and the model's check as one verified step", () => {
+    const s = summariseDrills([
+      { prompt: "22-9=13?", completion: ",13+9=22 ok" }, // right claim, passes
+      { prompt: "22-9=14?", completion: ",14+9=22 ok" }, // wrong claim, copied operand: missed
+      { prompt: "22-9=14?", completion: ",14+9=23 recheck 22-9=13,13+9=22 ok" }, // caught and redone right
+      { prompt: "22-9=13?", completion: ",12-9=4:3 recheck 22-9=13,12-9=3:3 ok" }, // false alarm from a wrong check
+    ]);
+    expect(s.steps).toBe(4);
+    expect(s.stepErrorRate).toBe(0.5);
+    expect(s.verificationAccuracy).toBe(0.5);
+    expect(s.detectionRate).toBe(0.5);
+    expect(s.falseAlarmRate).toBe(0.5);
+    expect(s.correctionRate).toBe(1);
+    expect(s.verdictConsistency).toBe(1); // 4 against the written 3: a recheck, as it must
+  });
+
+  it("drill prompts are deterministic for a stream and wrong about half the time", () => {
+    const a = drillPrompts("digit", 200, makeRng(1, "d"));
+    expect(a).toEqual(drillPrompts("digit", 200, makeRng(1, "d")));
+    expect(a).toHaveLength(200);
+    const wrong = a.filter((p) => {
+      const m = /^(-?\d+[-+*/]-?\d+)=(-?\d+)\?$/.exec(p)!;
+      return evalStep(m[1]) !== Number(m[2]);
+    }).length;
+    expect(wrong / 200).toBeGreaterThan(0.35);
+    expect(wrong / 200).toBeLessThan(0.65);
   });
 });

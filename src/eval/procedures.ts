@@ -3,8 +3,16 @@
 // solution, recovered from its prompt), with what the check procedure's verifications did —
 // how often they caught the model's own slips and how often a failed check was followed by a right
 // correction. Pure aggregation over scored samples; sampling happens at the caller.
-import { hardSteps, parseProblem } from "../world/families.js";
-import { classifyProcedure, PROCEDURES, type Procedure } from "../world/procedures.js";
+import type { Rng } from "../engine/rng.js";
+import { FAMILY_NAMES, hardSteps, makeProblem, parseProblem } from "../world/families.js";
+import {
+  classifyProcedure,
+  PROCEDURES,
+  renderDrill,
+  SEPARATOR,
+  type Procedure,
+  type WrittenCheckStyle,
+} from "../world/procedures.js";
 import {
   accuracyByProcedure,
   stepErrorRate,
@@ -129,4 +137,24 @@ export function formatBreakdown(groups: Record<string, ProcedureBreakdown>): str
     return [line(h), ...rs.map(line)].join("\n");
   };
   return `${table(head, rows)}\n\nverifications (check procedure):\n${table(vhead, vrows)}`;
+}
+
+/** `count` verification drills (a claimed step, right or slipped at even odds), families in turn */
+export function drillPrompts(style: WrittenCheckStyle, count: number, rng: Rng): string[] {
+  const out: string[] = [];
+  for (let i = 0; out.length < count; i++) {
+    const d = renderDrill(makeProblem(FAMILY_NAMES[i % FAMILY_NAMES.length], rng), rng, style);
+    if (d) out.push(d.prompt);
+  }
+  return out;
+}
+
+/** What a model's checks do on drills: the claim and its completion read as one verified step
+ * (`22-9=13?` + `,13+9=22 ok`), so detection is P(recheck | claim wrong). */
+export function summariseDrills(drills: readonly { prompt: string; completion: string }[]): VerificationSummary {
+  return summariseVerifications(
+    drills.map(
+      (d) => `${d.prompt.endsWith(SEPARATOR) ? d.prompt.slice(0, -SEPARATOR.length) : d.prompt}${d.completion}`,
+    ),
+  );
 }
