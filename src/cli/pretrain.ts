@@ -1,9 +1,9 @@
-// `npm run pretrain -- [--preset gpt-nano] [--steps N] [--seed S] [--out DIR] [--backend B] ...`
+// `npm run pretrain -- [--preset gpt-nano] [--corpus base|reflect] [--steps N] [--seed S] [--out DIR] [--backend B] ...`
 // Pretrains the base model on the procedure corpus, shows progress, then measures the latent
 // capability (greedy, sampled, pass@k at T = 1) and writes the checkpoint with its model card.
 import fs from "node:fs";
 import path from "node:path";
-import { DEFAULT_CORPUS } from "../world/corpus.js";
+import { CORPUS_PRESETS, type CorpusPreset } from "../world/corpus.js";
 import { copyTokenizer, DEFAULT_TOKENIZER_DIR, loadTokenizer } from "../text/tokenizer.js";
 import { countParams, initParams, resolveModelConfig } from "../model/gpt.js";
 import { pretrain, type PretrainConfig } from "../model/pretrain.js";
@@ -17,7 +17,7 @@ import { numberFlag, parseArgs, runMain } from "./args.js";
 import { COMPUTE_FLAGS, COMPUTE_USAGE, setupCompute } from "./setup.js";
 import { packageVersions } from "./versions.js";
 
-const USAGE = `usage: npm run pretrain -- [--preset gpt-nano | --init DIR] [--token-weighting uniform|batch-mean] [--steps 1500] [--batch 32] [--lr 0.003] [--seed 1]
+const USAGE = `usage: npm run pretrain -- [--preset gpt-nano | --init DIR] [--corpus base|reflect] [--token-weighting uniform|batch-mean] [--steps 1500] [--batch 32] [--lr 0.003] [--seed 1]
        [--out data/models/base] [--eval-every 250] [--card-n 64] [--card-limit 100] [--backend auto|tensorflow|wasm|cpu]`;
 
 runMain(async () => {
@@ -26,6 +26,7 @@ runMain(async () => {
     {
       preset: "string",
       init: "string",
+      corpus: "string",
       "token-weighting": "string",
       steps: "string",
       batch: "string",
@@ -65,7 +66,14 @@ runMain(async () => {
   if (initCk && flags.preset)
     throw new Error("pretrain: --init continues an existing checkpoint with its own architecture; drop --preset");
   const model = initCk ? initCk.cfg : resolveModelConfig((flags.preset as string) ?? "gpt-nano", tok.vocabSize);
-  const corpus = { ...DEFAULT_CORPUS, seed: DEFAULT_CORPUS.seed + cfg.seed - 1 };
+  // named corpora: `reflect` differs from `base` only in how the check procedure checks (world/corpus.ts)
+  const corpusName = ((flags.corpus as string) ?? "base") as CorpusPreset;
+  if (!Object.hasOwn(CORPUS_PRESETS, corpusName))
+    throw new Error(
+      `--corpus: use one of ${Object.keys(CORPUS_PRESETS).join(", ")}, got ${JSON.stringify(corpusName)}`,
+    );
+  const preset = CORPUS_PRESETS[corpusName];
+  const corpus = { ...preset, seed: preset.seed + cfg.seed - 1 };
   const benches = loadBenchmarks(null, null);
   const exclude = new Set([...benches.flatMap((b) => b.items.map((i) => i.prompt))]);
   const pool = readItems("data/pool/pool.jsonl");
@@ -161,7 +169,14 @@ runMain(async () => {
             },
           ]
         : [])),
-    { command, steps: cfg.steps, trainSeconds: Math.round(trainSeconds), corpusSeed: corpus.seed, lr: cfg.lr },
+    {
+      command,
+      steps: cfg.steps,
+      trainSeconds: Math.round(trainSeconds),
+      corpusSeed: corpus.seed,
+      lr: cfg.lr,
+      ...(corpusName !== "base" ? { corpus: corpusName } : {}),
+    },
   ];
   const card = {
     name: path.basename(out),
@@ -173,6 +188,7 @@ runMain(async () => {
     model,
     parameters: countParams(model),
     pretrain: cfg,
+    ...(corpusName !== "base" ? { corpusPreset: corpusName } : {}),
     corpus,
     trainSeconds: Math.round(trainSeconds),
     trainTokensPerSecond: Math.round(trainTokensPerSecond),
@@ -194,7 +210,7 @@ ${card.parameters} parameters: ${JSON.stringify(card.model)}.
 
 - Pretraining: ${card.stages.map((s: any) => `${s.steps} steps at lr ${s.lr} (${s.trainSeconds} s)`).join(", then ")}; batches of ${card.pretrain.batchSize} sequences, AdamW (warmup ${card.pretrain.warmup}, cosine to 10 %), loss on solution tokens only.
   Last stage: ${card.trainTokensPerSecond} padded tokens/s.
-- Corpus: procedure mixture ${JSON.stringify(card.corpus.mixture)}, slip rates ${JSON.stringify(card.corpus.slips)}, corpus seed ${card.corpus.seed}; benchmark and pool problems excluded.
+- Corpus${card.corpusPreset ? ` \`${card.corpusPreset}\` (last stage)` : ""}: procedure mixture ${JSON.stringify(card.corpus.mixture)}, slip rates ${JSON.stringify(card.corpus.slips)}${card.corpus.checkStyle ? `, check style \`${card.corpus.checkStyle}\`` : ""}${card.corpus.maxChars ? `, items over ${card.corpus.maxChars} characters skipped` : ""}${card.corpus.drills ? `, ${card.corpus.drills} of the items verification drills` : ""}, corpus seed ${card.corpus.seed}; benchmark and pool problems excluded.
 - Sampling speed during the measurement below: ${card.sampledTokensPerSecond} tokens/s (host KV-cache decoder, prompt positions included).
 
 ## Latent capability (held-out, T = 1.0, n = ${report.options.n} samples per problem, unbiased pass@k)

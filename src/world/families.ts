@@ -57,6 +57,10 @@ export function addProblem(rng: Rng, d: Difficulty = {}): Problem {
     parts.push({ op, n });
     total = op === "+" ? total + n : total - n;
   }
+  return buildAdd(first, parts);
+}
+
+function buildAdd(first: number, parts: { op: "+" | "-"; n: number }[]): Problem {
   const prompt = `${first}${parts.map((p) => `${p.op}${p.n}`).join("")}`;
   const steps: Step[] = [];
   const exact: number[] = [];
@@ -77,13 +81,17 @@ export function addProblem(rng: Rng, d: Difficulty = {}): Problem {
     exact.push(acc);
     steps.push(step);
   });
-  return { family: "add", prompt, answer: String(total), steps };
+  return { family: "add", prompt, answer: String(acc), steps };
 }
 
 export function mulProblem(rng: Rng, d: Difficulty = {}): Problem {
   const max = d.maxOperand ?? 99;
   const a = rng.int(11, Math.max(11, max));
   const b = rng.int(2, 9);
+  return buildMul(a, b);
+}
+
+function buildMul(a: number, b: number): Problem {
   const tens = a - (a % 10);
   const units = a % 10;
   const steps: Step[] = [];
@@ -122,6 +130,10 @@ export function linProblem(rng: Rng, d: Difficulty = {}): Problem {
   const x = rng.int(1, max);
   let b = rng.int(1, 30);
   if (rng.next() < 0.5) b = -b;
+  return buildLin(a, x, b);
+}
+
+function buildLin(a: number, x: number, b: number): Problem {
   const c = a * x + b;
   const prompt = `${a}x${b < 0 ? "-" : "+"}${Math.abs(b)}=${c}`;
   const exact: number[] = [];
@@ -156,6 +168,10 @@ export function wordProblem(rng: Rng, d: Difficulty = {}): Problem {
   const a = rng.int(2, 9);
   const b = rng.int(2, max);
   const c = t.op === "-" ? rng.int(1, a * b - 1) : rng.int(1, 30);
+  return buildWord(t, a, b, c);
+}
+
+function buildWord(t: (typeof WORD_TEMPLATES)[number], a: number, b: number, c: number): Problem {
   const exact: number[] = [];
   const steps: Step[] = [];
   steps.push(
@@ -183,6 +199,37 @@ export const FAMILIES: Record<FamilyName, (rng: Rng, d?: Difficulty) => Problem>
   lin: linProblem,
   word: wordProblem,
 };
+
+/** The problem (with its exact steps) whose prompt this is, or null if no family writes it —
+ * so that a benchmark item's steps and difficulty can be recovered from its prompt alone. */
+export function parseProblem(prompt: string): Problem | null {
+  let m = /^(\d+)((?:[-+]\d+)+)$/.exec(prompt);
+  if (m) {
+    const parts = [...m[2].matchAll(/([-+])(\d+)/g)].map((x) => ({ op: x[1] as "+" | "-", n: Number(x[2]) }));
+    return buildAdd(Number(m[1]), parts);
+  }
+  m = /^(\d+)\*(\d+)$/.exec(prompt);
+  if (m) return buildMul(Number(m[1]), Number(m[2]));
+  m = /^(\d+)x([-+])(\d+)=(-?\d+)$/.exec(prompt);
+  if (m) {
+    const a = Number(m[1]);
+    const b = (m[2] === "-" ? -1 : 1) * Number(m[3]);
+    const x = (Number(m[4]) - b) / a;
+    return Number.isInteger(x) ? buildLin(a, x, b) : null;
+  }
+  for (const t of WORD_TEMPLATES) {
+    m = /^(\d+) \w+ of (\d+) \w+ (\d+)$/.exec(prompt);
+    if (m && t.text(Number(m[1]), Number(m[2]), Number(m[3])) === prompt)
+      return buildWord(t, Number(m[1]), Number(m[2]), Number(m[3]));
+  }
+  return null;
+}
+
+/** Number of hard steps (carries, borrows, large products, divisions of large numbers) in a
+ * problem's exact solution: the organism's measure of difficulty. */
+export function hardSteps(problem: Problem): number {
+  return problem.steps.filter((s) => s.hard).length;
+}
 
 export function makeProblem(family: FamilyName, rng: Rng, d?: Difficulty): Problem {
   return FAMILIES[family](rng, d);
