@@ -22,12 +22,11 @@ import { packageVersions } from "./versions.js";
 
 const DEFAULT_FILE = "experiments/default.json";
 
-export function resolveExample(exp: Experiment, file: string): ResolvedExample {
-  if (typeof exp.example !== "string") return { ...exp.example, source: "inline" };
-  const f = exp.example;
+/** Reads an example file {prompt, answer}; `where` names the field that points at it. */
+function readExampleFile(f: string, file: string, where: string): ResolvedExample {
   if (!fs.existsSync(f))
     throw new ConfigError(
-      `${file}: field \`example\`: file ${JSON.stringify(f)} not found; give a JSON file like data/examples/<name>.json or an inline {"prompt", "answer"}`,
+      `${file}: field \`${where}\`: file ${JSON.stringify(f)} not found; give a JSON file like data/examples/<name>.json or an inline {"prompt", "answer"}`,
     );
   let raw: any;
   try {
@@ -45,9 +44,57 @@ export function resolveExample(exp: Experiment, file: string): ResolvedExample {
   return { prompt: raw.prompt, answer: raw.answer, source: f };
 }
 
+/** Reads a JSONL file of examples, one {prompt, answer, ...} object a line (other fields are ignored). */
+function readExamplesJsonl(f: string, file: string): ResolvedExample[] {
+  if (!fs.existsSync(f))
+    throw new ConfigError(
+      `${file}: field \`examples\`: file ${JSON.stringify(f)} not found; give a JSONL file of {"prompt", "answer"} lines such as data/pool/pool.jsonl, or a list of examples`,
+    );
+  const out: ResolvedExample[] = [];
+  fs.readFileSync(f, "utf8")
+    .split("\n")
+    .forEach((line, i) => {
+      if (!line.trim()) return;
+      let raw: any;
+      try {
+        raw = JSON.parse(line);
+      } catch (e) {
+        throw new ConfigError(`${f}: line ${i + 1}: malformed JSON (${(e as Error).message})`);
+      }
+      if (typeof raw?.prompt !== "string" || typeof raw?.answer !== "string")
+        throw new ConfigError(
+          `${f}: line ${i + 1}: an example needs string fields "prompt" and "answer"; got ${line.slice(0, 120)}`,
+        );
+      out.push({ prompt: raw.prompt, answer: raw.answer, source: `${f}:${i + 1}` });
+    });
+  if (out.length === 0) throw new ConfigError(`${f}: no examples in the file (field \`examples\` of ${file})`);
+  return out;
+}
+
+/** The experiment's single example, or null when it trains on a list (`examples`). */
+export function resolveExample(exp: Experiment, file: string): ResolvedExample | null {
+  if (exp.example === undefined) return null;
+  if (typeof exp.example !== "string")
+    return { prompt: exp.example.prompt, answer: exp.example.answer, source: "inline" };
+  return readExampleFile(exp.example, file, "example");
+}
+
+/** The experiment's list of examples (`examples`), or null when it trains on one (`example`). */
+export function resolveExamples(exp: Experiment, file: string): ResolvedExample[] | null {
+  const ex = exp.examples;
+  if (ex === undefined) return null;
+  if (typeof ex === "string") return readExamplesJsonl(ex, file);
+  return ex.map((e, i) =>
+    typeof e === "string"
+      ? readExampleFile(e, file, `examples.${i}`)
+      : { prompt: e.prompt, answer: e.answer, source: "inline" },
+  );
+}
+
 /** Every check that can fail before training starts. Returns the example and the loaded benchmarks. */
 export function preflight(exp: Experiment, file: string) {
   const example = resolveExample(exp, file);
+  const examples = resolveExamples(exp, file);
   const field = <T>(name: string, fix: string, f: () => T): T => {
     try {
       return f();
@@ -62,21 +109,25 @@ export function preflight(exp: Experiment, file: string) {
     () => readCheckpointConfig(exp.checkpoint),
   );
   const tok = loadTokenizerFor(exp.checkpoint);
-  const bad = tok.unknownChars(example.prompt);
-  if (bad.length) {
-    throw new ConfigError(
-      `${file}: field \`example.prompt\`: ${JSON.stringify(example.prompt)} has characters outside the tokenizer's vocabulary: ${bad.map((c) => JSON.stringify(c)).join(", ")}; rewrite the prompt with the world's alphabet (digits, + - * / = ( ) x, lowercase words)`,
-    );
-  }
-  if (tok.encode(example.prompt).length + 2 >= model.contextLength) {
-    throw new ConfigError(
-      `${file}: field \`example.prompt\`: ${example.prompt.length} characters leave no room for a response in the model's context of ${model.contextLength}`,
-    );
-  }
-  if (!isValidLabel(example.answer)) {
-    throw new ConfigError(
-      `${file}: field \`example.answer\`: the verifier cannot parse ${JSON.stringify(example.answer)}; use a number, fraction or simple expression (check with \`npm run -s verify\`)`,
-    );
+  const all = example ? [{ e: example, field: "example" }] : examples!.map((e, i) => ({ e, field: `examples.${i}` }));
+  for (const { e, field: f } of all) {
+    const at = e.source === "inline" || !examples ? f : `${f} (${e.source})`;
+    const bad = tok.unknownChars(e.prompt);
+    if (bad.length) {
+      throw new ConfigError(
+        `${file}: field \`${at}.prompt\`: ${JSON.stringify(e.prompt)} has characters outside the tokenizer's vocabulary: ${bad.map((c) => JSON.stringify(c)).join(", ")}; rewrite the prompt with the world's alphabet (digits, + - * / = ( ) x, lowercase words)`,
+      );
+    }
+    if (tok.encode(e.prompt).length + 2 >= model.contextLength) {
+      throw new ConfigError(
+        `${file}: field \`${at}.prompt\`: ${e.prompt.length} characters leave no room for a response in the model's context of ${model.contextLength}`,
+      );
+    }
+    if (!isValidLabel(e.answer)) {
+      throw new ConfigError(
+        `${file}: field \`${at}.answer\`: the verifier cannot parse ${JSON.stringify(e.answer)}; use a number, fraction or simple expression (check with \`npm run -s verify\`)`,
+      );
+    }
   }
   if (exp.eval.n > 0) {
     const big = exp.eval.ks.filter((k) => k > exp.eval.n);
@@ -90,7 +141,7 @@ export function preflight(exp: Experiment, file: string) {
     "use names of files in data/benchmarks/ (add, lin, mul, word) or paths to JSONL files",
     () => loadBenchmarks(exp.benchmarks, exp.eval.limit > 0 ? exp.eval.limit : null),
   );
-  return { example, benchmarks, model };
+  return { example, examples, benchmarks, model };
 }
 
 const USAGE = `usage: npm run experiment -- [FILE] [--seed S] [--steps N] [--example FILE] [--prompt TEXT --answer TEXT]
@@ -129,7 +180,7 @@ runMain(async () => {
     throw new Error("experiment: --prompt and --answer go together");
   if (flags.prompt !== undefined) over.example = { prompt: flags.prompt, answer: flags.answer };
   const exp = validateExperiment(over, `${file} (with command-line overrides)`);
-  const { example, benchmarks, model } = preflight(exp, file);
+  const { example, examples, benchmarks, model } = preflight(exp, file);
   const outDir = (flags.out as string) ?? "results";
   if (flags.force && flags.resume)
     throw new Error("experiment: --force starts over and --resume continues; pass one of them");
@@ -144,13 +195,25 @@ runMain(async () => {
       );
     } else if (canResume(d)) {
       const old = JSON.parse(fs.readFileSync(path.join(d, "config.resolved.json"), "utf8"));
-      // what decides the numbers: every schema field but seeds, description and $schema
+      // what decides the numbers: every schema field but seeds, description and $schema, with the
+      // defaults of fields added since the run started filled in
       const keys = Object.keys(ExperimentSchema.shape).filter((k) => !["seeds", "description", "$schema"].includes(k));
-      const same = (a: any) =>
-        JSON.stringify(
-          keys.map((k) => [k, k === "example" ? { prompt: a.example.prompt, answer: a.example.answer } : a[k]]),
+      const pair = (e: any) => ({ prompt: e.prompt, answer: e.answer });
+      const same = (a: any) => {
+        const picked: Record<string, unknown> = Object.fromEntries(
+          keys
+            .filter((k) => a[k] !== undefined && a[k] !== null)
+            .map((k) => [k, k === "example" ? pair(a.example) : k === "examples" ? a.examples.map(pair) : a[k]]),
         );
-      if (same(old) !== same({ ...exp, example }))
+        let filled: Record<string, unknown> = picked;
+        try {
+          filled = validateExperiment(picked, d);
+        } catch {
+          // compared as written
+        }
+        return JSON.stringify(keys.map((k) => [k, filled[k]]));
+      };
+      if (same(old) !== same({ ...exp, example, examples }))
         throw new Error(
           `${d}: the run was started with a different configuration (see its config.resolved.json); resume it with the same file and options, or pass --force to start over`,
         );
@@ -165,6 +228,7 @@ runMain(async () => {
           file,
           ...exp,
           example,
+          examples,
           model,
           benchmarks: benchmarks.map((b) => ({ name: b.name, problems: b.items.length })),
           out: outDir,
@@ -177,8 +241,11 @@ runMain(async () => {
     return;
   }
   const { backend, kernels } = await setupCompute(flags);
+  const data = example
+    ? `example ${JSON.stringify(example.prompt)} -> ${JSON.stringify(example.answer)} (${example.source})`
+    : `${examples!.length} examples (${typeof exp.examples === "string" ? exp.examples : "listed"}; each step takes the next ${exp.grpo.copies} of seeded shuffles)`;
   console.log(
-    `experiment ${exp.name}: example ${JSON.stringify(example.prompt)} -> ${JSON.stringify(example.answer)} (${example.source}); ${exp.steps} steps of ${exp.grpo.copies}x${exp.grpo.rollouts} rollouts; held-out ${benchmarks.map((b) => `${b.name}:${b.items.length}`).join(" ")}; seeds ${exp.seeds.join(",")}`,
+    `experiment ${exp.name}: ${data}; ${exp.steps} steps of ${exp.grpo.copies}x${exp.grpo.rollouts} rollouts; held-out ${benchmarks.map((b) => `${b.name}:${b.items.length}`).join(" ")}; seeds ${exp.seeds.join(",")}`,
   );
   let stop = false;
   const onSignal = (sig: string) => {
@@ -201,6 +268,7 @@ runMain(async () => {
       {
         exp,
         example,
+        examples,
         benchmarks,
         backend,
         versions,
