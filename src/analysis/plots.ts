@@ -20,9 +20,9 @@ import { MEAN_BENCHMARK, type PasskRow } from "./passk-curve.js";
 
 export type Spec = Record<string, unknown>;
 
-const SCHEMA = "https://vega.github.io/schema/vega-lite/v6.json";
+export const SCHEMA = "https://vega.github.io/schema/vega-lite/v6.json";
 const FONT = "sans-serif";
-const CONFIG = {
+export const CONFIG = {
   font: FONT,
   background: "white",
   padding: 12,
@@ -51,7 +51,7 @@ export function plotRuns(runs: readonly RunInfo[]): PlotRun[] {
   }));
 }
 
-interface PanelDef {
+export interface PanelDef {
   title: string;
   values: (t: MetricsTable) => { step: number; value: number }[];
 }
@@ -103,7 +103,7 @@ export function stepPanelData(runs: readonly PlotRun[], panels: readonly PanelDe
   return out;
 }
 
-function stepPanelsSpec(
+export function stepPanelsSpec(
   title: string,
   subtitle: string[],
   runs: readonly PlotRun[],
