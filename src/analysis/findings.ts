@@ -384,7 +384,9 @@ export function ciTableMarkdown(t: CiTable, signed = false): string {
   ];
   for (const r of t.rows) {
     const label = r.note ? `**${md(r.label)}**: ${md(r.note)}` : `**${md(r.label)}**`;
-    const paper = withPaper ? [r.paper === undefined ? "" : md(String(r.paper))] : [];
+    const paper = withPaper
+      ? [r.paper === undefined ? "" : typeof r.paper === "number" ? r.paper.toFixed(1) : md(r.paper)]
+      : [];
     lines.push(`| ${[label, ...r.cells.map((c) => formatCi(c, 3, signed)), ...paper].join(" | ")} |`);
   }
   return lines.join("\n");
@@ -446,6 +448,21 @@ export interface ResultsMeta {
   machine: string;
 }
 
+/** "x seed 1", "x seed 2", "y" → "x (seeds 1, 2), y" */
+export function compactRuns(runs: readonly string[]): string {
+  const groups = new Map<string, string[]>();
+  for (const r of runs) {
+    const m = /^(.*) seed (\d+)$/.exec(r);
+    const key = m ? m[1] : r;
+    const seeds = groups.get(key) ?? [];
+    if (m) seeds.push(m[2]);
+    groups.set(key, seeds);
+  }
+  return [...groups.entries()]
+    .map(([k, seeds]) => (seeds.length ? `${k} (seed${seeds.length === 1 ? "" : "s"} ${seeds.join(", ")})` : k))
+    .join(", ");
+}
+
 export function formatDuration(s: number): string {
   const r = Math.round(s);
   if (r < 60) return `${r} s`;
@@ -489,7 +506,7 @@ export function resultsMarkdown(reports: readonly FindingReport[], meta: Results
       out.push(
         r.skipped
           ? `- ${r.def.title}: not run — ${r.skipped}.`
-          : `- ${r.def.title}: ${r.missingRuns.length} run${r.missingRuns.length === 1 ? "" : "s"} without results (${r.missingRuns.join(", ")}); its numbers use the runs that finished.`,
+          : `- ${r.def.title}: ${r.missingRuns.length} run${r.missingRuns.length === 1 ? "" : "s"} without results (${compactRuns(r.missingRuns)}); its numbers use the runs that finished.`,
       );
     out.push("");
   }
@@ -511,14 +528,14 @@ export function resultsMarkdown(reports: readonly FindingReport[], meta: Results
       continue;
     }
     out.push(
-      `Runs: ${r.ownRuns} of this finding's own arms complete (${formatDuration(r.ownRunSeconds)} of run time)${
+      `Runs: ${r.ownRuns} runs of this finding's own arms complete (${formatDuration(r.ownRunSeconds)} of run time)${
         r.def.arms.some((a) => a.from)
           ? `; arms taken from other findings: ${r.def.arms
               .filter((a) => a.from)
               .map((a) => `${a.label} = ${a.from}`)
               .join(", ")}`
           : ""
-      }.${r.missingRuns.length ? ` Missing: ${r.missingRuns.join(", ")}.` : ""}`,
+      }.${r.missingRuns.length ? ` Missing: ${compactRuns(r.missingRuns)}.` : ""}`,
       "",
     );
     if (r.table) out.push(ciTableMarkdown(r.table, r.def.table === "transfer"), "");

@@ -86,11 +86,23 @@ export function transferSpec(f: FindingDef, data: SuiteData): Spec {
       ],
     },
     data: { values },
-    width: 90 * t.columns.length,
-    height: 60 * t.rows.length,
+    width: 130 * t.columns.length,
+    height: 50 * t.rows.length,
     encoding: {
-      x: { field: "benchmark", type: "nominal", title: "benchmark", sort: t.columns, axis: { labelAngle: 0 } },
-      y: { field: "trained", type: "nominal", title: "trained on", sort: t.rows.map((r) => r.label) },
+      x: {
+        field: "benchmark",
+        type: "nominal",
+        title: "benchmark",
+        sort: t.columns,
+        axis: { labelAngle: 0, grid: false },
+      },
+      y: {
+        field: "trained",
+        type: "nominal",
+        title: "trained on",
+        sort: t.rows.map((r) => r.label),
+        axis: { grid: false },
+      },
     },
     layer: [
       {
@@ -104,14 +116,36 @@ export function transferSpec(f: FindingDef, data: SuiteData): Spec {
           },
         },
       },
-      { mark: { type: "text", fontSize: 11 }, encoding: { text: { field: "text", type: "nominal" } } },
+      {
+        mark: { type: "text", fontSize: 12 },
+        encoding: {
+          text: { field: "text", type: "nominal" },
+          color: { condition: { test: `abs(datum.gain) > ${max / 2}`, value: "white" }, value: "black" },
+        },
+      },
     ],
     config: CONFIG,
   };
 }
 
+/** The step plots colour by "experiment"; in the suite the colours are arms. */
+function armLegends(spec: unknown): void {
+  if (Array.isArray(spec)) spec.forEach(armLegends);
+  else if (spec && typeof spec === "object") {
+    const o = spec as Record<string, any>;
+    if (o.color && o.color.field === "experiment" && o.color.title === "experiment") o.color.title = "arm";
+    Object.values(o).forEach(armLegends);
+  }
+}
+
 /** The figure of a finding (its `plot` kind). */
 export function findingSpec(f: FindingDef, data: SuiteData): Spec {
+  const spec = findingSpecOf(f, data);
+  armLegends(spec);
+  return spec;
+}
+
+function findingSpecOf(f: FindingDef, data: SuiteData): Spec {
   const runs = armPlotRuns(data.arms);
   const titled = (spec: Spec): Spec => {
     const t = spec.title as { text: string; subtitle?: string[] } | undefined;
