@@ -38,7 +38,7 @@ import { rewardOf } from "../src/rl/reward.js";
 import { epochOrder, stepExamples } from "../src/rl/schedule.js";
 import { runId } from "../src/sweep/expand.js";
 import { checkConflicts, runPaths } from "../src/sweep/layout.js";
-import { loadSuite, parseFinding, suiteRuns } from "../src/sweep/suite.js";
+import { findingJsonSchema, loadSuite, parseFinding, suiteRuns } from "../src/sweep/suite.js";
 
 const close = (a: number, b: number, tol = 1e-9) => expect(Math.abs(a - b)).toBeLessThanOrEqual(tol);
 const T2 = studentTQuantile(0.975, 2); // 4.302652729…
@@ -549,6 +549,9 @@ describe("the committed suite", () => {
     // the pool arm trains on every pool problem, inline
     const pool = runs.find((r) => r.name === "e-data-size-pool")!;
     expect(Array.isArray(pool.config.examples) && pool.config.examples.length).toBe(64);
+  });
+  it("suite.schema.json is the one `npm run schema` writes", () => {
+    expect(JSON.parse(fs.readFileSync("experiments/suite/suite.schema.json", "utf8"))).toEqual(findingJsonSchema());
   });
   it("a finding's errors name the file and the field", () => {
     const bad = {
