@@ -274,6 +274,8 @@ export const DEFAULT_COLUMNS = [
 export interface CiTable {
   corner: string;
   columns: string[];
+  /** decimals per column (default 3) */
+  digits?: number[];
   rows: { label: string; note?: string; cells: MeanCI[]; paper?: number | string }[];
 }
 
@@ -283,6 +285,8 @@ export function armsTable(f: FindingDef, data: SuiteData): CiTable {
   return {
     corner: "arm",
     columns: cols.map((c) => c.header),
+    // steps are whole numbers: one decimal shows a mean over seeds
+    digits: cols.map((c) => (/(^|_)step$/.test(c.metric) ? 1 : 3)),
     rows: f.arms.map((arm) => ({
       label: arm.label,
       note: arm.description,
@@ -387,7 +391,9 @@ export function ciTableMarkdown(t: CiTable, signed = false): string {
     const paper = withPaper
       ? [r.paper === undefined ? "" : typeof r.paper === "number" ? r.paper.toFixed(1) : md(r.paper)]
       : [];
-    lines.push(`| ${[label, ...r.cells.map((c) => formatCi(c, 3, signed)), ...paper].join(" | ")} |`);
+    lines.push(
+      `| ${[label, ...r.cells.map((c, j) => formatCi(c, t.digits?.[j] ?? 3, signed)), ...paper].join(" | ")} |`,
+    );
   }
   return lines.join("\n");
 }
