@@ -130,6 +130,7 @@ describe("GRPO loss pieces", () => {
         ["constant", 0.05],
       ] as const) {
         const cfg: LossConfig = {
+          pgCoef: 1,
           clipEps: 0.2,
           klCoef: 0.05,
           entropyCoef: 0.01,

@@ -184,6 +184,7 @@ describe("GrpoTrainer.stepOn on a tiny GPT", () => {
           gradClip: 1,
           updatesPerBatch: 2,
           microBatch,
+          reward: "outcome",
           advantage: { std: "sample", eps: 1e-6 },
           loss: {
             clipEps: 0.2,
@@ -193,6 +194,7 @@ describe("GrpoTrainer.stepOn on a tiny GPT", () => {
             constantLength: 8,
             logprobTemperature: "rollout",
             klClamp: 10,
+            pgCoef: 1,
           },
         };
         const trainer = new GrpoTrainer(
@@ -240,6 +242,7 @@ describe("GrpoTrainer.stepOn on a tiny GPT", () => {
         gradClip: 1,
         updatesPerBatch,
         microBatch: 0,
+        reward: "outcome",
         advantage: { std: "population", eps: 1e-6 },
         loss: {
           clipEps: 0.2,
@@ -249,6 +252,7 @@ describe("GrpoTrainer.stepOn on a tiny GPT", () => {
           constantLength: 8,
           logprobTemperature: "rollout",
           klClamp: 10,
+          pgCoef: 1,
         },
       };
       const task = organismTask(tok);

@@ -51,7 +51,7 @@ export function plotRuns(runs: readonly RunInfo[]): PlotRun[] {
   }));
 }
 
-interface PanelDef {
+export interface PanelDef {
   title: string;
   values: (t: MetricsTable) => { step: number; value: number }[];
 }
@@ -103,7 +103,7 @@ export function stepPanelData(runs: readonly PlotRun[], panels: readonly PanelDe
   return out;
 }
 
-function stepPanelsSpec(
+export function stepPanelsSpec(
   title: string,
   subtitle: string[],
   runs: readonly PlotRun[],

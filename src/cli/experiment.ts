@@ -25,12 +25,11 @@ import { packageVersions } from "./versions.js";
 
 const DEFAULT_FILE = "experiments/default.json";
 
-export function resolveExample(exp: Experiment, file: string): ResolvedExample {
-  if (typeof exp.example !== "string") return { ...exp.example, source: "inline" };
-  const f = exp.example;
+/** Reads an example file {prompt, answer}; `where` names the field that points at it. */
+function readExampleFile(f: string, file: string, where: string): ResolvedExample {
   if (!fs.existsSync(f))
     throw new ConfigError(
-      `${file}: field \`example\`: file ${JSON.stringify(f)} not found; give a JSON file like data/examples/<name>.json or an inline {"prompt", "answer"}`,
+      `${file}: field \`${where}\`: file ${JSON.stringify(f)} not found; give a JSON file like data/examples/<name>.json or an inline {"prompt", "answer"}`,
     );
   let raw: any;
   try {
@@ -50,9 +49,57 @@ export function resolveExample(exp: Experiment, file: string): ResolvedExample {
   return { prompt: question, answer: raw.answer, source: f };
 }
 
+/** Reads a JSONL file of examples, one {prompt, answer, ...} object a line (other fields are ignored). */
+function readExamplesJsonl(f: string, file: string): ResolvedExample[] {
+  if (!fs.existsSync(f))
+    throw new ConfigError(
+      `${file}: field \`examples\`: file ${JSON.stringify(f)} not found; give a JSONL file of {"prompt", "answer"} lines such as data/pool/pool.jsonl, or a list of examples`,
+    );
+  const out: ResolvedExample[] = [];
+  fs.readFileSync(f, "utf8")
+    .split("\n")
+    .forEach((line, i) => {
+      if (!line.trim()) return;
+      let raw: any;
+      try {
+        raw = JSON.parse(line);
+      } catch (e) {
+        throw new ConfigError(`${f}: line ${i + 1}: malformed JSON (${(e as Error).message})`);
+      }
+      if (typeof raw?.prompt !== "string" || typeof raw?.answer !== "string")
+        throw new ConfigError(
+          `${f}: line ${i + 1}: an example needs string fields "prompt" and "answer"; got ${line.slice(0, 120)}`,
+        );
+      out.push({ prompt: raw.prompt, answer: raw.answer, source: `${f}:${i + 1}` });
+    });
+  if (out.length === 0) throw new ConfigError(`${f}: no examples in the file (field \`examples\` of ${file})`);
+  return out;
+}
+
+/** The experiment's single example, or null when it trains on a list (`examples`). */
+export function resolveExample(exp: Experiment, file: string): ResolvedExample | null {
+  if (exp.example === undefined) return null;
+  if (typeof exp.example !== "string")
+    return { prompt: exp.example.prompt, answer: exp.example.answer, source: "inline" };
+  return readExampleFile(exp.example, file, "example");
+}
+
+/** The experiment's list of examples (`examples`), or null when it trains on one (`example`). */
+export function resolveExamples(exp: Experiment, file: string): ResolvedExample[] | null {
+  const ex = exp.examples;
+  if (ex === undefined) return null;
+  if (typeof ex === "string") return readExamplesJsonl(ex, file);
+  return ex.map((e, i) =>
+    typeof e === "string"
+      ? readExampleFile(e, file, `examples.${i}`)
+      : { prompt: e.prompt, answer: e.answer, source: "inline" },
+  );
+}
+
 /** Every check that can fail before training starts. Returns the example and the loaded benchmarks. */
 export function preflight(exp: Experiment, file: string) {
   const example = resolveExample(exp, file);
+  const examples = resolveExamples(exp, file);
   const field = <T>(name: string, fix: string, f: () => T): T => {
     try {
       return f();
@@ -61,19 +108,23 @@ export function preflight(exp: Experiment, file: string) {
       throw new ConfigError(`${file}: field \`${name}\`: ${(e as Error).message}; ${fix}`);
     }
   };
-  const organism = isOrganismCheckpoint(exp.checkpoint);
-  const { model, answerOpts } = organism
-    ? organismChecks(exp, file, example, field)
+  const all = example ? [{ e: example, field: "example" }] : examples!.map((e, i) => ({ e, field: `examples.${i}` }));
+  const where = all.map(({ e, field: f }) => ({
+    e,
+    at: e.source === "inline" || !examples ? f : `${f} (${e.source})`,
+  }));
+  const { model, answerOpts } = isOrganismCheckpoint(exp.checkpoint)
+    ? organismChecks(exp, file, where, field)
     : field(
         "checkpoint",
         "point it at a Hugging Face model directory (config.json, model.safetensors, tokenizer.json)",
-        () => textModelChecks(exp, file, example),
+        () => textModelChecks(exp, file, where),
       );
-  if (!isValidLabel(example.answer, answerOpts)) {
-    throw new ConfigError(
-      `${file}: field \`example.answer\`: the verifier cannot parse ${JSON.stringify(example.answer)}; use a number, fraction or simple expression (check with \`npm run -s verify\`)`,
-    );
-  }
+  for (const { e, at } of where)
+    if (!isValidLabel(e.answer, answerOpts))
+      throw new ConfigError(
+        `${file}: field \`${at}.answer\`: the verifier cannot parse ${JSON.stringify(e.answer)}; use a number, fraction or simple expression (check with \`npm run -s verify\`)`,
+      );
   if (exp.eval.n > 0) {
     const big = exp.eval.ks.filter((k) => k > exp.eval.n);
     if (big.length)
@@ -95,7 +146,7 @@ export function preflight(exp: Experiment, file: string) {
   );
   // dataset files are read (asynchronously: Parquet) by resolveBenchmarks
   const benchmarks = names.length === exp.benchmarks.length ? organismBenchmarks : null;
-  return { example, model, benchmarks };
+  return { example, examples, model, benchmarks };
 }
 
 /** The benchmarks of an experiment, dataset files included. */
@@ -110,7 +161,9 @@ export async function resolveBenchmarks(exp: Experiment, file: string): Promise<
 type Field = <T>(name: string, fix: string, f: () => T) => T;
 
 /** The organism: its tokenizer's alphabet and context. */
-function organismChecks(exp: Experiment, file: string, example: ResolvedExample, field: Field) {
+type Located = { e: ResolvedExample; at: string }[];
+
+function organismChecks(exp: Experiment, file: string, examples: Located, field: Field) {
   if (exp.prompt !== undefined || (exp.answerFormat !== undefined && exp.answerFormat !== "marker"))
     throw new ConfigError(
       `${file}: fields \`prompt\` / \`answerFormat\` are for other model families; the organism (${exp.checkpoint}) uses \`<problem>?\` and \`####N\` — remove them`,
@@ -121,22 +174,24 @@ function organismChecks(exp: Experiment, file: string, example: ResolvedExample,
     () => readCheckpointConfig(exp.checkpoint),
   );
   const tok = loadTokenizerFor(exp.checkpoint);
-  const bad = tok.unknownChars(example.prompt);
-  if (bad.length) {
-    throw new ConfigError(
-      `${file}: field \`example.prompt\`: ${JSON.stringify(example.prompt)} has characters outside the tokenizer's vocabulary: ${bad.map((c) => JSON.stringify(c)).join(", ")}; rewrite the prompt with the world's alphabet (digits, + - * / = ( ) x, lowercase words), or use a Hugging Face model (--checkpoint DIR)`,
-    );
-  }
-  if (tok.encode(example.prompt).length + 2 >= model.contextLength) {
-    throw new ConfigError(
-      `${file}: field \`example.prompt\`: ${example.prompt.length} characters leave no room for a response in the model's context of ${model.contextLength}`,
-    );
+  for (const { e, at } of examples) {
+    const bad = tok.unknownChars(e.prompt);
+    if (bad.length) {
+      throw new ConfigError(
+        `${file}: field \`${at}.prompt\`: ${JSON.stringify(e.prompt)} has characters outside the tokenizer's vocabulary: ${bad.map((c) => JSON.stringify(c)).join(", ")}; rewrite the prompt with the world's alphabet (digits, + - * / = ( ) x, lowercase words), or use a Hugging Face model (--checkpoint DIR)`,
+      );
+    }
+    if (tok.encode(e.prompt).length + 2 >= model.contextLength) {
+      throw new ConfigError(
+        `${file}: field \`${at}.prompt\`: ${e.prompt.length} characters leave no room for a response in the model's context of ${model.contextLength}`,
+      );
+    }
   }
   return { model: model as unknown, answerOpts: {} };
 }
 
 /** Any other family: its config.json, tokenizer and prompt, and room for a response. */
-function textModelChecks(exp: Experiment, file: string, example: ResolvedExample) {
+function textModelChecks(exp: Experiment, file: string, examples: Located) {
   const cfgFile = path.join(exp.checkpoint, "config.json");
   if (!fs.existsSync(cfgFile))
     throw new Error(
@@ -145,11 +200,13 @@ function textModelChecks(exp: Experiment, file: string, example: ResolvedExample
   const model = JSON.parse(fs.readFileSync(cfgFile, "utf8")) as Record<string, unknown>;
   const task = taskFor(exp.checkpoint, { prompt: exp.prompt, answerFormat: exp.answerFormat });
   const context = Number(model.max_position_embeddings);
-  const n = task.promptIds(example.prompt).length;
-  if (Number.isFinite(context) && n + 1 >= context)
-    throw new ConfigError(
-      `${file}: field \`example.prompt\`: its prompt has ${n} tokens, no room for a response in the model's context of ${context}`,
-    );
+  for (const { e, at } of examples) {
+    const n = task.promptIds(e.prompt).length;
+    if (Number.isFinite(context) && n + 1 >= context)
+      throw new ConfigError(
+        `${file}: field \`${at}.prompt\`: its prompt has ${n} tokens, no room for a response in the model's context of ${context}`,
+      );
+  }
   return { model: model as unknown, answerOpts: { answerFormat: task.answerFormat } };
 }
 
@@ -192,7 +249,7 @@ runMain(async () => {
   if (flags.prompt !== undefined) over.example = { prompt: flags.prompt, answer: flags.answer };
   const exp = validateExperiment(over, `${file} (with command-line overrides)`);
   const checked = preflight(exp, file);
-  const { example, model } = checked;
+  const { example, examples, model } = checked;
   const benchmarks = checked.benchmarks ?? (await resolveBenchmarks(exp, file));
   const outDir = (flags.out as string) ?? "results";
   if (flags.force && flags.resume)
@@ -208,13 +265,25 @@ runMain(async () => {
       );
     } else if (canResume(d)) {
       const old = JSON.parse(fs.readFileSync(path.join(d, "config.resolved.json"), "utf8"));
-      // what decides the numbers: every schema field but seeds, description and $schema
+      // what decides the numbers: every schema field but seeds, description and $schema, with the
+      // defaults of fields added since the run started filled in
       const keys = Object.keys(ExperimentSchema.shape).filter((k) => !["seeds", "description", "$schema"].includes(k));
-      const same = (a: any) =>
-        JSON.stringify(
-          keys.map((k) => [k, k === "example" ? { prompt: a.example.prompt, answer: a.example.answer } : a[k]]),
+      const pair = (e: any) => ({ prompt: e.prompt, answer: e.answer });
+      const same = (a: any) => {
+        const picked: Record<string, unknown> = Object.fromEntries(
+          keys
+            .filter((k) => a[k] !== undefined && a[k] !== null)
+            .map((k) => [k, k === "example" ? pair(a.example) : k === "examples" ? a.examples.map(pair) : a[k]]),
         );
-      if (same(old) !== same({ ...exp, example }))
+        let filled: Record<string, unknown> = picked;
+        try {
+          filled = validateExperiment(picked, d);
+        } catch {
+          // compared as written
+        }
+        return JSON.stringify(keys.map((k) => [k, filled[k]]));
+      };
+      if (same(old) !== same({ ...exp, example, examples }))
         throw new Error(
           `${d}: the run was started with a different configuration (see its config.resolved.json); resume it with the same file and options, or pass --force to start over`,
         );
@@ -229,6 +298,7 @@ runMain(async () => {
           file,
           ...exp,
           example,
+          examples,
           model,
           benchmarks: benchmarks.map((b) => ({ name: b.name, problems: b.items.length })),
           out: outDir,
@@ -241,8 +311,11 @@ runMain(async () => {
     return;
   }
   const { backend, kernels } = await setupCompute(flags);
+  const data = example
+    ? `example ${JSON.stringify(example.prompt)} -> ${JSON.stringify(example.answer)} (${example.source})`
+    : `${examples!.length} examples (${typeof exp.examples === "string" ? exp.examples : "listed"}; each step takes the next ${exp.grpo.copies} of seeded shuffles)`;
   console.log(
-    `experiment ${exp.name}: example ${JSON.stringify(example.prompt)} -> ${JSON.stringify(example.answer)} (${example.source}); ${exp.steps} steps of ${exp.grpo.copies}x${exp.grpo.rollouts} rollouts; held-out ${benchmarks.map((b) => `${b.name}:${b.items.length}`).join(" ")}; seeds ${exp.seeds.join(",")}`,
+    `experiment ${exp.name}: ${data}; ${exp.steps} steps of ${exp.grpo.copies}x${exp.grpo.rollouts} rollouts; held-out ${benchmarks.map((b) => `${b.name}:${b.items.length}`).join(" ")}; seeds ${exp.seeds.join(",")}`,
   );
   let stop = false;
   const onSignal = (sig: string) => {
@@ -265,6 +338,7 @@ runMain(async () => {
       {
         exp,
         example,
+        examples,
         benchmarks,
         backend,
         versions,

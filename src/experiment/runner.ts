@@ -1,5 +1,6 @@
 // Runs one seed of an experiment: loads the base checkpoint twice (policy and frozen reference),
-// evaluates at step 0 and every `eval.every` steps, runs GRPO steps on the single example, and
+// evaluates at step 0 and every `eval.every` steps, runs GRPO steps on the single example (or, with
+// several, on each step's share of them: src/rl/schedule.ts), and
 // writes the run directory (runFiles.ts), saving a resumable state (resumable.ts) every
 // `checkpointEvery` steps and when asked to stop. Console output goes through `log` (the CLI's edge).
 import path from "node:path";
@@ -11,6 +12,7 @@ import { evaluateAll, type EvalReport } from "../eval/report.js";
 import { loadModel, modelConfigOf, saveModel } from "../model/load.js";
 import { NumericalFault } from "../model/optim.js";
 import { taskFor } from "../task/forModel.js";
+import { stepExamples } from "../rl/schedule.js";
 import { GrpoTrainer, type StepStats } from "../rl/trainer.js";
 import { copyTokenizer } from "../text/tokenizer.js";
 import { metricsColumns, metricsRow } from "./metrics.js";
@@ -30,7 +32,10 @@ export interface ResolvedExample {
 
 export interface RunContext {
   exp: Experiment;
-  example: ResolvedExample;
+  /** the single training example (the experiment's `example`), or null when it trains on several */
+  example: ResolvedExample | null;
+  /** the training examples when the experiment gives `examples` (null for a single example) */
+  examples?: ResolvedExample[] | null;
   benchmarks: Benchmark[];
   backend: BackendInfo;
   versions: Record<string, string>;
@@ -54,12 +59,17 @@ export type RunMode = "fresh" | "resume";
 
 export async function runSeed(ctx: RunContext, seed: number, mode: RunMode = "fresh"): Promise<RunResult> {
   const { exp, example, benchmarks, log } = ctx;
-  const task = taskFor(exp.checkpoint);
+  const several = ctx.examples ?? null;
+  if ((example === null) === (several === null))
+    throw new Error("runSeed: give either one example or a list of examples (RunContext.example / examples)");
+  const task = taskFor(exp.checkpoint, { prompt: exp.prompt, answerFormat: exp.answerFormat });
   const policy = loadModel(exp.checkpoint);
   // no reference model in memory when nothing uses it
   const reference = exp.grpo.loss.klCoef !== 0 ? loadModel(exp.checkpoint) : null;
   const maxNewTokens = Math.min(exp.grpo.maxNewTokens, policy.contextLength);
   const trainer = new GrpoTrainer(policy, reference, task, { ...exp.grpo, maxNewTokens }, example);
+  /** the groups of a step when training on several examples */
+  const groupsOf = (step: number) => stepExamples(several!.length, exp.grpo.copies, step, seed).map((i) => several![i]);
   const ev = exp.eval;
   const ks = ev.n > 0 ? ev.ks : [];
   const evalOpts = { n: ev.n, ks, temperature: ev.temperature, topP: ev.topP, maxNewTokens, keepExamples: ev.samples };
@@ -103,11 +113,13 @@ export async function runSeed(ctx: RunContext, seed: number, mode: RunMode = "fr
     files.truncate(state);
     log(`${tag} resuming ${dir} after step ${state.step} of ${exp.steps}`);
   } else {
-    const { source } = example;
+    const data = example
+      ? { example: { prompt: example.prompt, answer: example.answer, source: example.source } }
+      : { examples: several!.map((e) => ({ prompt: e.prompt, answer: e.answer, source: e.source })) };
     files.start({
       ...exp,
       seeds: [seed],
-      example: { prompt: example.prompt, answer: example.answer, source },
+      ...data,
       backend: ctx.backend,
       versions: ctx.versions,
       model: modelConfigOf(policy),
@@ -131,10 +143,19 @@ export async function runSeed(ctx: RunContext, seed: number, mode: RunMode = "fr
   const loopStart = performance.now();
   const firstStep = state.step + 1;
   for (let step = firstStep; step <= exp.steps; step++) {
-    const stats = stepOrExplain(trainer, rolloutRng, step, state.step, dir, cleanup, tag);
+    const groups = several ? groupsOf(step) : null;
+    const stats = stepOrExplain(
+      () => (groups ? trainer.stepOn(groups, rolloutRng) : trainer.step(rolloutRng)),
+      step,
+      state.step,
+      dir,
+      cleanup,
+      tag,
+    );
     state.train.push({ step, value: stats.trainAccuracy });
     const e = step % ev.every === 0 || step === exp.steps ? evaluate(step, state) : null;
-    if (e) files.appendSamples(trainSamples(stats, step, example));
+    // the logged rollouts are the first group's
+    if (e) files.appendSamples(trainSamples(stats, step, groups ? groups[0] : example!));
     files.appendRow(metricsRow(step, stats, e?.report ?? null, ks, ev.n));
     const { rolloutSeconds, updateSeconds } = stats;
     state.timing.push({ step, rolloutSeconds, updateSeconds, evalSeconds: e?.seconds ?? 0 });
@@ -173,8 +194,7 @@ export async function runSeed(ctx: RunContext, seed: number, mode: RunMode = "fr
 
 /** One GRPO step; a numerical fault becomes an error that says what was kept and how to go on. */
 function stepOrExplain(
-  trainer: GrpoTrainer,
-  rng: Rng,
+  takeStep: () => StepStats,
   step: number,
   savedStep: number,
   dir: string,
@@ -182,7 +202,7 @@ function stepOrExplain(
   tag: string,
 ): StepStats {
   try {
-    return trainer.step(rng);
+    return takeStep();
   } catch (e) {
     if (!(e instanceof NumericalFault)) throw e;
     cleanup();
@@ -193,7 +213,7 @@ function stepOrExplain(
 }
 
 /** two of the step's rollouts, logged beside the evaluation samples */
-function trainSamples(stats: StepStats, step: number, example: ResolvedExample): object[] {
+function trainSamples(stats: StepStats, step: number, example: { prompt: string; answer: string }): object[] {
   const { prompt, answer } = example;
   return stats.examples.slice(0, 2).map((x) => ({ step, benchmark: "train", prompt, answer, mode: "rollout", ...x }));
 }

@@ -9,6 +9,7 @@ import { ANSWER_FORMATS } from "../reward/verifier.js";
 import { PromptSchema } from "../text/prompt.js";
 import { STD_MODES } from "../rl/advantages.js";
 import { AGGREGATIONS } from "../rl/loss.js";
+import { REWARDS } from "../rl/reward.js";
 
 const pos = () => z.number().positive();
 const posInt = () => z.number().int().positive();
@@ -48,6 +49,12 @@ export const GrpoSchema = z
       .describe(
         "rows (rollouts) per forward/backward pass, gradients accumulated over them, so a step's activations stay bounded (0 = all copies × rollouts at once)",
       ),
+    reward: z
+      .enum(REWARDS)
+      .default("outcome")
+      .describe(
+        "outcome: 1 for a graded answer equal to the label (the verifier's reward); format: 1 for any answer in the graded form, right or wrong",
+      ),
     advantage: z
       .object({
         std: z
@@ -60,6 +67,11 @@ export const GrpoSchema = z
       .prefault({}),
     loss: z
       .object({
+        pgCoef: z
+          .number()
+          .min(0)
+          .default(1)
+          .describe("coefficient of the policy-gradient (clipped surrogate) term; 0 removes the reward from the loss"),
         clipEps: z.number().min(0).max(1).default(0.2).describe("PPO clip ε"),
         klCoef: z.number().min(0).default(0.001).describe("β, coefficient of the k3 KL to the reference"),
         entropyCoef: z.number().default(0.001).describe("α, coefficient of the entropy bonus (negative = penalty)"),
@@ -128,7 +140,14 @@ export const ExperimentSchema = z
     checkpoint: z.string().default("data/models/base").describe("base checkpoint directory"),
     example: z
       .union([ExampleSchema, z.string()])
+      .optional()
       .describe("the single training example: {prompt, answer} or a JSON file under data/examples/"),
+    examples: z
+      .union([z.array(z.union([ExampleSchema, z.string()])).min(1), z.string()])
+      .optional()
+      .describe(
+        "instead of `example`, several training examples: a list of {prompt, answer} or example files, or a JSONL file of {prompt, answer} lines (data/pool/pool.jsonl: the whole pool). Each step's `copies` groups take the next examples of a stream of epochs, each epoch a seeded shuffle of the list",
+      ),
     benchmarks: z
       .array(z.union([z.string(), DatasetSchema]))
       .min(1)
@@ -155,7 +174,18 @@ export const ExperimentSchema = z
     eval: EvalSchema.prefault({}),
     saturation: SaturationSchema.prefault({}),
   })
-  .strict();
+  .strict()
+  .superRefine((e, ctx) => {
+    const has = (k: "example" | "examples") => e[k] !== undefined;
+    if (has("example") === has("examples"))
+      ctx.addIssue({
+        code: "custom",
+        path: has("example") ? ["examples"] : ["example"],
+        message: has("example")
+          ? "give the training data once: `example` (one example) or `examples` (several), not both"
+          : "no training data: give `example` ({prompt, answer} or a file under data/examples/) or `examples` (a list, or a JSONL file such as data/pool/pool.jsonl)",
+      });
+  });
 
 export type ExperimentInput = z.input<typeof ExperimentSchema>;
 export type Experiment = z.output<typeof ExperimentSchema>;

@@ -4,7 +4,7 @@
 //   surrogate  = −min(ratio·A, clip(ratio, 1−ε, 1+ε)·A)     (per token)
 //   k3 KL      = exp(d) − d − 1, d = ref − logp              (Schulman's k3, ≥ 0, to the frozen reference)
 //                with klClamp c (verl's low_var_kl: c = 10): d clamped to [−20, 20], the KL to [−c, c]
-//   per token  = surrogate + β·KL − α·entropy
+//   per token  = c·surrogate + β·KL − α·entropy   (c = pgCoef: 1 as GRPO; 0 leaves no reward term)
 // Aggregation over the masked response tokens of B sequences:
 //   token-mean            Σ loss·mask / Σ mask
 //   seq-mean-token-mean   mean over sequences of (Σ_t loss·mask / Σ_t mask)
@@ -15,6 +15,8 @@ export const AGGREGATIONS = ["token-mean", "seq-mean-token-mean", "constant"] as
 export type Aggregation = (typeof AGGREGATIONS)[number];
 
 export interface LossConfig {
+  /** coefficient of the policy-gradient (clipped surrogate) term; 0 removes the reward from the loss */
+  pgCoef: number;
   clipEps: number;
   klCoef: number;
   entropyCoef: number;
@@ -95,7 +97,7 @@ export function grpoLossRef(
   const kl = agg(klv);
   const entropy = agg(x.entropy);
   return {
-    loss: pg + cfg.klCoef * kl - cfg.entropyCoef * entropy,
+    loss: cfg.pgCoef * pg + cfg.klCoef * kl - cfg.entropyCoef * entropy,
     pg,
     kl,
     entropy,
@@ -136,7 +138,9 @@ export function grpoLossTf(
   const pg = aggregateTf(pgv, mask, cfg);
   const kl = aggregateTf(klv, mask, cfg);
   const entropy = aggregateTf(x.entropy as tf.Tensor2D, mask, cfg);
-  const loss = pg.add(kl.mul(cfg.klCoef)).sub(entropy.mul(cfg.entropyCoef)) as tf.Scalar;
+  // multiplying by 1 is exact, but skipping it keeps the graph (and every number) of plain GRPO as it was
+  const pgTerm = cfg.pgCoef === 1 ? pg : pg.mul(cfg.pgCoef);
+  const loss = pgTerm.add(kl.mul(cfg.klCoef)).sub(entropy.mul(cfg.entropyCoef)) as tf.Scalar;
   const clipFrac = ratio
     .sub(1)
     .abs()

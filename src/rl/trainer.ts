@@ -11,6 +11,7 @@ import { rollout } from "../task/rollout.js";
 import type { Task } from "../task/task.js";
 import { groupAdvantages, groupsWithSignal, type StdMode } from "./advantages.js";
 import { grpoLossTf, type LossConfig } from "./loss.js";
+import { rewardOf, type RewardMode } from "./reward.js";
 
 /** The temperature of the distribution whose log-probs, KL and entropy the loss takes: the rollouts'
  * (as the paper's verl and TRL do), or a fixed number (1 = the raw logits). */
@@ -33,12 +34,15 @@ export interface GrpoConfig {
   updatesPerBatch: number;
   /** rows per forward/backward pass, gradients accumulated over them (0: the whole batch at once) */
   microBatch: number;
+  reward: RewardMode;
   advantage: { std: StdMode; eps: number };
   loss: LossConfig & { logprobTemperature: "rollout" | number };
 }
 
 export interface StepStats {
+  /** share of rollouts with the right answer (whatever the reward) */
   trainAccuracy: number;
+  /** mean of the reward the update used */
   meanReward: number;
   trainFormatRate: number;
   loss: number;
@@ -146,7 +150,7 @@ export class GrpoTrainer {
       rng,
       n,
     );
-    const rewards = scored.map((s) => s.reward as number);
+    const rewards = scored.map((s) => rewardOf({ format: s.format, answer: s.reward }, cfg.reward) as number);
     const adv = groupAdvantages(rewards, cfg.rollouts, cfg.advantage.std, cfg.advantage.eps);
     const t1 = performance.now();
     const lpT = logprobTemperature(cfg);
@@ -241,7 +245,7 @@ export class GrpoTrainer {
     disposeAll();
     const t2 = performance.now();
     return {
-      trainAccuracy: rewards.reduce((a, b) => a + b, 0) / n,
+      trainAccuracy: scored.reduce((a, s) => a + s.reward, 0) / n,
       meanReward: rewards.reduce((a, b) => a + b, 0) / n,
       trainFormatRate: scored.filter((s) => s.format === 1).length / n,
       loss: last.loss,

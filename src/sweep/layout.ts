@@ -8,7 +8,7 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { ConfigError } from "../experiment/schema.js";
+import { ConfigError, validateExperiment } from "../experiment/schema.js";
 import { readLock, isStale, type LockInfo } from "./lock.js";
 import { runId, type SweepRun } from "./expand.js";
 
@@ -53,7 +53,9 @@ export function checkConflicts(out: string, runs: SweepRun[]): void {
     if (!fs.existsSync(p.file)) continue;
     let old: string | null = null;
     try {
-      old = runId(JSON.parse(fs.readFileSync(p.file, "utf8")));
+      // validated, so that fields added to the schema since the file was written take their defaults
+      // (which are the old behaviour) instead of making every earlier run look different
+      old = runId(validateExperiment(JSON.parse(fs.readFileSync(p.file, "utf8")), p.file));
     } catch {
       old = null;
     }
