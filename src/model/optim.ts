@@ -54,10 +54,12 @@ export class AdamW {
     this.step++;
     const bc1 = 1 - Math.pow(beta1, this.step);
     const bc2 = 1 - Math.pow(beta2, this.step);
-    tf.tidy(() => {
-      for (const [k, p] of Object.entries(this.params)) {
-        const g0 = grads[k];
-        if (!g0) continue;
+    // one tidy per parameter: the temporaries of an update are several times the parameter's size, and
+    // holding them for every parameter at once would multiply a large model's peak memory
+    for (const [k, p] of Object.entries(this.params)) {
+      const g0 = grads[k];
+      if (!g0) continue;
+      tf.tidy(() => {
         const g = clipScale === 1 ? g0 : g0.mul(clipScale);
         const m = this.m[k].mul(beta1).add(g.mul(1 - beta1));
         const v = this.v[k].mul(beta2).add(g.square().mul(1 - beta2));
@@ -67,8 +69,8 @@ export class AdamW {
         const decays = weightDecay > 0 && this.decayed(k);
         if (decays) upd = upd.add(p.mul(weightDecay));
         p.assign(p.sub(upd.mul(lr)));
-      }
-    });
+      });
+    }
     return gradNorm;
   }
 
