@@ -1,5 +1,5 @@
-// AdamW (decoupled weight decay, Loshchilov & Hutter) with global gradient-norm clipping,
-// written with tfjs ops so its state can be saved in a checkpoint and restored exactly.
+// AdamW (decoupled weight decay, Loshchilov & Hutter) with global gradient-norm clipping; its state
+// (the moments, on the host) is saved in a checkpoint and restored exactly.
 import * as tf from "@tensorflow/tfjs";
 import type { NamedArray } from "./checkpoint.js";
 import type { Params } from "./gpt.js";
@@ -20,8 +20,12 @@ export class NumericalFault extends Error {}
 
 export class AdamW {
   step = 0;
-  private readonly m: Record<string, tf.Variable> = {};
-  private readonly v: Record<string, tf.Variable> = {};
+  // The moments live on the host, not in the backend's memory: for a large model they are twice the
+  // weights, which the 4 GiB WebAssembly heap cannot spare. The update is computed op by op in
+  // float32 (Math.fround after each operation: a float32 operation is the float64 one rounded, for
+  // + − × ÷ and √), so it is the same, bit for bit, as the same sequence of tfjs float32 ops.
+  private readonly m: Record<string, Float32Array> = {};
+  private readonly v: Record<string, Float32Array> = {};
 
   /** `decayed(name)`: whether a parameter takes weight decay (default: all but biases `.b` and gains `.g`) */
   constructor(
@@ -30,20 +34,33 @@ export class AdamW {
     private readonly decayed: (name: string) => boolean = (k) => !k.endsWith(".b") && !k.endsWith(".g"),
   ) {
     for (const [k, p] of Object.entries(params)) {
-      this.m[k] = tf.variable(tf.zerosLike(p), false);
-      this.v[k] = tf.variable(tf.zerosLike(p), false);
+      this.m[k] = new Float32Array(p.size);
+      this.v[k] = new Float32Array(p.size);
     }
   }
 
   /**
-   * Applies one update with learning rate lr. Gradients are not disposed here.
+   * Applies one update with learning rate lr. Gradients (tensors, or host arrays in the parameters'
+   * shapes) are not disposed here.
    * Returns the global gradient norm before clipping; throws NumericalFault (without updating)
    * when it is NaN or Inf. Weight decay skips the parameters `decayed` excludes.
    */
-  apply(grads: Record<string, tf.Tensor>, lr: number): number {
+  apply(grads: Record<string, tf.Tensor | Float32Array>, lr: number): number {
     const { beta1, beta2, eps, weightDecay, gradClip } = this.cfg;
+    const host = (k: string): Float32Array => {
+      const g = grads[k];
+      return g instanceof Float32Array ? g : (g.dataSync() as Float32Array);
+    };
+    // the norm is taken by the backend (its reduction order), from each gradient as it is stored
     const norm = tf.tidy(() => {
-      const sq = Object.values(grads).map((g) => g.square().sum());
+      const sq = Object.keys(grads).map((k) => {
+        const g = grads[k];
+        if (!(g instanceof Float32Array)) return g.square().sum();
+        const t = tf.tensor(g, this.params[k].shape, "float32");
+        const s = t.square().sum();
+        t.dispose();
+        return s;
+      });
       return tf.addN(sq).sqrt();
     });
     const gradNorm = norm.dataSync()[0];
@@ -52,24 +69,31 @@ export class AdamW {
       throw new NumericalFault(`gradient norm is ${gradNorm}; the update was not applied`);
     const clipScale = gradClip > 0 && gradNorm > gradClip ? gradClip / (gradNorm + 1e-6) : 1;
     this.step++;
-    const bc1 = 1 - Math.pow(beta1, this.step);
-    const bc2 = 1 - Math.pow(beta2, this.step);
-    // one tidy per parameter: the temporaries of an update are several times the parameter's size, and
-    // holding them for every parameter at once would multiply a large model's peak memory
+    const f = Math.fround;
+    // every scalar becomes a float32 constant, as a tfjs scalar operand would
+    const cClip = f(clipScale);
+    const [b1, nb1, b2, nb2] = [f(beta1), f(1 - beta1), f(beta2), f(1 - beta2)];
+    const bc1 = f(1 - Math.pow(beta1, this.step));
+    const bc2 = f(1 - Math.pow(beta2, this.step));
+    const [cEps, cWd, cLr] = [f(eps), f(weightDecay), f(lr)];
     for (const [k, p] of Object.entries(this.params)) {
-      const g0 = grads[k];
-      if (!g0) continue;
-      tf.tidy(() => {
-        const g = clipScale === 1 ? g0 : g0.mul(clipScale);
-        const m = this.m[k].mul(beta1).add(g.mul(1 - beta1));
-        const v = this.v[k].mul(beta2).add(g.square().mul(1 - beta2));
-        this.m[k].assign(m);
-        this.v[k].assign(v);
-        let upd = m.div(bc1).div(v.div(bc2).sqrt().add(eps));
-        const decays = weightDecay > 0 && this.decayed(k);
-        if (decays) upd = upd.add(p.mul(weightDecay));
-        p.assign(p.sub(upd.mul(lr)));
-      });
+      if (!grads[k]) continue;
+      const g = host(k);
+      const w = Float32Array.from(p.dataSync() as Float32Array);
+      const m = this.m[k];
+      const v = this.v[k];
+      const decays = weightDecay > 0 && this.decayed(k);
+      for (let i = 0; i < w.length; i++) {
+        const gi = clipScale === 1 ? g[i] : f(g[i] * cClip);
+        const mi = f(f(m[i] * b1) + f(gi * nb1));
+        const vi = f(f(v[i] * b2) + f(f(gi * gi) * nb2));
+        m[i] = mi;
+        v[i] = vi;
+        let upd = f(f(mi / bc1) / f(f(Math.sqrt(f(vi / bc2))) + cEps));
+        if (decays) upd = f(upd + f(w[i] * cWd));
+        w[i] = f(w[i] - f(upd * cLr));
+      }
+      tf.tidy(() => p.assign(tf.tensor(w, p.shape, "float32")));
     }
     return gradNorm;
   }
@@ -77,8 +101,9 @@ export class AdamW {
   stateArrays(): Record<string, NamedArray> {
     const out: Record<string, NamedArray> = {};
     for (const k of Object.keys(this.m)) {
-      out[`m.${k}`] = { shape: this.m[k].shape, data: this.m[k].dataSync() as Float32Array };
-      out[`v.${k}`] = { shape: this.v[k].shape, data: this.v[k].dataSync() as Float32Array };
+      const shape = this.params[k].shape;
+      out[`m.${k}`] = { shape, data: this.m[k] };
+      out[`v.${k}`] = { shape, data: this.v[k] };
     }
     return out;
   }
@@ -88,15 +113,16 @@ export class AdamW {
       const m = arrays[`m.${k}`];
       const v = arrays[`v.${k}`];
       if (!m || !v) throw new Error(`optimizer state: missing moments for ${k}`);
-      tf.tidy(() => {
-        this.m[k].assign(tf.tensor(m.data, m.shape));
-        this.v[k].assign(tf.tensor(v.data, v.shape));
-      });
+      if (m.data.length !== this.m[k].length || v.data.length !== this.v[k].length)
+        throw new Error(
+          `optimizer state: moments for ${k} have ${m.data.length} / ${v.data.length} values, the parameter has ${this.m[k].length}`,
+        );
+      this.m[k].set(m.data);
+      this.v[k].set(v.data);
     }
     this.step = step;
   }
 
-  dispose(): void {
-    for (const t of [...Object.values(this.m), ...Object.values(this.v)]) t.dispose();
-  }
+  /** nothing on the backend to free; kept so callers release an optimizer the same way as a model */
+  dispose(): void {}
 }

@@ -105,6 +105,10 @@ export function microBatches(n: number, size: number): [number, number][] {
   return out;
 }
 
+function tensorsOf(grads: Record<string, tf.Tensor | Float32Array>): tf.Tensor[] {
+  return Object.values(grads).filter((g): g is tf.Tensor => !(g instanceof Float32Array));
+}
+
 export class GrpoTrainer {
   readonly optimizer: AdamW;
   private readonly names: Map<string, string>;
@@ -193,7 +197,7 @@ export class GrpoTrainer {
     const disposeAll = () => tf.dispose(parts.flatMap((p) => p.tensors));
     let last = { loss: 0, pg: 0, kl: 0, entropy: 0, clipFrac: 0, gradNorm: 0 };
     for (let u = 0; u < cfg.updatesPerBatch; u++) {
-      const sum: Record<string, tf.Tensor> = {};
+      const sum: Record<string, tf.Tensor | Float32Array> = {};
       const total = { loss: 0, pg: 0, kl: 0, entropy: 0, clipFrac: 0 };
       for (const c of parts) {
         let kept: tf.Scalar[] = [];
@@ -213,7 +217,7 @@ export class GrpoTrainer {
         const [pg, kl, ent, clipFrac] = kept.map((t) => t.dataSync()[0]);
         tf.dispose([value, ...kept]);
         if (!Number.isFinite(lossValue)) {
-          tf.dispose([...Object.values(grads), ...Object.values(sum)]);
+          tf.dispose([...Object.values(grads), ...tensorsOf(sum)]);
           disposeAll();
           throw new NumericalFault(`loss is ${lossValue}; the update was not applied`);
         }
@@ -224,11 +228,18 @@ export class GrpoTrainer {
         total.clipFrac += clipFrac * c.tokenShare;
         for (const [vn, g] of Object.entries(grads)) {
           const k = this.names.get(vn)!;
-          if (sum[k]) {
-            const acc = sum[k].add(g);
-            tf.dispose([sum[k], g]);
-            sum[k] = acc;
-          } else sum[k] = g;
+          if (parts.length === 1) {
+            sum[k] = g;
+            continue;
+          }
+          // Several micro-batches: the running sum lives on the host, so the backend holds one
+          // micro-batch's gradients at a time, not two full copies. Float32 + float32 evaluated in
+          // float64 and rounded to float32 is the float32 sum, bit for bit.
+          const data = g.dataSync() as Float32Array;
+          g.dispose();
+          const acc = sum[k] as Float32Array | undefined;
+          if (acc === undefined) sum[k] = Float32Array.from(data);
+          else for (let i = 0; i < data.length; i++) acc[i] += data[i];
         }
       }
       let gradNorm: number;
@@ -238,7 +249,7 @@ export class GrpoTrainer {
         disposeAll();
         throw e;
       } finally {
-        tf.dispose(Object.values(sum));
+        tf.dispose(tensorsOf(sum));
       }
       last = { ...total, kl: reference ? total.kl : NaN, gradNorm };
     }
