@@ -196,6 +196,56 @@ describe("GPT model", () => {
     disposeParams(params);
   });
 
+  it("AdamW's host update equals the same update as tfjs float32 ops, bit for bit (clipping, decay, host gradients)", () => {
+    // the reference: the update written with tfjs ops, as the moments would be kept on the backend
+    const reference = (
+      p: tf.Variable,
+      m: tf.Variable,
+      v: tf.Variable,
+      g0: tf.Tensor,
+      c: number,
+      t: number,
+      lr: number,
+    ) =>
+      tf.tidy(() => {
+        const { beta1, beta2, eps } = DEFAULT_ADAMW;
+        const wd = 0.1;
+        const g = c === 1 ? g0 : g0.mul(c);
+        m.assign(m.mul(beta1).add(g.mul(1 - beta1)));
+        v.assign(v.mul(beta2).add(g.square().mul(1 - beta2)));
+        const upd = m
+          .div(1 - Math.pow(beta1, t))
+          .div(
+            v
+              .div(1 - Math.pow(beta2, t))
+              .sqrt()
+              .add(eps),
+          )
+          .add(p.mul(wd));
+        p.assign(p.sub(upd.mul(lr)));
+      });
+    const rng = makeRng(11, "adamw-test");
+    const values = (n: number, scale: number) => Array.from({ length: n }, () => (rng.next() - 0.5) * scale);
+    const ours = { "w.w": tf.variable(tf.tensor2d(values(600, 1), [20, 30])) };
+    const ref = tf.variable(ours["w.w"].clone());
+    const [m, v] = [tf.variable(tf.zerosLike(ref)), tf.variable(tf.zerosLike(ref))];
+    const opt = new AdamW(ours, { ...DEFAULT_ADAMW, weightDecay: 0.1, gradClip: 1 });
+    for (let t = 1; t <= 12; t++) {
+      const scale = t % 3 === 0 ? 10 : 0.01; // a large gradient every third step: clipped
+      const g = tf.tensor2d(values(600, scale), [20, 30]);
+      const norm = Math.sqrt((g.square().sum().dataSync() as Float32Array)[0]);
+      const norm32 = opt.apply({ "w.w": t % 2 ? (g.dataSync() as Float32Array).slice() : g }, 1e-3);
+      expect(norm32).toBeCloseTo(norm, 4);
+      reference(ref, m, v, g, norm32 > 1 ? 1 / (norm32 + 1e-6) : 1, t, 1e-3);
+      g.dispose();
+    }
+    expect(Array.from(ours["w.w"].dataSync())).toEqual(Array.from(ref.dataSync()));
+    const state = opt.stateArrays();
+    expect(Array.from(state["m.w.w"].data)).toEqual(Array.from(m.dataSync()));
+    expect(Array.from(state["v.w.w"].data)).toEqual(Array.from(v.dataSync()));
+    tf.dispose([ours["w.w"], ref, m, v]);
+  });
+
   it("checkpoints round-trip through config.json + safetensors", () => {
     const params = initParams(cfg, 7);
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ck-"));
