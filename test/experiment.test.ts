@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { parseArgs } from "../src/cli/args.js";
 import { preflight, resolveBenchmarks } from "../src/cli/experiment.js";
 import { ConfigError, parseExperiment } from "../src/experiment/schema.js";
+import { describeStepProgress } from "../src/experiment/progress.js";
 
 // src/cli/experiment.ts runs its command when imported; here only its exported checks are used
 vi.mock("../src/cli/args.js", async (importOriginal) => ({
@@ -337,5 +338,17 @@ describe("bad input is refused before any work, naming the file, field, value an
     expect(r.out).toMatch(/"learningRate"/);
     expect(r.out).toMatch(/valid \(dry run, nothing trained\)/);
     expect(fs.existsSync(path.join(dir, "out"))).toBe(false);
+  });
+});
+
+describe("progress inside a long step", () => {
+  it("gives the rollouts' rate and each micro-batch's ETA from the time so far", () => {
+    expect(describeStepProgress({ phase: "rollouts", seconds: 80, tokens: 8192 })).toBe(
+      "rollouts: 8192 tokens in 1m20s (102.4 tokens/s)",
+    );
+    // 2 of 8 micro-batches in 60 s: 6 more at 30 s each
+    expect(describeStepProgress({ phase: "micro-batch", done: 2, of: 8, seconds: 60 })).toBe(
+      "update: micro-batch 2/8 in 1m00s, ETA 3m00s",
+    );
   });
 });

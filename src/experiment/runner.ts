@@ -16,7 +16,7 @@ import { stepExamples } from "../rl/schedule.js";
 import { GrpoTrainer, type StepStats } from "../rl/trainer.js";
 import { copyTokenizer } from "../text/tokenizer.js";
 import { metricsColumns, metricsRow } from "./metrics.js";
-import { describeEval, describeStep } from "./progress.js";
+import { describeEval, describeStep, describeStepProgress } from "./progress.js";
 import { canResume, clearStates, freshState, loadState, saveOptimizer, saveState, type RunState } from "./resumable.js";
 import { RunFiles, runDir } from "./runFiles.js";
 import type { Experiment } from "./schema.js";
@@ -142,7 +142,15 @@ export async function runSeed(ctx: RunContext, seed: number, mode: RunMode = "fr
   let stopped = false;
   const loopStart = performance.now();
   const firstStep = state.step + 1;
+  // inside a step that runs long (a large model), a line after the rollouts and after each micro-batch
+  let stepStart = 0;
+  let stepNow = 0;
+  trainer.onProgress = (p) => {
+    if ((performance.now() - stepStart) / 1000 >= 20)
+      log(`${tag} step ${stepNow}/${exp.steps}  ${describeStepProgress(p)}`);
+  };
   for (let step = firstStep; step <= exp.steps; step++) {
+    [stepStart, stepNow] = [performance.now(), step];
     const groups = several ? groupsOf(step) : null;
     const stats = stepOrExplain(
       () => (groups ? trainer.stepOn(groups, rolloutRng) : trainer.step(rolloutRng)),

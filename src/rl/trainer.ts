@@ -109,8 +109,15 @@ function tensorsOf(grads: Record<string, tf.Tensor | Float32Array>): tf.Tensor[]
   return Object.values(grads).filter((g): g is tf.Tensor => !(g instanceof Float32Array));
 }
 
+/** Where a step is, for progress lines on large models (a step can take minutes). */
+export type StepProgress =
+  | { phase: "rollouts"; seconds: number; tokens: number }
+  | { phase: "micro-batch"; done: number; of: number; seconds: number };
+
 export class GrpoTrainer {
   readonly optimizer: AdamW;
+  /** called after the rollouts and after each micro-batch's forward and backward */
+  onProgress: ((p: StepProgress) => void) | null = null;
   private readonly names: Map<string, string>;
 
   /** `reference` may be null when the KL coefficient is 0 (no reference model in memory). */
@@ -157,6 +164,11 @@ export class GrpoTrainer {
     const rewards = scored.map((s) => rewardOf({ format: s.format, answer: s.reward }, cfg.reward) as number);
     const adv = groupAdvantages(rewards, cfg.rollouts, cfg.advantage.std, cfg.advantage.eps);
     const t1 = performance.now();
+    this.onProgress?.({
+      phase: "rollouts",
+      seconds: (t1 - t0) / 1000,
+      tokens: scored.reduce((a, r) => a + r.length, 0),
+    });
     const lpT = logprobTemperature(cfg);
     const reference = this.reference;
     // micro-batches of rows (one: the whole batch), each padded to its own longest sequence; the loss
@@ -226,6 +238,12 @@ export class GrpoTrainer {
         total.kl += kl * c.share;
         total.entropy += ent * c.share;
         total.clipFrac += clipFrac * c.tokenShare;
+        this.onProgress?.({
+          phase: "micro-batch",
+          done: parts.indexOf(c) + 1 + u * parts.length,
+          of: parts.length * cfg.updatesPerBatch,
+          seconds: (performance.now() - t1) / 1000,
+        });
         for (const [vn, g] of Object.entries(grads)) {
           const k = this.names.get(vn)!;
           if (parts.length === 1) {
