@@ -605,17 +605,34 @@ describe("bench/hfModel.ts", () => {
       updateBatch: 3,
       updateLength: 6,
       microBatch: 2,
+      grpoStep: true,
     });
     expect(r.family).toBe("qwen3");
     expect(r.results.map((x) => x.kernels)).toEqual(["fast", "stock"]);
     for (const x of r.results) {
       expect(x.samplingTokens).toBe(12);
       // times are measured, not asserted (a tiny model can take under the timer's resolution)
-      for (const t of [x.samplingTokensPerSecond, x.updateSeconds, x.forwardSeconds])
-        expect(Number.isFinite(t) && t >= 0, String(t)).toBe(true);
+      for (const t of [x.samplingTokensPerSecond, x.updateSeconds, x.forwardSeconds, x.grpoStep?.seconds])
+        expect(t !== undefined && Number.isFinite(t) && t >= 0, String(t)).toBe(true);
       expect(x.updateMicroBatchesTimed).toBe(2);
+      // the whole step: one group of 8 rollouts that never stop early, 4 tokens each
+      expect(x.grpoStep).toMatchObject({ copies: 1, rollouts: 8, rolloutTokens: 32, microBatch: 2, klCoef: 0.001 });
     }
+    expect(r.grpoStepSeconds).toBe(r.results[0].grpoStep!.seconds);
     expect(r.peakRssMB).toBeGreaterThan(0);
+    const stepOnly = await benchHfModel({
+      checkpoint: dirs["qwen3-untied"],
+      kernels: ["fast"],
+      sequences: 8,
+      newTokens: 2,
+      promptTokens: 3,
+      microBatch: 4,
+      grpoStep: true,
+      parts: false,
+    });
+    expect(stepOnly.results[0].samplingTokens).toBeUndefined();
+    expect(stepOnly.samplingTokensPerSecond).toBeNull();
+    expect(stepOnly.results[0].grpoStep).toMatchObject({ copies: 1, rollouts: 8, rolloutTokens: 16 });
     selectKernels("fast");
   });
 });
