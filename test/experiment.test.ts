@@ -182,7 +182,7 @@ describe("bad input is refused before any work, naming the file, field, value an
   /** the checks the command makes of an experiment file, in its order, before anything is written */
   const check = async (file: string) => {
     const exp = parseExperiment(fs.readFileSync(file, "utf8"), file);
-    const r = preflight(exp, file);
+    const r = await preflight(exp, file);
     return { ...r, benchmarks: r.benchmarks ?? (await resolveBenchmarks(exp, file)) };
   };
   const errorOf = async (f: () => Promise<unknown>): Promise<Error> => {
@@ -257,6 +257,20 @@ describe("bad input is refused before any work, naming the file, field, value an
       patch: { example: "data/examples/nope.json" },
       expect: [/field `example`/, /nope\.json/, /not found/],
     },
+    {
+      name: "examples dataset with a record missing the question",
+      setup: (dir) => {
+        const f = path.join(dir, "train.jsonl");
+        fs.writeFileSync(f, '{"prompt":"1+1","answer":"2"}\n{"answer":"3"}\n');
+        return { example: undefined, examples: f };
+      },
+      expect: [/field `examples`/, /train\.jsonl: line 2/, /its fields: answer/],
+    },
+    {
+      name: "examples dataset file that does not exist",
+      patch: { example: undefined, examples: "data/pool/nope.parquet" },
+      expect: [/field `examples`/, /nope\.parquet/, /not found/],
+    },
   ];
   for (const c of cases) {
     it(c.name, async () => {
@@ -268,6 +282,36 @@ describe("bad input is refused before any work, naming the file, field, value an
       expect(e.message).toContain(file);
     });
   }
+
+  it("examples come from any dataset file with a field mapping, as benchmarks do", async () => {
+    const dir = tmp("examples-");
+    const f = path.join(dir, "train.json");
+    fs.writeFileSync(
+      f,
+      JSON.stringify([
+        { q: "12*2", sol: "so 24 ####24" },
+        { q: "3+4", sol: "so 7 ####7" },
+      ]),
+    );
+    const file = writeExperiment(dir, {
+      example: undefined,
+      examples: { file: f, question: "q", answer: { field: "sol", extract: "gsm8k" } },
+    });
+    const { examples } = await check(file);
+    expect(examples).toEqual([
+      { prompt: "12*2", answer: "24", source: `${f}:1` },
+      { prompt: "3+4", answer: "7", source: `${f}:2` },
+    ]);
+    // the pool as before: the JSONL lines' prompt and answer, in file order
+    const pool = await check(writeExperiment(dir, { example: undefined, examples: "data/pool/pool.jsonl" }));
+    const lines = fs
+      .readFileSync("data/pool/pool.jsonl", "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
+    expect(pool.examples!.map((e) => [e.prompt, e.answer])).toEqual(lines.map((l) => [l.prompt, l.answer]));
+    expect(pool.examples![3].source).toBe("data/pool/pool.jsonl:4");
+  });
 
   it("the smoke experiment itself passes the same checks", async () => {
     const { example, benchmarks, model } = await check("experiments/smoke.json");

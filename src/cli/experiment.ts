@@ -17,6 +17,7 @@ import { loadTokenizerFor } from "../text/tokenizer.js";
 import { isOrganismBenchmark, loadBenchmarkRefs, loadBenchmarks } from "../eval/benchmarks.js";
 import type { Benchmark } from "../eval/evaluate.js";
 import { isOrganismCheckpoint } from "../model/load.js";
+import { loadDataset, type DatasetRef } from "../datasets/dataset.js";
 import { taskFor } from "../task/forModel.js";
 import { isValidLabel } from "../reward/verifier.js";
 import { numberFlag, parseArgs, runMain } from "./args.js";
@@ -49,31 +50,21 @@ function readExampleFile(f: string, file: string, where: string): ResolvedExampl
   return { prompt: question, answer: raw.answer, source: f };
 }
 
-/** Reads a JSONL file of examples, one {prompt, answer, ...} object a line (other fields are ignored). */
-function readExamplesJsonl(f: string, file: string): ResolvedExample[] {
+/** Reads a dataset of examples (JSONL, JSON or Parquet, with an optional field mapping) as
+ * {prompt, answer} examples; `source` is the file and the record number (the line, for JSONL). */
+async function readExamplesDataset(ref: DatasetRef, file: string): Promise<ResolvedExample[]> {
+  const f = typeof ref === "string" ? ref : ref.file;
   if (!fs.existsSync(f))
     throw new ConfigError(
-      `${file}: field \`examples\`: file ${JSON.stringify(f)} not found; give a JSONL file of {"prompt", "answer"} lines such as data/pool/pool.jsonl, or a list of examples`,
+      `${file}: field \`examples\`: file ${JSON.stringify(f)} not found; give a dataset file (JSONL, JSON or Parquet, e.g. data/pool/pool.jsonl), a mapping {file, question, answer}, or a list of examples`,
     );
-  const out: ResolvedExample[] = [];
-  fs.readFileSync(f, "utf8")
-    .split("\n")
-    .forEach((line, i) => {
-      if (!line.trim()) return;
-      let raw: any;
-      try {
-        raw = JSON.parse(line);
-      } catch (e) {
-        throw new ConfigError(`${f}: line ${i + 1}: malformed JSON (${(e as Error).message})`);
-      }
-      if (typeof raw?.prompt !== "string" || typeof raw?.answer !== "string")
-        throw new ConfigError(
-          `${f}: line ${i + 1}: an example needs string fields "prompt" and "answer"; got ${line.slice(0, 120)}`,
-        );
-      out.push({ prompt: raw.prompt, answer: raw.answer, source: `${f}:${i + 1}` });
-    });
-  if (out.length === 0) throw new ConfigError(`${f}: no examples in the file (field \`examples\` of ${file})`);
-  return out;
+  let rows: { question: string; answer: string }[];
+  try {
+    rows = await loadDataset(ref);
+  } catch (e) {
+    throw new ConfigError(`${file}: field \`examples\`: ${(e as Error).message}`);
+  }
+  return rows.map((r, i) => ({ prompt: r.question, answer: r.answer, source: `${f}:${i + 1}` }));
 }
 
 /** The experiment's single example, or null when it trains on a list (`examples`). */
@@ -85,10 +76,10 @@ export function resolveExample(exp: Experiment, file: string): ResolvedExample |
 }
 
 /** The experiment's list of examples (`examples`), or null when it trains on one (`example`). */
-export function resolveExamples(exp: Experiment, file: string): ResolvedExample[] | null {
+export async function resolveExamples(exp: Experiment, file: string): Promise<ResolvedExample[] | null> {
   const ex = exp.examples;
   if (ex === undefined) return null;
-  if (typeof ex === "string") return readExamplesJsonl(ex, file);
+  if (!Array.isArray(ex)) return await readExamplesDataset(ex, file);
   return ex.map((e, i) =>
     typeof e === "string"
       ? readExampleFile(e, file, `examples.${i}`)
@@ -97,9 +88,9 @@ export function resolveExamples(exp: Experiment, file: string): ResolvedExample[
 }
 
 /** Every check that can fail before training starts. Returns the example and the loaded benchmarks. */
-export function preflight(exp: Experiment, file: string) {
+export async function preflight(exp: Experiment, file: string) {
   const example = resolveExample(exp, file);
-  const examples = resolveExamples(exp, file);
+  const examples = await resolveExamples(exp, file);
   const field = <T>(name: string, fix: string, f: () => T): T => {
     try {
       return f();
@@ -248,7 +239,7 @@ runMain(async () => {
     throw new Error("experiment: --prompt and --answer go together");
   if (flags.prompt !== undefined) over.example = { prompt: flags.prompt, answer: flags.answer };
   const exp = validateExperiment(over, `${file} (with command-line overrides)`);
-  const checked = preflight(exp, file);
+  const checked = await preflight(exp, file);
   const { example, examples, model } = checked;
   const benchmarks = checked.benchmarks ?? (await resolveBenchmarks(exp, file));
   const outDir = (flags.out as string) ?? "results";

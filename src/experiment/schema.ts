@@ -143,10 +143,10 @@ export const ExperimentSchema = z
       .optional()
       .describe("the single training example: {prompt, answer} or a JSON file under data/examples/"),
     examples: z
-      .union([z.array(z.union([ExampleSchema, z.string()])).min(1), z.string()])
+      .union([z.array(z.union([ExampleSchema, z.string()])).min(1), z.string(), DatasetSchema])
       .optional()
       .describe(
-        "instead of `example`, several training examples: a list of {prompt, answer} or example files, or a JSONL file of {prompt, answer} lines (data/pool/pool.jsonl: the whole pool). Each step's `copies` groups take the next examples of a stream of epochs, each epoch a seeded shuffle of the list",
+        "instead of `example`, several training examples: a list of {prompt, answer} or example files, or a dataset file (JSONL, JSON or Parquet; data/pool/pool.jsonl: the whole pool) or dataset mapping {file, question, answer, limit}, read as the benchmarks are. Each step's `copies` groups take the next examples of a stream of epochs, each epoch a seeded shuffle of the list",
       ),
     benchmarks: z
       .array(z.union([z.string(), DatasetSchema]))
