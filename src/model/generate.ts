@@ -31,10 +31,10 @@ export function selectKernels(requested: string = "auto"): {
   else active = "stock";
   const why =
     active === "fast"
-      ? "WebAssembly SIMD fused decode step (src/model/fastDecoder.wasm)"
+      ? "the organism decodes with the WebAssembly SIMD fused decode step (src/model/fastDecoder.wasm)"
       : requested === "stock"
-        ? "plain-JS decoder, as requested"
-        : `plain-JS decoder (fast kernels unavailable: ${FastKVDecoder.unavailableReason()})`;
+        ? "the organism decodes with the plain-JS decoder, as requested"
+        : `the organism decodes with the plain-JS decoder (fast kernels unavailable: ${FastKVDecoder.unavailableReason()})`;
   const ops = selectFastKernels(requested);
   return {
     name: active,
