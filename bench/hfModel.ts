@@ -88,6 +88,8 @@ export interface GrpoStepResult {
   rolloutTokens: number;
   /** process peak resident memory after the step (policy, reference, gradients, AdamW), in MB */
   peakRssMB: number;
+  /** the tfjs-wasm heap after the step, in MB (its limit: 4096); null on other backends */
+  wasmHeapMB: number | null;
 }
 
 export interface HfModelBenchResult {
@@ -114,6 +116,12 @@ export interface HfModelBenchResult {
 }
 
 const peakRssMB = () => Math.round(process.resourceUsage().maxRSS / 1024);
+/** The tfjs-wasm heap's size in MB (it grows and never shrinks, so this is its peak; at most 4096),
+ * or null on another backend. */
+const wasmHeapMB = (): number | null => {
+  const bytes = (tf.backend() as { wasm?: { HEAPU8?: Uint8Array } }).wasm?.HEAPU8?.buffer.byteLength;
+  return bytes === undefined ? null : Math.round(bytes / 2 ** 20);
+};
 /** CPU seconds (user + system, every thread) since `from` */
 const cpuSince = (from: NodeJS.CpuUsage) => {
   const d = process.cpuUsage(from);
@@ -203,9 +211,10 @@ function timeGrpoStep(
     updateSeconds: round(stats.updateSeconds),
     rolloutTokens: Math.round(stats.responseLength * copies * rollouts),
     peakRssMB: peakRssMB(),
+    wasmHeapMB: wasmHeapMB(),
   };
   log(
-    `  grpo step ${copies} x ${rollouts}, ${shape.newTokens} new tokens, micro-batches of ${shape.microBatch}: ${seconds.toFixed(1)} s (CPU ${cpuSeconds.toFixed(1)} s; rollouts ${stats.rolloutSeconds.toFixed(1)} s, update ${stats.updateSeconds.toFixed(1)} s); peak RSS ${result.peakRssMB} MB`,
+    `  grpo step ${copies} x ${rollouts}, ${shape.newTokens} new tokens, micro-batches of ${shape.microBatch}: ${seconds.toFixed(1)} s (CPU ${cpuSeconds.toFixed(1)} s; rollouts ${stats.rolloutSeconds.toFixed(1)} s, update ${stats.updateSeconds.toFixed(1)} s); peak RSS ${result.peakRssMB} MB, wasm heap ${result.wasmHeapMB ?? "-"} MB`,
   );
   trainer.optimizer.dispose();
   policy.dispose();
