@@ -212,7 +212,7 @@ function checkpointOf(flags: Flags, flag: string, example: string): Checkpoint {
 }
 
 /** The model and its task (prompts, answer format, stop ids: taskFor, as `npm run eval`). */
-function open(ck: Checkpoint): { lm: CausalLM; task: Task } {
+function openModel(ck: Checkpoint): { lm: CausalLM; task: Task } {
   const task = taskFor(ck.dir);
   return { lm: loadModel(ck.dir), task };
 }
@@ -362,7 +362,7 @@ async function extract(flags: Flags, log: (s: string) => void): Promise<void> {
   const items = await sourceItems(source, limit, ck);
   await setupCompute(flags, log);
   decoderNote(ck, log);
-  const { lm, task } = open(ck);
+  const { lm, task } = openModel(ck);
   try {
     const t0 = performance.now();
     const pairs = items.flatMap((it) => Array.from({ length: n }, () => it));
@@ -537,7 +537,7 @@ async function apply(flags: Flags, log: (s: string) => void): Promise<void> {
   const maxNewTokens = maxNewTokensOf(flags, ck);
   const { backend } = await setupCompute(flags, log);
   decoderNote(ck, log);
-  const { lm, task } = open(ck);
+  const { lm, task } = openModel(ck);
   try {
     const opts = { ...ef.opts, maxNewTokens };
     const t0 = performance.now();
@@ -647,7 +647,7 @@ async function layersCommand(flags: Flags, log: (s: string) => void): Promise<vo
   const items = await sourceItems(source, limit, ck);
   await setupCompute(flags, log);
   decoderNote(ck, log);
-  const { lm, task } = open(ck);
+  const { lm, task } = openModel(ck);
   try {
     const t0 = performance.now();
     const vectors = behaviours.flatMap((behaviour) =>
@@ -761,7 +761,7 @@ async function rlCommand(flags: Flags, log: (s: string) => void): Promise<void> 
   await setupCompute(flags, log);
   decoderNote(baseCk, log);
   // one task for both (the RL checkpoint is the base's model, trained)
-  const { lm: base, task } = open(baseCk);
+  const { lm: base, task } = openModel(baseCk);
   const rl = loadModel(rlDir);
   try {
     const t0 = performance.now();
