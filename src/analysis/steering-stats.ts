@@ -158,10 +158,21 @@ export function differenceOfMeans(spans: MeanAccumulator, all: MeanAccumulator):
 
 /** Mean over rows of KL(softmax(p) ‖ softmax(q)) for row-major logits [rows, V], in nats (float64). */
 export function meanKlFromLogits(p: ArrayLike<number>, q: ArrayLike<number>, V: number): number {
+  const acc = { total: 0, rows: 0 };
+  addKlRows(p, q, V, acc);
+  return acc.rows > 0 ? acc.total / acc.rows : NaN;
+}
+
+/** Adds each row's KL(softmax(p) ‖ softmax(q)) (row-major logits [rows, V]) to `acc.total`, row by
+ * row in order, and the rows to `acc.rows`: batches added in turn sum exactly as one array would. */
+export function addKlRows(
+  p: ArrayLike<number>,
+  q: ArrayLike<number>,
+  V: number,
+  acc: { total: number; rows: number },
+): void {
   if (p.length !== q.length || p.length % V !== 0) throw new Error("meanKlFromLogits: logits differ in shape");
   const rows = p.length / V;
-  if (rows === 0) return NaN;
-  let total = 0;
   for (let r = 0; r < rows; r++) {
     const o = r * V;
     let mp = -Infinity;
@@ -183,9 +194,9 @@ export function meanKlFromLogits(p: ArrayLike<number>, q: ArrayLike<number>, V: 
       const lp = p[o + i] - lzp;
       kl += Math.exp(lp) * (lp - (q[o + i] - lzq));
     }
-    total += Math.max(0, kl);
+    acc.total += Math.max(0, kl);
   }
-  return total / rows;
+  acc.rows += rows;
 }
 
 /** Share of a gain (from `base` to `target`) that `reached` recovers: (reached − base) / (target − base); null without a gain. */

@@ -1,22 +1,26 @@
-// Steering vectors for the organism (gpt family): residual-stream activations on sampled completions,
-// difference-of-means vectors per behaviour and block, evaluation with a vector added, the effect of
-// each block, and the shift RL makes to the mean activations. Computation only: files, flags and
-// printing are src/cli/steer.ts's.
+// Steering vectors for any model family behind the CausalLM seam (src/model/family.ts): residual-stream
+// activations on sampled completions, difference-of-means vectors per behaviour and block, evaluation
+// with a vector added, the effect of each block, and the shift RL makes to the mean activations.
+// Computation only: files, flags and printing are src/cli/steer.ts's. The functions taking a CausalLM
+// set its residual addition as they need and leave it removed. The organism helpers at the end of
+// each section (params and config, prompts without BOS) are the same computations on a GptLM.
 //
-// Positions. A sequence is BOS, the prompt's tokens, the completion's tokens ids[0..n). The
-// activations of a completion are the residual stream after each block at the n positions that
-// PREDICT its tokens (positions P−1 … P+n−2, P = 1 + prompt length: the prompt's last token, then
-// every completion token but the last). The row for completion token i is the model's state when it
-// chooses token i; a span that opens at token i (src/eval/spans.ts) takes that row. "All completion
-// tokens" are those n rows of every completion.
+// Positions. A sequence is the model's input prefix for the prompt (BOS included where the model has
+// one, as Task.promptIds gives it: P tokens), then the completion's tokens ids[0..n). The activations
+// of a completion are the residual stream after each block at the n positions that PREDICT its
+// tokens (positions P−1 … P+n−2: the prompt's last token, then every completion token but the last).
+// The row for completion token i is the model's state when it chooses token i; a span that opens at
+// token i (src/eval/spans.ts) takes that row. "All completion tokens" are those n rows of every
+// completion.
 import * as tf from "@tensorflow/tfjs";
 import { makeRng } from "../engine/rng.js";
-import { forward, type ModelConfig, type Params, type ResidualAddition } from "../model/gpt.js";
+import type { ModelConfig, Params, ResidualAddition } from "../model/gpt.js";
 import { withResidualAddition, type HostWeights } from "../model/decode.js";
 import { decodeSafetensors, encodeSafetensors, type NamedArray } from "../model/checkpoint.js";
+import type { CausalLM } from "../model/family.js";
 import { rollout, type Scored } from "../task/rollout.js";
-import { organismTask } from "../task/task.js";
-import { hostLM } from "../model/gptLM.js";
+import { organismTask, type Task } from "../task/task.js";
+import { GptLM, hostLM } from "../model/gptLM.js";
 import { BOS_ID, PAD_ID, type CharTokenizer } from "../text/tokenizer.js";
 import type { Item } from "../world/datasets.js";
 import type { Benchmark, EvalOptions } from "../eval/evaluate.js";
@@ -24,9 +28,9 @@ import { evaluateAll, type EvalReport } from "../eval/report.js";
 import { passAtK } from "../eval/passk.js";
 import { behaviourShares, offsetsOf, type CompletionLabels, type Labeller } from "../eval/spans.js";
 import {
+  addKlRows,
   differenceOfMeans,
   recoveredShare,
-  meanKlFromLogits,
   MeanAccumulator,
   meanOfShares,
   norm,
@@ -35,27 +39,138 @@ import {
   type ShareEstimate,
 } from "./steering-stats.js";
 
-/** A prompt and a completion as token ids (no BOS, no EOS). */
-export interface TokenSequence {
+/** A prompt and a completion as the model reads them: `promptIds` is the model's whole input prefix
+ * (BOS included where the model has one: Task.promptIds, Scored.promptIds), `ids` the completion
+ * without its stop token. */
+export interface ModelSequence {
   promptIds: readonly number[];
   ids: readonly number[];
 }
 
-/** Checks block indices against the model; the error lists the valid ones. */
-export function checkLayers(cfg: ModelConfig, layers: readonly number[], flag = "--layers"): void {
-  const valid = Array.from({ length: cfg.layers }, (_, i) => i);
+/** The organism helpers' sequences: prompt and completion token ids without BOS and EOS (BOS is
+ * prepended for them). */
+export type TokenSequence = ModelSequence;
+
+/** What the computations need of a task: completion tokens → text (for labels), and the filler of
+ * right-padded batches. */
+export type SequenceTask = Pick<Task, "decode" | "padId">;
+
+/** Checks block indices against the model (an organism config or any CausalLM); the error lists the valid ones. */
+export function checkLayers(
+  model: Pick<ModelConfig, "layers"> | Pick<CausalLM, "numLayers">,
+  layers: readonly number[],
+  flag = "--layers",
+): void {
+  const blocks = "numLayers" in model ? model.numLayers : model.layers;
+  const valid = Array.from({ length: blocks }, (_, i) => i);
   const bad = layers.filter((l) => !valid.includes(l));
   if (bad.length > 0 || layers.length === 0)
     throw new Error(
-      `${flag}: ${layers.length === 0 ? "no block given" : `block ${bad.join(", ")} is out of range`}; this model has ${cfg.layers} blocks, valid: ${valid.join(", ")} (0-based; the vector is added after that block)`,
+      `${flag}: ${layers.length === 0 ? "no block given" : `block ${bad.join(", ")} is out of range`}; this model has ${blocks} blocks, valid: ${valid.join(", ")} (0-based; the vector is added after that block)`,
     );
 }
 
+/** floats of logits read back per batch (a batch shrinks below `batch` sequences to stay under it) */
+const LOGITS_PER_BATCH = 1 << 23;
+
+const inputLength = (q: ModelSequence) => q.promptIds.length + Math.max(0, q.ids.length - 1);
+
 /**
- * Teacher-forced forward passes over sequences, in batches: for each sequence, calls `visit` with its
- * completion rows (see the file comment) of the residual stream after each block in `layers`
- * ([n, C] each) and, if asked, the logits at the same rows ([n, V]). No tensor outlives a batch.
+ * The sequences in right-padded batches of at most `batch` (fewer when logits of a large vocabulary
+ * are read): calls `run` with each batch's first index, its sequences, and the input ids [b, T].
  */
+function forBatches(
+  lm: CausalLM,
+  seqs: readonly ModelSequence[],
+  opts: { padId: number; batch?: number; logits?: boolean },
+  run: (s0: number, part: readonly ModelSequence[], input: tf.Tensor2D, T: number) => void,
+): void {
+  let batch = opts.batch ?? 64;
+  if (opts.logits) {
+    const longest = seqs.reduce((a, q) => Math.max(a, inputLength(q)), 1);
+    batch = Math.max(1, Math.min(batch, Math.floor(LOGITS_PER_BATCH / (longest * lm.vocabSize))));
+  }
+  for (let s0 = 0; s0 < seqs.length; s0 += batch) {
+    const part = seqs.slice(s0, s0 + batch);
+    part.forEach((q, b) => {
+      if (q.promptIds.length === 0)
+        throw new Error(`completion rows: sequence ${s0 + b} has an empty prompt (it needs at least a BOS token)`);
+    });
+    const T = part.reduce((a, q) => Math.max(a, inputLength(q)), 1);
+    if (T > lm.contextLength)
+      throw new Error(`completion rows: a sequence of ${T} input tokens exceeds the context ${lm.contextLength}`);
+    const idx = new Int32Array(part.length * T).fill(opts.padId);
+    part.forEach((q, b) => {
+      const seq = [...q.promptIds, ...q.ids.slice(0, Math.max(0, q.ids.length - 1))];
+      idx.set(seq.slice(0, T), b * T);
+    });
+    const input = tf.tensor2d(idx, [part.length, T], "int32");
+    try {
+      run(s0, part, input, T);
+    } finally {
+      input.dispose();
+    }
+  }
+}
+
+/** The model's activations of a batch read back: residuals per layer [b*T*C] and logits [b*T*V] or null. */
+function readActivations(
+  lm: CausalLM,
+  input: tf.Tensor2D,
+  layers: readonly number[],
+  logits: boolean,
+): { residuals: Float32Array[]; logits: Float32Array | null } {
+  const out = lm.activations(input, { layers, logits });
+  const tensors = [...out.residuals, ...(out.logits ? [out.logits] : [])];
+  try {
+    const data = tensors.map((t) => t.dataSync() as Float32Array);
+    return { residuals: data.slice(0, layers.length), logits: out.logits ? data[layers.length] : null };
+  } finally {
+    tf.dispose(tensors);
+  }
+}
+
+/**
+ * Teacher-forced forward passes over sequences, in batches, with the model's residual addition as
+ * set: for each sequence, calls `visit` with its completion rows (see the file comment) of the
+ * residual stream after each block in `layers` ([n, C] each) and, if asked, the logits at the same
+ * rows ([n, V]). No tensor outlives a batch.
+ */
+export function completionRowsOf(
+  lm: CausalLM,
+  seqs: readonly ModelSequence[],
+  opts: { layers: readonly number[]; logits?: boolean; padId: number; batch?: number },
+  visit: (index: number, rows: { residuals: Float32Array[]; logits: Float32Array | null; n: number }) => void,
+): void {
+  if (opts.layers.length > 0) checkLayers(lm, opts.layers);
+  const C = lm.hiddenSize;
+  const V = lm.vocabSize;
+  forBatches(lm, seqs, opts, (s0, part, input) => {
+    const T = input.shape[1];
+    const data = readActivations(lm, input, opts.layers, opts.logits ?? false);
+    part.forEach((q, b) => {
+      const n = q.ids.length;
+      const first = b * T + q.promptIds.length - 1; // the prompt's last position
+      const residuals = data.residuals.map((r) => r.subarray(first * C, (first + n) * C));
+      const logits = data.logits ? data.logits.subarray(first * V, (first + n) * V) : null;
+      visit(s0 + b, { residuals, logits, n });
+    });
+  });
+}
+
+/** The organism's sequences (prompts without BOS) as the model reads them. */
+function withBos(seqs: readonly TokenSequence[]): ModelSequence[] {
+  return seqs.map((q) => ({ promptIds: [BOS_ID, ...q.promptIds], ids: q.ids }));
+}
+
+/** The organism's GptLM over `params`, with `addition` set. */
+function organismLM(params: Params, cfg: ModelConfig, addition: ResidualAddition | null = null): GptLM {
+  const lm = new GptLM(params, cfg);
+  lm.setResidualAddition(addition);
+  return lm;
+}
+
+/** completionRowsOf for the organism: prompts without BOS, the addition passed in. */
 export function completionRows(
   params: Params,
   cfg: ModelConfig,
@@ -63,39 +178,13 @@ export function completionRows(
   opts: { layers: readonly number[]; logits?: boolean; addition?: ResidualAddition | null; batch?: number },
   visit: (index: number, rows: { residuals: Float32Array[]; logits: Float32Array | null; n: number }) => void,
 ): void {
-  if (opts.layers.length > 0) checkLayers(cfg, opts.layers);
-  const batch = opts.batch ?? 64;
-  const C = cfg.width;
-  const V = cfg.vocabSize;
-  for (let s0 = 0; s0 < seqs.length; s0 += batch) {
-    const part = seqs.slice(s0, s0 + batch);
-    const lens = part.map((q) => q.promptIds.length + q.ids.length); // BOS + prompt + ids without the last
-    const Tmax = Math.max(1, ...lens);
-    if (Tmax > cfg.contextLength)
-      throw new Error(`completionRows: a sequence of ${Tmax + 1} tokens exceeds the context ${cfg.contextLength}`);
-    const idx = new Int32Array(part.length * Tmax).fill(PAD_ID);
-    part.forEach((q, b) => {
-      const seq = [BOS_ID, ...q.promptIds, ...q.ids.slice(0, Math.max(0, q.ids.length - 1))];
-      idx.set(seq.slice(0, Tmax), b * Tmax);
-    });
-    const outs = tf.tidy(() => {
-      const input = tf.tensor2d(idx, [part.length, Tmax], "int32");
-      const residuals: tf.Tensor2D[] = [];
-      const logits = forward(params, cfg, input, { addition: opts.addition ?? null, residuals });
-      const kept: tf.Tensor[] = opts.layers.map((l) => residuals[l]);
-      if (opts.logits) kept.push(logits);
-      return kept;
-    });
-    const data = outs.map((t) => t.dataSync() as Float32Array);
-    tf.dispose(outs);
-    part.forEach((q, b) => {
-      const n = q.ids.length;
-      const first = b * Tmax + q.promptIds.length; // position P − 1 (BOS is position 0)
-      const residuals = opts.layers.map((_, j) => data[j].subarray(first * C, (first + n) * C));
-      const logits = opts.logits ? data[opts.layers.length].subarray(first * V, (first + n) * V) : null;
-      visit(s0 + b, { residuals, logits, n });
-    });
-  }
+  const lm = organismLM(params, cfg, opts.addition ?? null);
+  completionRowsOf(
+    lm,
+    withBos(seqs),
+    { layers: opts.layers, logits: opts.logits, padId: PAD_ID, batch: opts.batch },
+    visit,
+  );
 }
 
 /** Labels of a completion from its token ids, with character offsets from each token's own text. */
@@ -119,17 +208,16 @@ export interface ActivationStats {
 }
 
 /** Sums of the activations over all completion rows and over each behaviour's span starts. */
-export function collectActivations(
-  params: Params,
-  cfg: ModelConfig,
-  decode: (ids: number[]) => string,
-  seqs: readonly TokenSequence[],
+export function collectActivationsOf(
+  lm: CausalLM,
+  task: SequenceTask,
+  seqs: readonly ModelSequence[],
   labeller: Labeller,
   behaviours: readonly string[],
   layers: readonly number[],
   onBatch?: (done: number) => void,
 ): ActivationStats {
-  const C = cfg.width;
+  const C = lm.hiddenSize;
   const stats: ActivationStats = {
     layers: [...layers],
     width: C,
@@ -139,7 +227,8 @@ export function collectActivations(
     completions: seqs.length,
     present: Object.fromEntries(behaviours.map((b) => [b, 0])),
   };
-  completionRows(params, cfg, seqs, { layers }, (i, { residuals, n }) => {
+  const decode = (ids: number[]) => task.decode(ids);
+  completionRowsOf(lm, seqs, { layers, padId: task.padId }, (i, { residuals, n }) => {
     const labels = labelCompletion(decode, labeller, seqs[i].ids);
     for (const b of behaviours) if (labels.present[b]) stats.present[b]++;
     layers.forEach((_, j) => {
@@ -150,6 +239,21 @@ export function collectActivations(
     if ((i + 1) % 64 === 0 || i + 1 === seqs.length) onBatch?.(i + 1);
   });
   return stats;
+}
+
+/** collectActivationsOf for the organism (prompts without BOS). */
+export function collectActivations(
+  params: Params,
+  cfg: ModelConfig,
+  decode: (ids: number[]) => string,
+  seqs: readonly TokenSequence[],
+  labeller: Labeller,
+  behaviours: readonly string[],
+  layers: readonly number[],
+  onBatch?: (done: number) => void,
+): ActivationStats {
+  const task = { decode, padId: PAD_ID };
+  return collectActivationsOf(organismLM(params, cfg), task, withBos(seqs), labeller, behaviours, layers, onBatch);
 }
 
 export interface SteeringVector {
@@ -207,7 +311,8 @@ export interface VectorFileMeta {
   width: number;
   blocks: number;
   layers: number[];
-  labeller: { kind: string; definitions: Record<string, string> };
+  /** keyword labellers: behaviour -> keyword (what apply, layers and rl label with on other families) */
+  labeller: { kind: string; definitions: Record<string, string>; keywords?: Record<string, string> };
   positions: string;
   /** what the span-start mean was compared with (see BASELINES) */
   baseline: { kind: Baseline; startBehaviours: string[] };
@@ -412,25 +517,21 @@ function combine(parts: readonly SteeredMetrics[], units: number, unitsGreedy: n
   };
 }
 
-/**
- * Evaluates `hw` with `addition` (null: plain) on the benchmarks exactly as `npm run eval` does
- * (evaluateAll, same seed and streams), and adds behaviour shares and intervals.
- */
-export function evaluateSteered(
-  hw: HostWeights,
-  tok: CharTokenizer,
+/** The evaluation of `lm` as it is (its addition untouched): `npm run eval`'s report plus shares. */
+function evaluateScored(
+  lm: CausalLM,
+  task: Task,
   benches: readonly Benchmark[],
   opts: EvalOptions,
   seed: number,
-  addition: ResidualAddition | null,
   labeller: Labeller,
-  behaviours: readonly string[] = labeller.behaviours,
+  behaviours: readonly string[],
   onBenchmark?: (name: string) => void,
 ): SteeredEval {
   const scored: Record<string, { greedy: readonly Scored[]; sampled: readonly Scored[] | null }> = {};
   const { report } = evaluateAll(
-    hostLM(withResidualAddition(hw, addition)),
-    organismTask(tok),
+    lm,
+    task,
     [...benches],
     opts,
     seed,
@@ -441,7 +542,7 @@ export function evaluateSteered(
       else scored[bench].sampled = rows;
     },
   );
-  const decode = (ids: number[]) => tok.decode(ids);
+  const decode = (ids: number[]) => task.decode(ids);
   const benchmarks: Record<string, SteeredMetrics> = {};
   let units = 0;
   let unitsGreedy = 0;
@@ -456,6 +557,47 @@ export function evaluateSteered(
   return { report, benchmarks, ...combine(Object.values(benchmarks), units, unitsGreedy) };
 }
 
+/**
+ * Evaluates `lm` with `addition` (null: plain) on the benchmarks exactly as `npm run eval` does
+ * (evaluateAll, same seed and streams), and adds behaviour shares and intervals. The graded-form
+ * shares are the task's (the verifier's format check: `####N` for the organism, a `\boxed{}` answer
+ * for the text task's default).
+ */
+export function evaluateSteeredOf(
+  lm: CausalLM,
+  task: Task,
+  benches: readonly Benchmark[],
+  opts: EvalOptions,
+  seed: number,
+  addition: ResidualAddition | null,
+  labeller: Labeller,
+  behaviours: readonly string[] = labeller.behaviours,
+  onBenchmark?: (name: string) => void,
+): SteeredEval {
+  lm.setResidualAddition(addition);
+  try {
+    return evaluateScored(lm, task, benches, opts, seed, labeller, behaviours, onBenchmark);
+  } finally {
+    lm.setResidualAddition(null);
+  }
+}
+
+/** evaluateSteeredOf for the organism's host weights (one copy of the weights for many evaluations). */
+export function evaluateSteered(
+  hw: HostWeights,
+  tok: CharTokenizer,
+  benches: readonly Benchmark[],
+  opts: EvalOptions,
+  seed: number,
+  addition: ResidualAddition | null,
+  labeller: Labeller,
+  behaviours: readonly string[] = labeller.behaviours,
+  onBenchmark?: (name: string) => void,
+): SteeredEval {
+  const lm = hostLM(withResidualAddition(hw, addition));
+  return evaluateScored(lm, organismTask(tok), benches, opts, seed, labeller, behaviours, onBenchmark);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Which layer: per layer, the behaviour share over a few scales (slope per unit scale) and the KL of
 // the steered next-token distribution to the unsteered one.
@@ -465,8 +607,39 @@ export interface LayerEffect {
   layer: number;
   /** |vector|: slope / vectorNorm is the change per unit of added norm */
   vectorNorm: number;
-  points: { scale: number; share: ShareEstimate; shares: Record<string, number>; kl: number }[];
+  /** `formatShare`: the share of samples in the task's graded form (the verifier's format check) */
+  points: { scale: number; share: ShareEstimate; shares: Record<string, number>; formatShare: number; kl: number }[];
   slope: { slope: number; se: number; lo: number; hi: number };
+}
+
+/**
+ * Mean over the completion tokens of `seqs` of KL(steered ‖ unsteered) next-token distribution, in
+ * nats: per batch, the logits without and with `addition` (the model is left without one).
+ */
+export function meanKlOf(
+  lm: CausalLM,
+  seqs: readonly ModelSequence[],
+  addition: ResidualAddition,
+  padId: number,
+): number {
+  const V = lm.vocabSize;
+  const acc = { total: 0, rows: 0 };
+  try {
+    forBatches(lm, seqs, { padId, logits: true }, (_, part, input, T) => {
+      lm.setResidualAddition(null);
+      const plain = readActivations(lm, input, [], true).logits!;
+      lm.setResidualAddition(addition);
+      const steered = readActivations(lm, input, [], true).logits!;
+      part.forEach((q, b) => {
+        const first = b * T + q.promptIds.length - 1;
+        const n = q.ids.length;
+        addKlRows(steered.subarray(first * V, (first + n) * V), plain.subarray(first * V, (first + n) * V), V, acc);
+      });
+    });
+  } finally {
+    lm.setResidualAddition(null);
+  }
+  return acc.rows > 0 ? acc.total / acc.rows : NaN;
 }
 
 /**
@@ -474,10 +647,9 @@ export interface LayerEffect {
  * stream at each scale), the share of completions showing the behaviour, and the mean KL(steered ‖
  * unsteered) over the completion tokens of the unsteered samples (teacher-forced).
  */
-export function layerEffects(
-  params: Params,
-  hw: HostWeights,
-  tok: CharTokenizer,
+export function layerEffectsOf(
+  lm: CausalLM,
+  task: Task,
   items: readonly Item[],
   vectors: { behaviour: string; layer: number; vector: Float32Array }[],
   scales: readonly number[],
@@ -485,29 +657,20 @@ export function layerEffects(
   labeller: Labeller,
   onPoint?: (behaviour: string, layer: number, scale: number) => void,
 ): LayerEffect[] {
-  const cfg = hw.cfg;
   const pairs = items.flatMap((it) => Array.from({ length: sampling.n }, () => it));
-  const decode = (ids: number[]) => tok.decode(ids);
-  const sample = (addition: ResidualAddition | null) =>
-    rollout(
-      hostLM(withResidualAddition(hw, addition)),
-      organismTask(tok),
-      pairs,
-      sampling,
-      makeRng(sampling.seed, "steer/layers"),
-    );
-  const plain = sample(null);
-  const logitsOf = (addition: ResidualAddition | null) => {
-    const parts: Float32Array[] = [];
-    completionRows(params, cfg, plain, { layers: [], logits: true, addition }, (_, r) =>
-      parts.push(Float32Array.from(r.logits!)),
-    );
-    return concat(parts);
+  const decode = (ids: number[]) => task.decode(ids);
+  const sample = (addition: ResidualAddition | null) => {
+    lm.setResidualAddition(addition);
+    try {
+      return rollout(lm, task, pairs, sampling, makeRng(sampling.seed, "steer/layers"));
+    } finally {
+      lm.setResidualAddition(null);
+    }
   };
-  let plainLogits: Float32Array | null = null;
+  const plain = sample(null);
   const out: LayerEffect[] = [];
   for (const { behaviour, layer, vector } of vectors) {
-    checkLayers(cfg, [layer], "--layers");
+    checkLayers(lm, [layer], "--layers");
     const points: LayerEffect["points"] = [];
     for (const scale of scales) {
       const addition = scale === 0 ? null : { layer, vector, scale };
@@ -518,15 +681,12 @@ export function layerEffects(
         for (let j = 0; j < sampling.n; j++) a += labels[p * sampling.n + j].present[behaviour] ? 1 : 0;
         return a / sampling.n;
       });
-      let kl = 0;
-      if (addition) {
-        plainLogits ??= logitsOf(null);
-        kl = meanKlFromLogits(logitsOf(addition), plainLogits, cfg.vocabSize);
-      }
+      const kl = addition ? meanKlOf(lm, plain, addition, task.padId) : 0;
       points.push({
         scale,
         share: shareOverProblems(perProblem, sampling.n),
         shares: behaviourShares(labels, labeller.behaviours),
+        formatShare: rows.length > 0 ? rows.filter((r) => r.format === 1).length / rows.length : 0,
         kl,
       });
       onPoint?.(behaviour, layer, scale);
@@ -541,14 +701,21 @@ export function layerEffects(
   return out;
 }
 
-function concat(parts: readonly Float32Array[]): Float32Array {
-  const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
+/** layerEffectsOf for the organism: sampling and forward passes from `params` (`hw` gives its config;
+ * it must be hostWeights(params)). */
+export function layerEffects(
+  params: Params,
+  hw: HostWeights,
+  tok: CharTokenizer,
+  items: readonly Item[],
+  vectors: { behaviour: string; layer: number; vector: Float32Array }[],
+  scales: readonly number[],
+  sampling: { n: number; temperature: number; topP: number; maxNewTokens: number; seed: number },
+  labeller: Labeller,
+  onPoint?: (behaviour: string, layer: number, scale: number) => void,
+): LayerEffect[] {
+  const lm = organismLM(params, hw.cfg);
+  return layerEffectsOf(lm, organismTask(tok), items, vectors, scales, sampling, labeller, onPoint);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -564,17 +731,19 @@ export interface ShiftRows {
 }
 
 /** RL − base mean residual stream per layer over the same sequences (all completion rows, and start rows). */
-export function activationShift(
-  paramsA: Params,
-  paramsB: Params,
-  cfg: ModelConfig,
-  seqs: readonly TokenSequence[],
+export function activationShiftOf(
+  lmA: CausalLM,
+  lmB: CausalLM,
+  padId: number,
+  seqs: readonly ModelSequence[],
   layers: readonly number[],
 ): ShiftRows[] {
-  const means = [paramsA, paramsB].map((params) => {
-    const all = layers.map(() => new MeanAccumulator(cfg.width));
-    const starts = layers.map(() => new MeanAccumulator(cfg.width));
-    completionRows(params, cfg, seqs, { layers }, (_, { residuals, n }) =>
+  const C = lmA.hiddenSize;
+  if (lmB.hiddenSize !== C) throw new Error(`activation shift: the models' widths differ (${C}, ${lmB.hiddenSize})`);
+  const means = [lmA, lmB].map((lm) => {
+    const all = layers.map(() => new MeanAccumulator(C));
+    const starts = layers.map(() => new MeanAccumulator(C));
+    completionRowsOf(lm, seqs, { layers, padId }, (_, { residuals, n }) =>
       layers.forEach((__, j) => {
         for (let t = 0; t < n; t++) all[j].addRow(residuals[j], t);
         if (n > 0) starts[j].addRow(residuals[j], 0);
@@ -593,6 +762,17 @@ export function activationShift(
     tokens: means[0].all[j].count,
     completions: means[0].starts[j].count,
   }));
+}
+
+/** activationShiftOf for the organism (prompts without BOS). */
+export function activationShift(
+  paramsA: Params,
+  paramsB: Params,
+  cfg: ModelConfig,
+  seqs: readonly TokenSequence[],
+  layers: readonly number[],
+): ShiftRows[] {
+  return activationShiftOf(organismLM(paramsA, cfg), organismLM(paramsB, cfg), PAD_ID, withBos(seqs), layers);
 }
 
 /** A seeded direction of unit norm (Gaussian components), for random-direction controls. */
@@ -643,8 +823,8 @@ export function normAddition(c: Candidate, addedNorm: number, sign: 1 | -1): Res
  * without looking at the held-out answers.
  */
 export function againstRlGrid(
-  hw: { base: HostWeights; rl: HostWeights },
-  tok: CharTokenizer,
+  lms: { base: CausalLM; rl: CausalLM },
+  task: Task,
   benches: readonly Benchmark[],
   selection: readonly Benchmark[],
   opts: EvalOptions,
@@ -660,7 +840,7 @@ export function againstRlGrid(
     for (const addedNorm of norms)
       for (const model of ["base", "rl"] as const) {
         const addition = normAddition(c, addedNorm, model === "base" ? 1 : -1);
-        const r = evaluateSteered(hw[model], tok, benches, greedy, seed, addition, labeller, []);
+        const r = evaluateSteeredOf(lms[model], task, benches, greedy, seed, addition, labeller, []);
         const row: RlGridRow = {
           candidate: c.name,
           kind: c.kind,
@@ -671,7 +851,7 @@ export function againstRlGrid(
           greedyFormat: r.greedyFormatShare.value,
           selection:
             model === "base"
-              ? evaluateSteered(hw.base, tok, selection, greedy, seed, addition, labeller, []).heldoutGreedy.value
+              ? evaluateSteeredOf(lms.base, task, selection, greedy, seed, addition, labeller, []).heldoutGreedy.value
               : null,
         };
         rows.push(row);

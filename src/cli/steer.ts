@@ -1,4 +1,5 @@
-// `npm run steer -- <extract|apply|layers|rl> ...`: steering vectors of the organism.
+// `npm run steer -- <extract|apply|layers|rl> ...`: steering vectors of any checkpoint loadModel opens
+// (the organism, or a Hugging Face llama / qwen2 / qwen3 one).
 //   extract  residual-stream activations on sampled completions, labelled by behaviour; difference-of-means
 //            vectors per behaviour and block → a safetensors file and its JSON metadata
 //   apply    held-out evaluation (as `npm run eval`) with vector × scale added after a block, per scale,
@@ -6,31 +7,33 @@
 //   layers   per block: the behaviour share's change per unit scale and the KL to the unsteered model
 //   rl       steering against RL: RL's shift of the mean activations vs the vectors; how much of RL's
 //            held-out gain steering the base recovers; whether steering the RL checkpoint back undoes it
+// The organism gets its exact labels and samples the training pool by default; other families get
+// keyword labels and sample a benchmark or dataset file, with prompts, answers and stop tokens from
+// the checkpoint's task (taskFor, as `npm run eval`).
 // Only the I/O edge: the computation is src/analysis/steering.ts, the statistics steering-stats.ts.
 import fs from "node:fs";
 import path from "node:path";
 import { makeRng } from "../engine/rng.js";
-import { loadCheckpoint, readCheckpointConfig } from "../model/checkpoint.js";
-import { hostWeights, type HostWeights } from "../model/decode.js";
-import { disposeParams, type ModelConfig, type ResidualAddition } from "../model/gpt.js";
+import type { CausalLM } from "../model/family.js";
+import { loadModel, readModelShape, type ModelShape } from "../model/load.js";
+import type { ResidualAddition } from "../model/gpt.js";
 import { rollout, type Scored } from "../task/rollout.js";
-import { organismTask } from "../task/task.js";
-import { hostLM } from "../model/gptLM.js";
-import { loadTokenizerFor } from "../text/tokenizer.js";
+import { taskFor } from "../task/forModel.js";
+import type { Task } from "../task/task.js";
 import { readItems, type Item } from "../world/datasets.js";
-import { listBenchmarks, loadBenchmarks } from "../eval/benchmarks.js";
+import { listBenchmarks, loadBenchmarkRefs, loadBenchmarks } from "../eval/benchmarks.js";
 import type { EvalOptions } from "../eval/evaluate.js";
-import { checkBehaviours, keywordLabeller, organismLabeller, type Labeller } from "../eval/spans.js";
+import { checkBehaviours, DEFAULT_KEYWORDS, keywordLabeller, organismLabeller, type Labeller } from "../eval/spans.js";
 import {
-  activationShift,
+  activationShiftOf,
   againstRlGrid,
   BASELINES,
   checkLayers,
-  collectActivations,
+  collectActivationsOf,
   decodeVectorFile,
   encodeVectorFile,
-  evaluateSteered,
-  layerEffects,
+  evaluateSteeredOf,
+  layerEffectsOf,
   normAddition,
   POSITIONS_NOTE,
   randomDirection,
@@ -61,23 +64,27 @@ import { COMPUTE_FLAGS, COMPUTE_USAGE, setupCompute } from "./setup.js";
 const SUBCOMMANDS = ["extract", "apply", "layers", "rl"] as const;
 const POOL_FILE = "data/pool/pool.jsonl";
 
-const USAGE = `usage: npm run steer -- extract --checkpoint DIR [--behaviours a,b] [--layers 0,1] [--source pool|BENCHMARK]
-                     [--n 16] [--limit P] [--temperature 1] [--top-p 1] [--seed S]
+const USAGE = `usage: npm run steer -- extract --checkpoint DIR [--behaviours a,b] [--layers 0,1] [--source pool|BENCHMARK|FILE]
+                     [--n 16] [--limit P] [--temperature 1] [--top-p 1] [--seed S] [--max-new-tokens N]
                      [--labels organism|keywords] [--keywords name=word,...] [--baseline all|starts]
                      [--out results/steering/vectors.safetensors]
        npm run steer -- apply --checkpoint DIR --vector FILE --behaviour B --layer L --scale s1,s2,...
                      [--n 64] [--k 1,8,64] [--limit P] [--benchmarks a,b] [--temperature 1] [--top-p 1] [--seed S]
-                     [--json] [--out DIR] [--png false]   (evaluation flags and defaults as npm run eval)
+                     [--max-new-tokens N] [--json] [--out DIR] [--png false]   (evaluation flags and defaults as npm run eval)
        npm run steer -- layers --checkpoint DIR --vector FILE [--behaviours a,b] [--layers 0,1] [--scales -0.5,-0.25,0,0.25,0.5]
-                     [--source pool|BENCHMARK] [--n 8] [--limit P] [--temperature 1] [--seed S] [--json] [--out DIR]
+                     [--source pool|BENCHMARK|FILE] [--n 8] [--limit P] [--temperature 1] [--seed S] [--max-new-tokens N]
+                     [--json] [--out DIR]
        npm run steer -- rl --base DIR --rl DIR --vector FILE [--behaviours a,b] [--layers 0,1] [--norms 2,4,8,16] [--random 2]
-                     [--source pool] [--n 8] [--eval-n 16] [--k 1,4,16] [--limit P] [--benchmarks a,b] [--seed S]
-                     [--json] [--out DIR]   (every command also takes ${COMPUTE_USAGE})
+                     [--source pool|BENCHMARK|FILE] [--n 8] [--eval-n 16] [--k 1,4,16] [--limit P] [--benchmarks a,b]
+                     [--seed S] [--max-new-tokens N] [--json] [--out DIR]   (every command also takes ${COMPUTE_USAGE})
 Steering vectors (difference of means of the residual stream at the tokens that open a behaviour span, minus
 all completion tokens) and generation with vector × scale added after a block (0-based) at every position.
-Organism behaviours: careful, check, hasty, nomarker (procedures), format (the #### marker), recheck.`;
+Any checkpoint npm run eval takes: the organism (behaviours careful, check, hasty, nomarker, format, recheck;
+source default: the training pool) or a Hugging Face llama / qwen2 / qwen3 one (keyword labels, default
+wait, recheck, verify; source: a benchmark or a dataset file, default the first benchmark; the pool is the
+organism's). --max-new-tokens defaults to the model's context, as in npm run eval: set it for a real model.`;
 
-const EVAL = ["n", "k", "limit", "benchmarks", "temperature", "top-p", "seed"];
+const EVAL = ["n", "k", "limit", "benchmarks", "temperature", "top-p", "seed", "max-new-tokens"];
 const OUTPUT = ["json", "out", "png"];
 const ALL_FLAGS = {
   checkpoint: "string",
@@ -101,6 +108,7 @@ const ALL_FLAGS = {
   temperature: "string",
   "top-p": "string",
   seed: "string",
+  "max-new-tokens": "string",
   labels: "string",
   keywords: "string",
   baseline: "string",
@@ -121,6 +129,7 @@ const COMMAND_FLAGS: Record<(typeof SUBCOMMANDS)[number], string[]> = {
     "temperature",
     "top-p",
     "seed",
+    "max-new-tokens",
     "labels",
     "keywords",
     "baseline",
@@ -139,6 +148,7 @@ const COMMAND_FLAGS: Record<(typeof SUBCOMMANDS)[number], string[]> = {
     "limit",
     "temperature",
     "seed",
+    "max-new-tokens",
     ...OUTPUT,
   ],
   rl: [
@@ -158,6 +168,7 @@ const COMMAND_FLAGS: Record<(typeof SUBCOMMANDS)[number], string[]> = {
     "temperature",
     "top-p",
     "seed",
+    "max-new-tokens",
     ...OUTPUT,
   ],
 };
@@ -187,40 +198,113 @@ function checkpointDir(dir: string, flag: string): string {
   return dir;
 }
 
-/** The items a command samples on: the training pool or one benchmark. */
-function sourceItems(source: string, limit: number): Item[] {
+/** A checkpoint's shape, read before any work (the checks and refusals need no weights). */
+interface Checkpoint {
+  dir: string;
+  shape: ModelShape;
+  organism: boolean;
+}
+
+function checkpointOf(flags: Flags, flag: string, example: string): Checkpoint {
+  const dir = checkpointDir(requireFlag(flags, flag, example), flag);
+  const shape = readModelShape(dir);
+  return { dir, shape, organism: shape.family === "gpt" };
+}
+
+/** The model and its task (prompts, answer format, stop ids: taskFor, as `npm run eval`). */
+function openModel(ck: Checkpoint): { lm: CausalLM; task: Task } {
+  const task = taskFor(ck.dir);
+  return { lm: loadModel(ck.dir), task };
+}
+
+/** Says once how a non-organism family generates with a vector set. */
+function decoderNote(ck: Checkpoint, log: (s: string) => void): void {
+  if (!ck.organism)
+    log(
+      `generation: the ${ck.shape.family} decoder (tfjs, KV cache) adds the vector inside its blocks, prefill and every step; the organism's fused decoder does not apply`,
+    );
+}
+
+/** The items a command samples on: the training pool (organism only), one benchmark, or a dataset file. */
+async function sourceItems(source: string, limit: number, ck: Checkpoint): Promise<Item[]> {
+  const names = listBenchmarks();
+  const valid = `${ck.organism ? "pool, " : ""}${names.join(", ")}, or a dataset file (.jsonl, .json, .parquet)`;
   let items: Item[];
-  if (source === "pool") items = readItems(POOL_FILE);
-  else {
-    const names = listBenchmarks();
-    if (!names.includes(source)) {
-      const near = nearest(source, ["pool", ...names]);
+  if (source === "pool") {
+    if (!ck.organism)
       throw new Error(
-        `--source: unknown source ${JSON.stringify(source)}${near ? ` — did you mean ${near}?` : ""}; valid: pool, ${names.join(", ")}`,
+        `--source pool: the training pool is the organism's; for a ${ck.shape.family} checkpoint give one of ${valid}`,
       );
-    }
-    items = loadBenchmarks([source], null)[0].items;
+    items = readItems(POOL_FILE);
+  } else if (names.includes(source)) items = loadBenchmarks([source], null)[0].items;
+  else if (/[/.]/.test(source) && fs.existsSync(source)) items = (await loadBenchmarkRefs([source], null))[0].items;
+  else {
+    const near = nearest(source, [...(ck.organism ? ["pool"] : []), ...names]);
+    throw new Error(
+      `--source: unknown source ${JSON.stringify(source)}${near ? ` — did you mean ${near}?` : ""}; valid: ${valid}`,
+    );
   }
   return limit > 0 ? items.slice(0, limit) : items;
 }
 
-function labellerOf(flags: Flags): Labeller {
-  const kind = String(flags.labels ?? "organism");
+/** --source, with the family's default: the pool for the organism, else the first benchmark. */
+function sourceName(flags: Flags, ck: Checkpoint, log: (s: string) => void): string {
+  if (flags.source !== undefined) return String(flags.source);
+  if (ck.organism) return "pool";
+  const first = listBenchmarks()[0];
+  log(`source: ${first} (the default for a ${ck.shape.family} checkpoint; the training pool is the organism's)`);
+  return first;
+}
+
+/** The labeller of extract: organism labels for the organism, keyword labels otherwise (and on request). */
+function labellerOf(
+  flags: Flags,
+  ck: Checkpoint,
+  log: (s: string) => void,
+): { labeller: Labeller; keywords: Record<string, string> | null } {
+  const kind = String(flags.labels ?? (ck.organism ? "organism" : "keywords"));
   if (kind === "organism") {
+    if (!ck.organism)
+      throw new Error(
+        `--labels organism: organism labels read the organism's world (procedures, ####); a ${ck.shape.family} checkpoint takes --labels keywords (--keywords name=word,...; default ${keywordList(DEFAULT_KEYWORDS)})`,
+      );
     if (flags.keywords) throw new Error("--keywords: only with --labels keywords");
-    return organismLabeller();
+    return { labeller: organismLabeller(), keywords: null };
   }
   if (kind !== "keywords") throw new Error(`--labels: expected organism or keywords, got ${JSON.stringify(kind)}`);
-  if (!flags.keywords) return keywordLabeller();
-  const pairs = String(flags.keywords)
-    .split(",")
-    .map((p) => {
-      const [name, word] = p.split("=");
-      if (!name || !word)
-        throw new Error(`--keywords: expected name=word,... (e.g. wait=wait,verify=verify), got ${p}`);
-      return [name.trim(), word] as const;
-    });
-  return keywordLabeller(Object.fromEntries(pairs));
+  let keywords = DEFAULT_KEYWORDS;
+  if (flags.keywords) {
+    const pairs = String(flags.keywords)
+      .split(",")
+      .map((p) => {
+        const [name, word] = p.split("=");
+        if (!name || !word)
+          throw new Error(`--keywords: expected name=word,... (e.g. wait=wait,verify=verify), got ${p}`);
+        return [name.trim(), word] as const;
+      });
+    keywords = Object.fromEntries(pairs);
+  }
+  if (!ck.organism)
+    log(
+      `labels: keywords (${keywordList(keywords)}, any case)${flags.labels === undefined ? `, the default for a ${ck.shape.family} checkpoint` : ""}; organism labels need an organism checkpoint`,
+    );
+  return { labeller: keywordLabeller(keywords), keywords };
+}
+
+const keywordList = (k: Record<string, string>) =>
+  Object.entries(k)
+    .map(([b, w]) => (b === w ? b : `${b}=${w}`))
+    .join(", ");
+
+/** The labeller of the behaviour shares of apply, layers and rl: the organism's for the organism;
+ * otherwise the vector file's keywords (the defaults for a file with organism labels). */
+function sharesLabeller(ck: Checkpoint, vf: VectorFile, log: (s: string) => void): Labeller {
+  if (ck.organism) return organismLabeller();
+  const keywords = vf.meta.labeller.keywords ?? DEFAULT_KEYWORDS;
+  log(
+    `behaviour shares: keyword labels (${keywordList(keywords)}, any case)${vf.meta.labeller.keywords ? " from the vector file" : ""}, and the graded-form share (the task's answer format)`,
+  );
+  return keywordLabeller(keywords);
 }
 
 function writeOut(dir: string, name: string, data: string | Buffer, written: string[]): void {
@@ -255,8 +339,8 @@ const ci = (e: ShareEstimate | null) => (e ? `${f3(e.value)} [${f3(e.lo)}, ${f3(
 // ---------------------------------------------------------------------------------------------
 
 async function extract(flags: Flags, log: (s: string) => void): Promise<void> {
-  const ckpt = checkpointDir(requireFlag(flags, "checkpoint", "data/models/base"), "checkpoint");
-  const labeller = labellerOf(flags);
+  const ck = checkpointOf(flags, "checkpoint", "data/models/base");
+  const { labeller, keywords } = labellerOf(flags, ck, log);
   const behaviours = flags.behaviours ? String(flags.behaviours).split(",") : [...labeller.behaviours];
   checkBehaviours(labeller, behaviours);
   const n = numberFlag(flags, "n", 16, { integer: true, min: 1 });
@@ -264,34 +348,27 @@ async function extract(flags: Flags, log: (s: string) => void): Promise<void> {
   const temperature = numberFlag(flags, "temperature", 1, { min: 0 });
   const topP = numberFlag(flags, "top-p", 1, { min: 1e-9, max: 1 });
   const seed = numberFlag(flags, "seed", 12345, { integer: true });
-  const source = String(flags.source ?? "pool");
-  const items = sourceItems(source, limit);
+  const maxNewTokens = maxNewTokensOf(flags, ck);
   const baseline = String(flags.baseline ?? "all") as Baseline;
   if (!BASELINES.includes(baseline))
     throw new Error(`--baseline: expected ${BASELINES.join(" or ")}, got ${JSON.stringify(flags.baseline)}`);
   const out = String(flags.out ?? "results/steering/vectors.safetensors");
   if (!out.endsWith(".safetensors")) throw new Error(`--out ${out}: the vector file must end in .safetensors`);
-  const { cfg } = readCheckpointConfig(ckpt);
   const layers = flags.layers
     ? numberList(flags, "layers", "", { integer: true })
-    : Array.from({ length: cfg.layers }, (_, i) => i);
-  checkLayers(cfg, layers);
+    : Array.from({ length: ck.shape.numLayers }, (_, i) => i);
+  checkLayers(ck.shape, layers);
+  const source = sourceName(flags, ck, log);
+  const items = await sourceItems(source, limit, ck);
   await setupCompute(flags, log);
-  const ck = loadCheckpoint(ckpt);
+  decoderNote(ck, log);
+  const { lm, task } = openModel(ck);
   try {
-    const tok = loadTokenizerFor(ckpt);
-    const hw = hostWeights(ck.params, ck.cfg);
     const t0 = performance.now();
     const pairs = items.flatMap((it) => Array.from({ length: n }, () => it));
-    const rows = rollout(
-      hostLM(hw),
-      organismTask(tok),
-      pairs,
-      { temperature, topP, maxNewTokens: ck.cfg.contextLength },
-      makeRng(seed, "steer/extract"),
-    );
+    const rows = rollout(lm, task, pairs, { temperature, topP, maxNewTokens }, makeRng(seed, "steer/extract"));
     log(`sampled ${rows.length} completions (${items.length} problems × ${n}) in ${s(t0)}`);
-    const stats = collectActivations(ck.params, ck.cfg, (ids) => tok.decode(ids), rows, labeller, behaviours, layers);
+    const stats = collectActivationsOf(lm, task, rows, labeller, behaviours, layers);
     const { vectors, missing } = steeringVectors(stats, baseline, labeller.wholeCompletion);
     if (vectors.length === 0)
       throw new Error(
@@ -299,11 +376,12 @@ async function extract(flags: Flags, log: (s: string) => void): Promise<void> {
       );
     const shares = Object.fromEntries(behaviours.map((b) => [b, stats.present[b] / stats.completions]));
     const { safetensors, meta } = encodeVectorFile(vectors, stats, {
-      checkpoint: ckpt,
-      blocks: ck.cfg.layers,
+      checkpoint: ck.dir,
+      blocks: ck.shape.numLayers,
       labeller: {
         kind: labeller.kind,
         definitions: Object.fromEntries(behaviours.map((b) => [b, labeller.definitions[b]])),
+        ...(keywords ? { keywords: Object.fromEntries(behaviours.map((b) => [b, keywords[b]])) } : {}),
       },
       positions: POSITIONS_NOTE,
       baseline: { kind: baseline, startBehaviours: baseline === "starts" ? [...labeller.wholeCompletion] : [] },
@@ -342,8 +420,13 @@ async function extract(flags: Flags, log: (s: string) => void): Promise<void> {
     else console.log(lines.join("\n"));
     log(`${meta.completionTokens} completion tokens; wrote ${written.join(", ")} (${s(t0)})`);
   } finally {
-    disposeParams(ck.params);
+    lm.dispose();
   }
+}
+
+/** --max-new-tokens: the model's context by default (as `npm run eval`). */
+function maxNewTokensOf(flags: Flags, ck: Checkpoint): number {
+  return numberFlag(flags, "max-new-tokens", ck.shape.contextLength, { integer: true, min: 1 });
 }
 
 const s = (t0: number) => `${((performance.now() - t0) / 1000).toFixed(0)}s`;
@@ -435,7 +518,8 @@ export function applyRows(results: { scale: number; r: SteeredEval }[]): ApplyRo
 }
 
 async function apply(flags: Flags, log: (s: string) => void): Promise<void> {
-  const ckpt = checkpointDir(requireFlag(flags, "checkpoint", "data/models/base"), "checkpoint");
+  const ck = checkpointOf(flags, "checkpoint", "data/models/base");
+  const ckpt = ck.dir;
   const file = requireFlag(flags, "vector", "results/steering/vectors.safetensors");
   const layer = numberFlag(flags, "layer", NaN, { integer: true });
   if (flags.layer === undefined) throw new Error("steer apply: --layer L is required (the block after which to add)");
@@ -443,25 +527,24 @@ async function apply(flags: Flags, log: (s: string) => void): Promise<void> {
   if (!flags.scale) throw new Error("steer apply: --scale s1,s2,... is required (0 = plain evaluation)");
   const ef = evalFlags(flags);
   const benches = loadBenchmarks(ef.names, ef.limit > 0 ? ef.limit : null);
-  const labeller = organismLabeller();
-  const { cfg } = readCheckpointConfig(ckpt);
-  checkLayers(cfg, [layer], "--layer");
-  const vf = loadVectors(file, cfg.width);
+  checkLayers(ck.shape, [layer], "--layer");
+  const vf = loadVectors(file, ck.shape.hiddenSize);
   const behaviour = (flags.behaviour as string | undefined) ?? vf.behaviours[0];
   if (flags.behaviour === undefined && vf.behaviours.length > 1)
     throw new Error(`steer apply: --behaviour is required; ${file} holds ${vf.behaviours.join(", ")}`);
   const vector = vf.vector(behaviour, layer);
+  const labeller = sharesLabeller(ck, vf, log);
+  const maxNewTokens = maxNewTokensOf(flags, ck);
   const { backend } = await setupCompute(flags, log);
-  const ck = loadCheckpoint(ckpt);
+  decoderNote(ck, log);
+  const { lm, task } = openModel(ck);
   try {
-    const tok = loadTokenizerFor(ckpt);
-    const hw = hostWeights(ck.params, ck.cfg);
-    const opts = { ...ef.opts, maxNewTokens: ck.cfg.contextLength };
+    const opts = { ...ef.opts, maxNewTokens };
     const t0 = performance.now();
     const results: { scale: number; r: SteeredEval }[] = [];
     for (const scale of scales) {
       const addition: ResidualAddition | null = scale === 0 ? null : { layer, vector, scale };
-      const r = evaluateSteered(hw, tok, benches, opts, ef.seed, addition, labeller);
+      const r = evaluateSteeredOf(lm, task, benches, opts, ef.seed, addition, labeller);
       results.push({ scale, r });
       log(
         `  scale ${scale}: held-out greedy ${ci(r.heldoutGreedy)}  sampled ${ci(r.heldoutSampled)}  graded form ${ci(r.formatShare)}  ${behaviour} ${ci(r.behaviours[behaviour])}  (${s(t0)})`,
@@ -472,6 +555,7 @@ async function apply(flags: Flags, log: (s: string) => void): Promise<void> {
       behaviour,
       vector: file,
       checkpoint: ckpt,
+      ...labelsJson(ck, labeller),
       backend: backend.name,
       options: { ...opts, seed: ef.seed, benchmarks: benches.map((b) => `${b.name}(${b.items.length})`) },
       intervals: INTERVAL_METHOD,
@@ -514,8 +598,18 @@ async function apply(flags: Flags, log: (s: string) => void): Promise<void> {
     }
     if (written.length) log(`wrote ${written.join(", ")}`);
   } finally {
-    disposeParams(ck.params);
+    lm.dispose();
   }
+}
+
+/** For a non-organism family, the family and the labels the shares use (the organism's JSON is as it was). */
+function labelsJson(ck: Checkpoint, labeller: Labeller) {
+  return ck.organism
+    ? {}
+    : {
+        family: ck.shape.family,
+        labels: { kind: labeller.kind, definitions: labeller.definitions, gradedForm: "the task's answer format" },
+      };
 }
 
 function table(head: string[], rows: string[][]): string {
@@ -526,52 +620,52 @@ function table(head: string[], rows: string[][]): string {
 
 // ---------------------------------------------------------------------------------------------
 
-function vectorChoice(flags: Flags, vf: VectorFile, cfg: ModelConfig) {
-  const labeller = organismLabeller();
+function vectorChoice(flags: Flags, vf: VectorFile, ck: Checkpoint, labeller: Labeller) {
   const behaviours = flags.behaviours ? String(flags.behaviours).split(",") : vf.behaviours;
   checkBehaviours(labeller, behaviours);
   for (const b of behaviours) vf.vector(b, vf.meta.layers[0]);
   const layers = flags.layers ? numberList(flags, "layers", "", { integer: true }) : vf.meta.layers;
-  checkLayers(cfg, layers);
+  checkLayers(ck.shape, layers);
   for (const l of layers) for (const b of behaviours) vf.vector(b, l);
-  return { labeller, behaviours, layers };
+  return { behaviours, layers };
 }
 
 async function layersCommand(flags: Flags, log: (s: string) => void): Promise<void> {
-  const ckpt = checkpointDir(requireFlag(flags, "checkpoint", "data/models/base"), "checkpoint");
+  const ck = checkpointOf(flags, "checkpoint", "data/models/base");
+  const ckpt = ck.dir;
   const file = requireFlag(flags, "vector", "results/steering/vectors.safetensors");
   const scales = numberList(flags, "scales", "-0.5,-0.25,0,0.25,0.5");
   const n = numberFlag(flags, "n", 8, { integer: true, min: 1 });
   const limit = numberFlag(flags, "limit", 0, { integer: true, min: 0 });
   const temperature = numberFlag(flags, "temperature", 1, { min: 0 });
   const seed = numberFlag(flags, "seed", 12345, { integer: true });
-  const source = String(flags.source ?? "pool");
-  const items = sourceItems(source, limit);
-  const { cfg } = readCheckpointConfig(ckpt);
-  const vf = loadVectors(file, cfg.width);
-  const { labeller, behaviours, layers } = vectorChoice(flags, vf, cfg);
+  const maxNewTokens = maxNewTokensOf(flags, ck);
+  const vf = loadVectors(file, ck.shape.hiddenSize);
+  const labeller = sharesLabeller(ck, vf, log);
+  const { behaviours, layers } = vectorChoice(flags, vf, ck, labeller);
+  const source = sourceName(flags, ck, log);
+  const items = await sourceItems(source, limit, ck);
   await setupCompute(flags, log);
-  const ck = loadCheckpoint(ckpt);
+  decoderNote(ck, log);
+  const { lm, task } = openModel(ck);
   try {
-    const tok = loadTokenizerFor(ckpt);
-    const hw = hostWeights(ck.params, ck.cfg);
     const t0 = performance.now();
     const vectors = behaviours.flatMap((behaviour) =>
       layers.map((layer) => ({ behaviour, layer, vector: vf.vector(behaviour, layer) })),
     );
-    const effects = layerEffects(
-      ck.params,
-      hw,
-      tok,
+    const effects = layerEffectsOf(
+      lm,
+      task,
       items,
       vectors,
       scales,
-      { n, temperature, topP: 1, maxNewTokens: ck.cfg.contextLength, seed },
+      { n, temperature, topP: 1, maxNewTokens, seed },
       labeller,
       (b, l, sc) => log(`  ${b} @ block ${l}, scale ${sc} (${s(t0)})`),
     );
     const json = {
       checkpoint: ckpt,
+      ...labelsJson(ck, labeller),
       vector: file,
       source,
       sampling: { n, temperature, seed, problems: items.length },
@@ -590,6 +684,7 @@ async function layersCommand(flags: Flags, log: (s: string) => void): Promise<vo
           hi: p.share.hi,
           kl: p.kl,
           shares: p.shares,
+          ...(ck.organism ? {} : { formatShare: p.formatShare }),
         })),
       })),
     };
@@ -600,14 +695,15 @@ async function layersCommand(flags: Flags, log: (s: string) => void): Promise<vo
       await writePlot(out, "layers", layersSpec(effects, ckpt), flags.png !== false, written);
     }
     if (flags.json) process.stdout.write(JSON.stringify(json) + "\n");
-    else console.log(formatEffects(effects, scales));
+    else console.log(formatEffects(effects, scales, !ck.organism));
     if (written.length) log(`wrote ${written.join(", ")}`);
   } finally {
-    disposeParams(ck.params);
+    lm.dispose();
   }
 }
 
-function formatEffects(effects: LayerEffect[], scales: number[]): string {
+/** `graded`: columns of the graded-form share per scale (the organism's is its `format` behaviour) */
+function formatEffects(effects: LayerEffect[], scales: number[], graded = false): string {
   const head = [
     "behaviour",
     "block",
@@ -617,6 +713,7 @@ function formatEffects(effects: LayerEffect[], scales: number[]): string {
     "slope/norm",
     ...scales.map((x) => `share@${x}`),
     ...scales.filter((x) => x !== 0).map((x) => `KL@${x}`),
+    ...(graded ? scales.map((x) => `graded@${x}`) : []),
   ];
   const rows = effects.map((e) => [
     e.behaviour,
@@ -627,6 +724,7 @@ function formatEffects(effects: LayerEffect[], scales: number[]): string {
     (e.slope.slope / e.vectorNorm).toFixed(4),
     ...e.points.map((p) => f3(p.share.value)),
     ...e.points.filter((p) => p.scale !== 0).map((p) => p.kl.toFixed(4)),
+    ...(graded ? e.points.map((p) => f3(p.formatShare)) : []),
   ]);
   return table(head, rows);
 }
@@ -634,8 +732,10 @@ function formatEffects(effects: LayerEffect[], scales: number[]): string {
 // ---------------------------------------------------------------------------------------------
 
 async function rlCommand(flags: Flags, log: (s: string) => void): Promise<void> {
-  const baseDir = checkpointDir(requireFlag(flags, "base", "data/models/base"), "base");
-  const rlDir = checkpointDir(requireFlag(flags, "rl", "results/default/seed-1/checkpoint"), "rl");
+  const baseCk = checkpointOf(flags, "base", "data/models/base");
+  const rlCk = checkpointOf(flags, "rl", "results/default/seed-1/checkpoint");
+  const baseDir = baseCk.dir;
+  const rlDir = rlCk.dir;
   const file = requireFlag(flags, "vector", "results/steering/vectors.safetensors");
   const norms = numberList(flags, "norms", "2,4,8,16");
   if (norms.some((x) => x <= 0))
@@ -643,31 +743,37 @@ async function rlCommand(flags: Flags, log: (s: string) => void): Promise<void> 
   const randoms = numberFlag(flags, "random", 2, { integer: true, min: 0 });
   const n = numberFlag(flags, "n", 8, { integer: true, min: 1 });
   const seed = numberFlag(flags, "seed", 12345, { integer: true });
-  const source = String(flags.source ?? "pool");
-  const items = sourceItems(source, 0);
+  const maxNewTokens = maxNewTokensOf(flags, baseCk);
   const ef = evalFlags(flags, "eval-n", 16, [1, 4, 16]);
   const benches = loadBenchmarks(ef.names, ef.limit > 0 ? ef.limit : null);
-  const { cfg } = readCheckpointConfig(baseDir);
-  if (JSON.stringify(cfg) !== JSON.stringify(readCheckpointConfig(rlDir).cfg))
+  if (JSON.stringify(baseCk.shape.config) !== JSON.stringify(rlCk.shape.config))
     throw new Error(`--base ${baseDir} and --rl ${rlDir}: the two checkpoints have different model configs`);
-  const vf = loadVectors(file, cfg.width);
-  const { labeller, behaviours, layers } = vectorChoice(flags, vf, cfg);
+  const width = baseCk.shape.hiddenSize;
+  const vf = loadVectors(file, width);
+  const labeller = sharesLabeller(baseCk, vf, log);
+  const { behaviours, layers } = vectorChoice(flags, vf, baseCk, labeller);
+  const source = sourceName(flags, baseCk, log);
+  const items = await sourceItems(source, 0, baseCk);
+  if (benches.some((b) => b.name === path.basename(source).replace(/\.[^.]+$/, "")))
+    log(
+      `warning: --source ${source} is also held out (--benchmarks): the base setting is then chosen on problems it is reported on`,
+    );
   await setupCompute(flags, log);
-  const base = loadCheckpoint(baseDir);
-  const rl = loadCheckpoint(rlDir);
+  decoderNote(baseCk, log);
+  // one task for both (the RL checkpoint is the base's model, trained)
+  const { lm: base, task } = openModel(baseCk);
+  const rl = loadModel(rlDir);
   try {
-    const tok = loadTokenizerFor(baseDir);
-    const hw = { base: hostWeights(base.params, cfg), rl: hostWeights(rl.params, cfg) };
     const t0 = performance.now();
 
     // (a) RL's shift of the mean activation, on the same sequences (each model's own samples, pooled)
     const pairs = items.flatMap((it) => Array.from({ length: n }, () => it));
-    const gen = { temperature: 1, topP: 1, maxNewTokens: cfg.contextLength };
+    const gen = { temperature: 1, topP: 1, maxNewTokens };
     const samples: Scored[] = [
-      ...rollout(hostLM(hw.base), organismTask(tok), pairs, gen, makeRng(seed, "steer/rl/base")),
-      ...rollout(hostLM(hw.rl), organismTask(tok), pairs, gen, makeRng(seed, "steer/rl/rl")),
+      ...rollout(base, task, pairs, gen, makeRng(seed, "steer/rl/base")),
+      ...rollout(rl, task, pairs, gen, makeRng(seed, "steer/rl/rl")),
     ];
-    const shift = activationShift(base.params, rl.params, cfg, samples, layers);
+    const shift = activationShiftOf(base, rl, task.padId, samples, layers);
     const tokenNorm = (l: number) => vf.meta.vectors.find((v) => v.layer === l)?.tokenNorm ?? NaN;
     const shiftRows = shift.flatMap((sh) =>
       behaviours.map((b) => {
@@ -704,19 +810,19 @@ async function rlCommand(flags: Flags, log: (s: string) => void): Promise<void> 
           name: `random-${i + 1}`,
           kind: "random" as const,
           layer,
-          vector: randomDirection(cfg.width, seed, `steer/random/${i + 1}`),
+          vector: randomDirection(width, seed, `steer/random/${i + 1}`),
         })),
       ).flat(),
     ];
-    const opts = { ...ef.opts, maxNewTokens: cfg.contextLength };
+    const opts = { ...ef.opts, maxNewTokens };
     const plain = {
-      base: evaluateSteered(hw.base, tok, benches, opts, ef.seed, null, labeller),
-      rl: evaluateSteered(hw.rl, tok, benches, opts, ef.seed, null, labeller),
+      base: evaluateSteeredOf(base, task, benches, opts, ef.seed, null, labeller),
+      rl: evaluateSteeredOf(rl, task, benches, opts, ef.seed, null, labeller),
     };
     let done = 0;
     const grid = againstRlGrid(
-      hw,
-      tok,
+      { base, rl },
+      task,
       benches,
       [{ name: source, items }],
       opts,
@@ -733,9 +839,9 @@ async function rlCommand(flags: Flags, log: (s: string) => void): Promise<void> 
     // (c) the chosen base setting in full (samples, pass@k)
     const chosen = summary.bestBaseBySelection;
     const chosenCandidate = candidates.find((c) => c.name === chosen.candidate && c.layer === chosen.layer)!;
-    const baseSteered = evaluateSteered(
-      hw.base,
-      tok,
+    const baseSteered = evaluateSteeredOf(
+      base,
+      task,
       benches,
       opts,
       ef.seed,
@@ -747,6 +853,7 @@ async function rlCommand(flags: Flags, log: (s: string) => void): Promise<void> 
     const json = {
       base: baseDir,
       rl: rlDir,
+      ...labelsJson(baseCk, labeller),
       vector: file,
       source,
       sampling: { n, seed, problems: items.length, completions: samples.length },
@@ -838,8 +945,8 @@ async function rlCommand(flags: Flags, log: (s: string) => void): Promise<void> 
     }
     if (written.length) log(`wrote ${written.join(", ")}`);
   } finally {
-    disposeParams(base.params);
-    disposeParams(rl.params);
+    base.dispose();
+    rl.dispose();
   }
 }
 

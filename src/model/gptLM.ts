@@ -2,14 +2,14 @@
 // are the model's whole input prefix, BOS included (as every family's are); the organism's decoders
 // prepend BOS themselves, so it is taken off here. Sampling runs on the active decoder (generate.ts:
 // the fused WebAssembly step or the plain-JS one), with the same random draws as calling it directly.
-import type * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs";
 import type { Rng } from "../engine/rng.js";
 import { BOS_ID, EOS_ID } from "../text/tokenizer.js";
 import { loadCheckpoint, saveCheckpoint } from "./checkpoint.js";
 import { hostWeights, withResidualAddition, type HostWeights } from "./decode.js";
-import type { CausalLM, GenerateOptions, WeightDType } from "./family.js";
+import { checkActivationLayers, type CausalLM, type GenerateOptions, type WeightDType } from "./family.js";
 import { sample } from "./generate.js";
-import { disposeParams, tokenLogProbs, type ModelConfig, type Params, type ResidualAddition } from "./gpt.js";
+import { disposeParams, forward, tokenLogProbs, type ModelConfig, type Params, type ResidualAddition } from "./gpt.js";
 
 export class GptLM implements CausalLM {
   readonly family = "gpt";
@@ -34,6 +34,14 @@ export class GptLM implements CausalLM {
     return this.cfg.contextLength;
   }
 
+  get numLayers(): number {
+    return this.cfg.layers;
+  }
+
+  get hiddenSize(): number {
+    return this.cfg.width;
+  }
+
   /** biases (`.b`) and LayerNorm gains (`.g`) take no weight decay (the rule of model/optim.ts) */
   decayed(name: string): boolean {
     return !name.endsWith(".b") && !name.endsWith(".g");
@@ -46,6 +54,20 @@ export class GptLM implements CausalLM {
   ): { logp: tf.Tensor2D; entropy: tf.Tensor2D | null } {
     const r = tokenLogProbs(this.params, this.cfg, inputs, targets, opts.entropy, opts.temperature, this.addition);
     return { logp: r.logp, entropy: r.entropy ?? null };
+  }
+
+  /** the training forward (forward() with its `residuals` hook), read without a gradient */
+  activations(
+    inputs: tf.Tensor2D,
+    opts: { layers: readonly number[]; logits?: boolean },
+  ): { residuals: tf.Tensor2D[]; logits: tf.Tensor2D | null } {
+    checkActivationLayers(this.family, this.cfg.layers, opts.layers);
+    const out = tf.tidy(() => {
+      const residuals: tf.Tensor2D[] = [];
+      const logits = forward(this.params, this.cfg, inputs, { addition: this.addition, residuals });
+      return [...opts.layers.map((l) => residuals[l]), ...(opts.logits ? [logits] : [])];
+    });
+    return { residuals: out.slice(0, opts.layers.length), logits: opts.logits ? out[opts.layers.length] : null };
   }
 
   generate(
@@ -82,8 +104,11 @@ export function hostLM(hw: HostWeights): CausalLM {
     params: {},
     vocabSize: hw.cfg.vocabSize,
     contextLength: hw.cfg.contextLength,
+    numLayers: hw.cfg.layers,
+    hiddenSize: hw.cfg.width,
     decayed: () => false,
     tokenLogProbs: refuse("generation only"),
+    activations: refuse("generation only"),
     generate: (prompts, opts, rng) => generateWith(hw, prompts, opts, rng),
     setResidualAddition: refuse("set the addition on the host weights (withResidualAddition)"),
     save: refuse("nothing to save"),

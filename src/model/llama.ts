@@ -22,7 +22,7 @@ import { z } from "zod";
 import type { Rng } from "../engine/rng.js";
 import { fastKernelsActive } from "../kernels/tfjs/register.js";
 import { registerUnsortedSegmentSum } from "../kernels/unsortedSegmentSum.js";
-import type { CausalLM, GenerateOptions } from "./family.js";
+import { checkActivationLayers, type CausalLM, type GenerateOptions } from "./family.js";
 import {
   CONFIG_FILE,
   copyCompanionFiles,
@@ -411,6 +411,8 @@ export class LlamaModel implements CausalLM {
   readonly family: LlamaFamily;
   readonly vocabSize: number;
   readonly contextLength: number;
+  readonly numLayers: number;
+  readonly hiddenSize: number;
   /** the ids that end generation by default: generation_config.json's eos_token_id, else config.json's */
   readonly eosTokenIds: number[];
   private readonly invFreq: Float32Array;
@@ -433,6 +435,8 @@ export class LlamaModel implements CausalLM {
     this.family = config.family;
     this.vocabSize = config.vocabSize;
     this.contextLength = config.maxPositions;
+    this.numLayers = config.numLayers;
+    this.hiddenSize = config.hiddenSize;
     this.eosTokenIds = eosTokenIds(source.config, source.generationConfig);
     this.invFreq = ropeInvFreq(config);
     registerUnsortedSegmentSum();
@@ -670,6 +674,45 @@ export class LlamaModel implements CausalLM {
       const entropy = opts.entropy ? (out.slice([0, 1], [B * T, 1]).reshape([B, T]) as tf.Tensor2D) : null;
       return { logp, entropy } as unknown as tf.TensorContainer;
     }) as unknown as { logp: tf.Tensor2D; entropy: tf.Tensor2D | null };
+  }
+
+  /** The inference forward (one block's temporaries at a time, no KV cache kept) over right-padded
+   * inputs at positions 0 … T − 1, reading the residual stream after the blocks asked for. */
+  activations(
+    inputs: tf.Tensor2D,
+    opts: { layers: readonly number[]; logits?: boolean },
+  ): { residuals: tf.Tensor2D[]; logits: tf.Tensor2D | null } {
+    const [B, T] = inputs.shape;
+    checkActivationLayers(this.family, this.config.numLayers, opts.layers);
+    if (T > this.contextLength)
+      throw new Error(`activations: ${T} positions exceed max_position_embeddings ${this.contextLength}`);
+    const [lo, hi] = tf.tidy(() => {
+      const flat = inputs.toInt().reshape([-1]);
+      return Array.from(tf.stack([flat.min(), flat.max()]).dataSync());
+    });
+    if (B * T > 0 && (lo < 0 || hi >= this.vocabSize))
+      throw new Error(`activations: token ids must lie in [0, ${this.vocabSize}), got ${lo < 0 ? lo : hi}`);
+    const wanted = new Set(opts.layers);
+    const { cos, sin } = this.ropeTables(Array.from({ length: T }, (_, t) => t));
+    const out = tf.tidy(() => {
+      const hd = this.config.headDim;
+      const rope = { cos: tf.tensor2d(cos, [T, hd]), sin: tf.tensor2d(sin, [T, hd]) };
+      const mask = causalMask(T);
+      const ids = (inputs.dtype === "int32" ? inputs : inputs.toInt()) as tf.Tensor2D;
+      let x = tf.gather(this.p("model.embed_tokens.weight"), ids.reshape([B * T])) as tf.Tensor2D; // [N, C]
+      const taps = new Map<number, tf.Tensor2D>();
+      for (let l = 0; l < this.config.numLayers; l++) {
+        const prev = x;
+        // one block's temporaries at a time (its keys and values are dropped with them)
+        x = tf.tidy(() => this.block(l, prev, B, T, rope, mask, null).x);
+        if (l > 0 && ![...taps.values()].includes(prev)) prev.dispose();
+        if (wanted.has(l)) taps.set(l, x);
+      }
+      const kept: tf.Tensor2D[] = opts.layers.map((l) => taps.get(l)!);
+      if (opts.logits) kept.push(this.logits(rmsNorm(x, this.p("model.norm.weight"), this.config.rmsNormEps)));
+      return kept;
+    });
+    return { residuals: out.slice(0, opts.layers.length), logits: opts.logits ? out[opts.layers.length] : null };
   }
 
   generate(

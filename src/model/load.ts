@@ -3,10 +3,11 @@
 // llama, qwen2, qwen3 — llama.ts).
 import fs from "node:fs";
 import path from "node:path";
-import { CHECKPOINT_FORMAT, saveCheckpoint } from "./checkpoint.js";
+import { CHECKPOINT_FORMAT, readCheckpointConfig, saveCheckpoint } from "./checkpoint.js";
 import type { CausalLM } from "./family.js";
 import { GptLM } from "./gptLM.js";
-import { LlamaModel } from "./llama.js";
+import { readHfDirectory } from "./hfCheckpoint.js";
+import { LlamaModel, parseLlamaConfig } from "./llama.js";
 
 /** Whether `dir` holds an organism checkpoint (as opposed to a Hugging Face one). */
 export function isOrganismCheckpoint(dir: string): boolean {
@@ -17,6 +18,40 @@ export function isOrganismCheckpoint(dir: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** A checkpoint's family and sizes, from its config.json alone (no weights read). */
+export interface ModelShape {
+  family: string;
+  numLayers: number;
+  hiddenSize: number;
+  vocabSize: number;
+  contextLength: number;
+  /** the parsed model configuration (two checkpoints of one model have equal ones) */
+  config: unknown;
+}
+
+export function readModelShape(dir: string): ModelShape {
+  if (isOrganismCheckpoint(dir)) {
+    const { cfg } = readCheckpointConfig(dir);
+    return {
+      family: "gpt",
+      numLayers: cfg.layers,
+      hiddenSize: cfg.width,
+      vocabSize: cfg.vocabSize,
+      contextLength: cfg.contextLength,
+      config: cfg,
+    };
+  }
+  const cfg = parseLlamaConfig(readHfDirectory(dir).config, path.join(dir, "config.json"));
+  return {
+    family: cfg.family,
+    numLayers: cfg.numLayers,
+    hiddenSize: cfg.hiddenSize,
+    vocabSize: cfg.vocabSize,
+    contextLength: cfg.maxPositions,
+    config: cfg,
+  };
 }
 
 export function loadModel(dir: string): CausalLM {
