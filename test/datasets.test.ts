@@ -10,6 +10,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { autoExtract, extractLabel, gsm8kAnswer, lastBoxed } from "../src/datasets/answers.js";
 import { DatasetSchema, fieldAt, loadDataset } from "../src/datasets/dataset.js";
 import { readRecords } from "../src/datasets/records.js";
+import { loadBenchmarkList } from "../src/eval/benchmarks.js";
 
 const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), "datasets-"));
 afterAll(() => fs.rmSync(tmpRoot, { recursive: true, force: true }));
@@ -292,5 +293,26 @@ describe("refusals name the file, the record and its fields", () => {
       field: "solution",
       extract: "auto",
     });
+  });
+});
+
+describe("a command's --benchmarks list", () => {
+  it("mixes organism benchmark names and dataset files; none given = every organism benchmark", async () => {
+    const f = path.join(tmpRoot, "math.json");
+    fs.writeFileSync(
+      f,
+      JSON.stringify([
+        { problem: "What is 7*6?", solution: "It is $\\boxed{42}$." },
+        { problem: "What is 1+1?", solution: "$\\boxed{2}$" },
+      ]),
+    );
+    const list = await loadBenchmarkList(["add", f], 1);
+    expect(list.map((b) => [b.name, b.items.length])).toEqual([
+      ["add", 1],
+      ["math", 1],
+    ]);
+    expect(list[1].items[0]).toMatchObject({ prompt: "What is 7*6?", answer: "42" });
+    const all = await loadBenchmarkList(null, 2);
+    expect(all.map((b) => b.name)).toEqual(["add", "lin", "mul", "word"]);
   });
 });

@@ -1,16 +1,16 @@
 // `npm run eval -- --checkpoint DIR [--n N] [--k 1,8,64] [--limit P] [--temperature T] [--top-p P]
-//                  [--benchmarks a,b] [--seed S] [--backend B] [--json]`
+//                  [--benchmarks NAME|FILE,...] [--seed S] [--backend B] [--json]`
 // Evaluates any checkpoint on the held-out benchmarks. With --json (and `npm run -s`) stdout is one
 // JSON object {"benchmarks": {"<family>": {"greedy", "sampled", "pass@k", "formatRate", ...}}, ...}.
 import { loadModel } from "../model/load.js";
 import { taskFor } from "../task/forModel.js";
-import { loadBenchmarks } from "../eval/benchmarks.js";
+import { loadBenchmarkList } from "../eval/benchmarks.js";
 import { evaluateAll, formatReport } from "../eval/report.js";
 import { numberFlag, parseArgs, runMain } from "./args.js";
 import { COMPUTE_FLAGS, COMPUTE_USAGE, setupCompute } from "./setup.js";
 
 const USAGE = `usage: npm run eval -- --checkpoint DIR [--n 64] [--k 1,8,64] [--limit P] [--temperature 1] [--top-p 1]
-                    [--benchmarks a,b] [--seed S] [--max-new-tokens N] [--json] ${COMPUTE_USAGE}
+                    [--benchmarks NAME|FILE,...] [--seed S] [--max-new-tokens N] [--json] ${COMPUTE_USAGE}
 Held-out evaluation of a checkpoint: greedy and sampled accuracy, pass@k, graded-form share, accuracy among
 graded answers, length, self-check rate, procedure shares. With --json (npm run -s) stdout is one JSON object.`;
 
@@ -53,7 +53,7 @@ runMain(async () => {
   const topP = numberFlag(flags, "top-p", 1, { min: 1e-9, max: 1 });
   const seed = numberFlag(flags, "seed", 12345, { integer: true });
   const names = flags.benchmarks ? String(flags.benchmarks).split(",") : null;
-  const benches = loadBenchmarks(names, limit > 0 ? limit : null);
+  const benches = await loadBenchmarkList(names, limit > 0 ? limit : null);
   const log = (s: string) => (flags.json ? process.stderr : process.stdout).write(s + "\n");
   const { backend } = await setupCompute(flags, log);
   const lm = loadModel(ckpt);

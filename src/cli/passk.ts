@@ -1,4 +1,4 @@
-// `npm run passk -- --checkpoint A [--checkpoint B …] [--n 256] [--limit P] [--benchmarks a,b]
+// `npm run passk -- --checkpoint A [--checkpoint B …] [--n 256] [--limit P] [--benchmarks NAME|FILE,...]
 //                   [--temperature T] [--top-p P] [--seed S] [--backend B] [--out DIR] [--png=false]`
 // pass@k curves for base vs trained checkpoints: samples n completions per problem of each
 // benchmark and writes, into --out (default results/passk/):
@@ -13,7 +13,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { makeRng } from "../engine/rng.js";
 import { readCheckpointConfig } from "../model/checkpoint.js";
-import { loadBenchmarks } from "../eval/benchmarks.js";
+import { loadBenchmarkList } from "../eval/benchmarks.js";
 import { rollout } from "../task/rollout.js";
 import { taskFor } from "../task/forModel.js";
 import { isOrganismCheckpoint, loadModel } from "../model/load.js";
@@ -45,7 +45,7 @@ function experimentOf(ckpt: string, meta: Record<string, unknown>): string | nul
 
 const csvCell = (s: string) => (/[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
 
-const USAGE = `usage: npm run passk -- --checkpoint A [--checkpoint B ...] [--n 256] [--limit P] [--benchmarks a,b] [--temperature 1]
+const USAGE = `usage: npm run passk -- --checkpoint A [--checkpoint B ...] [--n 256] [--limit P] [--benchmarks NAME|FILE,...] [--temperature 1]
                      [--top-p 1] [--seed S] [--out results/passk] [--png false] ${COMPUTE_USAGE}
 pass@k for k = 1, 2, 4, ... n per checkpoint and benchmark (CSV and plot).`;
 
@@ -85,7 +85,7 @@ runMain(async () => {
   if (temperature === 0 && n > 1)
     console.log("note: --temperature 0 is greedy; all n samples of a problem are identical, so pass@k is flat in k");
   const names = flags.benchmarks ? String(flags.benchmarks).split(",") : null;
-  const benches = loadBenchmarks(names, limit > 0 ? limit : null);
+  const benches = await loadBenchmarkList(names, limit > 0 ? limit : null);
   const { backend } = await setupCompute(flags);
   console.log(
     `n=${n} samples per problem, T=${temperature}, top-p=${topP}, seed ${seed}, benchmarks ${benches.map((b) => `${b.name}(${b.items.length})`).join(" ")}`,

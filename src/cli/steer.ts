@@ -21,7 +21,7 @@ import { rollout, type Scored } from "../task/rollout.js";
 import { taskFor } from "../task/forModel.js";
 import type { Task } from "../task/task.js";
 import { readItems, type Item } from "../world/datasets.js";
-import { listBenchmarks, loadBenchmarkRefs, loadBenchmarks } from "../eval/benchmarks.js";
+import { listBenchmarks, loadBenchmarkList, loadBenchmarkRefs, loadBenchmarks } from "../eval/benchmarks.js";
 import type { EvalOptions } from "../eval/evaluate.js";
 import { checkBehaviours, DEFAULT_KEYWORDS, keywordLabeller, organismLabeller, type Labeller } from "../eval/spans.js";
 import {
@@ -526,7 +526,7 @@ async function apply(flags: Flags, log: (s: string) => void): Promise<void> {
   const scales = numberList(flags, "scale", "");
   if (!flags.scale) throw new Error("steer apply: --scale s1,s2,... is required (0 = plain evaluation)");
   const ef = evalFlags(flags);
-  const benches = loadBenchmarks(ef.names, ef.limit > 0 ? ef.limit : null);
+  const benches = await loadBenchmarkList(ef.names, ef.limit > 0 ? ef.limit : null);
   checkLayers(ck.shape, [layer], "--layer");
   const vf = loadVectors(file, ck.shape.hiddenSize);
   const behaviour = (flags.behaviour as string | undefined) ?? vf.behaviours[0];
@@ -745,7 +745,7 @@ async function rlCommand(flags: Flags, log: (s: string) => void): Promise<void> 
   const seed = numberFlag(flags, "seed", 12345, { integer: true });
   const maxNewTokens = maxNewTokensOf(flags, baseCk);
   const ef = evalFlags(flags, "eval-n", 16, [1, 4, 16]);
-  const benches = loadBenchmarks(ef.names, ef.limit > 0 ? ef.limit : null);
+  const benches = await loadBenchmarkList(ef.names, ef.limit > 0 ? ef.limit : null);
   if (JSON.stringify(baseCk.shape.config) !== JSON.stringify(rlCk.shape.config))
     throw new Error(`--base ${baseDir} and --rl ${rlDir}: the two checkpoints have different model configs`);
   const width = baseCk.shape.hiddenSize;

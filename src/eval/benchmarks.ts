@@ -47,3 +47,9 @@ export async function loadBenchmarkRefs(refs: DatasetRef[], limit: number | null
   }
   return out;
 }
+
+/** A command's `--benchmarks a,b`: organism benchmark names or dataset files (JSONL, JSON, Parquet,
+ * read with the default fields); null = every organism benchmark. */
+export async function loadBenchmarkList(names: string[] | null, limit: number | null): Promise<Benchmark[]> {
+  return names === null ? loadBenchmarks(null, limit) : await loadBenchmarkRefs(names, limit);
+}
