@@ -276,16 +276,7 @@ export async function benchHfModel(opts: HfModelBenchOptions = {}): Promise<HfMo
       c0 = process.cpuUsage();
       for (let m = 0; m < timedMicro; m++) {
         const rows = ids.slice(m * microBatch, (m + 1) * microBatch);
-        const inputs = tf.tensor2d(
-          rows.map((r) => r.slice(0, -1)),
-          undefined,
-          "int32",
-        );
-        const targets = tf.tensor2d(
-          rows.map((r) => r.slice(1)),
-          undefined,
-          "int32",
-        );
+        const [inputs, targets] = shifted(rows);
         const a = tf.tensor2d(adv.slice(m * microBatch, (m + 1) * microBatch), [rows.length, 1]);
         const { value, grads: g } = tf.variableGrads(() => {
           const { logp, entropy } = model.tokenLogProbs(inputs, targets, { temperature: 1, entropy: true });
@@ -317,16 +308,7 @@ export async function benchHfModel(opts: HfModelBenchOptions = {}): Promise<HfMo
       for (let m = 0; m < timedMicro; m++) {
         const rows = ids.slice(m * microBatch, (m + 1) * microBatch);
         tf.tidy(() => {
-          const inputs = tf.tensor2d(
-            rows.map((r) => r.slice(0, -1)),
-            undefined,
-            "int32",
-          );
-          const targets = tf.tensor2d(
-            rows.map((r) => r.slice(1)),
-            undefined,
-            "int32",
-          );
+          const [inputs, targets] = shifted(rows);
           model.tokenLogProbs(inputs, targets, { temperature: 1, entropy: false }).logp.dataSync();
         });
       }
@@ -368,6 +350,12 @@ export async function benchHfModel(opts: HfModelBenchOptions = {}): Promise<HfMo
 }
 
 const round = (x: number) => Math.round(x * 100) / 100;
+
+/** Rows of ids as a next-token batch: inputs = each row but its last id, targets = each row but its first. */
+function shifted(rows: number[][]): [tf.Tensor2D, tf.Tensor2D] {
+  const ids = (f: (r: number[]) => number[]) => tf.tensor2d(rows.map(f), undefined, "int32");
+  return [ids((r) => r.slice(0, -1)), ids((r) => r.slice(1))];
+}
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const argv = process.argv.slice(2);
