@@ -83,15 +83,15 @@ export class TorchPeer {
   private static tryStart(py: string, threads: number, log: (s: string) => void): Promise<TorchPeer | string> {
     return new Promise((resolve) => {
       let proc: ChildProcessWithoutNullStreams;
+      const env: NodeJS.ProcessEnv = {
+        ...process.env,
+        OMP_NUM_THREADS: String(threads),
+        OMP_WAIT_POLICY: process.env.OMP_WAIT_POLICY ?? "PASSIVE",
+        PYTHONUNBUFFERED: "1",
+      };
+      if (env.OMP_WAIT_POLICY === "") delete env.OMP_WAIT_POLICY; // libgomp's default (it rejects "")
       try {
-        proc = spawn(py, [SCRIPT, "--threads", String(threads)], {
-          env: {
-            ...process.env,
-            OMP_NUM_THREADS: String(threads),
-            OMP_WAIT_POLICY: process.env.OMP_WAIT_POLICY ?? "PASSIVE",
-            PYTHONUNBUFFERED: "1",
-          },
-        });
+        proc = spawn(py, [SCRIPT, "--threads", String(threads)], { env });
       } catch (e) {
         resolve((e as Error).message);
         return;
