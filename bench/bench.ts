@@ -402,7 +402,23 @@ interface Agreement {
   maxAbsLogp: number;
   maxAbsEntropy: number;
   shape: number[];
+  /** both differences within AGREEMENT (else the twins compute different functions: the line says so) */
+  agrees: boolean;
 }
+/** the largest |Δ log p| and |Δ entropy| accepted (test/torchPeer.test.ts checks the organism to it) */
+const AGREEMENT = 1e-4;
+function agreement(ours: { logp: number[][]; entropy: number[][] }, theirs: typeof ours): Agreement {
+  const maxAbsLogp = maxAbsDiff(ours.logp, theirs.logp);
+  const maxAbsEntropy = maxAbsDiff(ours.entropy, theirs.entropy);
+  return {
+    maxAbsLogp,
+    maxAbsEntropy,
+    shape: [ours.logp.length, ours.logp[0].length],
+    agrees: maxAbsLogp <= AGREEMENT && maxAbsEntropy <= AGREEMENT,
+  };
+}
+const describeAgreement = (a: Agreement) =>
+  `max |Δ log p| ${a.maxAbsLogp.toExponential(2)}, max |Δ entropy| ${a.maxAbsEntropy.toExponential(2)} (${a.agrees ? `within ${AGREEMENT.toExponential(0)}` : `MORE THAN ${AGREEMENT.toExponential(0)}: torch's twin and ours compute different functions`})`;
 const organismAgreement: Partial<Record<Kernels, Agreement>> = {};
 if (has("peers")) {
   log(`\ntorch peer: looking in ${TorchPeer.candidates().join(", ")}`);
@@ -447,13 +463,9 @@ if (has("peers")) {
         );
         return { logp: r.logp.arraySync(), entropy: r.entropy!.arraySync() };
       });
-      organismAgreement[k] = {
-        maxAbsLogp: maxAbsDiff(ours.logp, theirs.logp),
-        maxAbsEntropy: maxAbsDiff(ours.entropy, theirs.entropy),
-        shape: [b.inputs.length, b.inputs[0].length],
-      };
+      organismAgreement[k] = agreement(ours, theirs);
       log(
-        `  log-prob agreement with ours (${k} kernels), [${organismAgreement[k]!.shape}] batch of our rollouts of 12*2: max |Δ log p| ${organismAgreement[k]!.maxAbsLogp.toExponential(2)}, max |Δ entropy| ${organismAgreement[k]!.maxAbsEntropy.toExponential(2)}`,
+        `  log-prob agreement with ours (${k} kernels), [${organismAgreement[k]!.shape}] batch of our rollouts of 12*2: ${describeAgreement(organismAgreement[k]!)}`,
       );
     }
   }
@@ -683,14 +695,8 @@ async function torchHfModel(ours: HfResult): Promise<Record<string, unknown> | u
   model.dispose();
   const theirs = await peerCall<{ logp: number[][]; entropy: number[][] }>("llama.logprobs", { inputs, targets });
   if (!theirs) return undefined;
-  const agreement = {
-    maxAbsLogp: maxAbsDiff(mine.logp, theirs.logp),
-    maxAbsEntropy: maxAbsDiff(mine.entropy, theirs.entropy),
-    shape: [inputs.length, inputs[0].length],
-  };
-  log(
-    `  log-prob agreement with ours (fast kernels), [${agreement.shape}]: max |Δ log p| ${agreement.maxAbsLogp.toExponential(2)}, max |Δ entropy| ${agreement.maxAbsEntropy.toExponential(2)}`,
-  );
+  const agreed = agreement(mine, theirs);
+  log(`  log-prob agreement with ours (fast kernels), [${agreed.shape}]: ${describeAgreement(agreed)}`);
   const s = await peerCall<Run>("llama.sample", { prompts: data.prompts, newTokens: shape.newTokens, seed: 1 });
   if (!s) return undefined;
   log(
@@ -716,7 +722,7 @@ async function torchHfModel(ours: HfResult): Promise<Record<string, unknown> | u
     checkpoint: dir,
     shape,
     recompute: true,
-    logprobAgreement: agreement,
+    logprobAgreement: agreed,
     samplingSeconds: round(s.seconds),
     samplingCpuSeconds: round(s.cpuSeconds),
     samplingTokensPerSecond: round(s.tokens / s.seconds),
@@ -771,11 +777,11 @@ const result = {
                 build: peerBuild,
                 rolloutTokensPerSecond: med(torchRollout.perSecond),
                 rolloutTokensPerCpuSecond: med(torchRollout.perCpuSecond),
-                grpoStepSeconds: round(torchGrpo.total),
-                grpoStepCpuSeconds: round(grpoCpu.torch),
-                rolloutSeconds: round(torchGrpo.rollout),
-                updateSeconds: round(torchGrpo.update),
-                updateCpuSeconds: round(grpoCpu.torchUpdate),
+                grpoStepSeconds: round(torchGrpo.total, 3),
+                grpoStepCpuSeconds: round(grpoCpu.torch, 3),
+                rolloutSeconds: round(torchGrpo.rollout, 3),
+                updateSeconds: round(torchGrpo.update, 3),
+                updateCpuSeconds: round(grpoCpu.torchUpdate, 3),
                 responseLength: round(grpoResponseLength.torch, 1),
                 logprobAgreement: organismAgreement,
                 hfModel: torchHf,
@@ -784,7 +790,9 @@ const result = {
         /** ours (fast kernels) in the same rounds, per CPU-second */
         fast: {
           rolloutTokensPerCpuSecond: med(rolloutPerCpu),
-          grpoStepCpuSeconds: round(grpoCpu.fast),
+          grpoStepSeconds: round(grpo.fast.total, 3),
+          grpoStepCpuSeconds: round(grpoCpu.fast, 3),
+          updateSeconds: round(grpo.fast.update, 3),
           responseLength: round(grpoResponseLength.fast, 1),
         },
       }
