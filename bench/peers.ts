@@ -8,9 +8,9 @@
 // their Debian packages, its threads — comes back in `build`.
 // OpenMP's wait policy: PASSIVE unless OMP_WAIT_POLICY is set (set it empty for libgomp's default).
 // libgomp's default spins at every barrier; on this 2-core machine shared with other work, the
-// spinning thread takes the core the other one needs, and torch's GRPO step on 2 threads took
-// 1.1–6.9 s instead of 0.16–0.32 s with PASSIVE (1 thread: 0.11–0.29 s; load average ~6,
-// docs/performance.md). Our own workers poll for 1 ms and then sleep.
+// spinning thread takes the core the other one needs: at load 5–7, on 2 threads, torch's GRPO step
+// took 3.74 s instead of 0.142 s and its rollouts ran at 541 tokens/s instead of 30,373
+// (docs/performance.md). Our own workers poll for 1 ms and then sleep.
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import path from "node:path";
 import readline from "node:readline";
