@@ -21,13 +21,20 @@
 //    (and experiments/default.json with --default).
 // "fast" / "stock" = selectKernels("fast" | "stock") (decoder and matmul kernel together).
 //   npm run bench -- [--json] [--rounds 3] [--warmup 1] [--ms 80] [--backend wasm|cpu] [--skip-matmul]
-//                    [--checkpoint data/models/base] [--experiments] [--default] [--hf] [--hf-step]
+//                    [--checkpoint data/models/base] [--experiments] [--default] [--hf] [--hf-step] [--peers]
 //  - with --hf: `hfModel`, a random SmolLM2-135M-shaped Hugging Face checkpoint (bench/hfModel.ts):
 //    sampling tokens/s, seconds of a GRPO update micro-batch and of a forward, peak RSS, fast vs stock;
 //    with --hf-step also one whole GRPO step (8 × 8 rollouts, 128 new tokens), fast vs stock (~30 min).
+//  - with --peers: the same rollouts and GRPO steps (and, with --hf, the hfModel shapes) in PyTorch
+//    (bench/peers.ts, bench/peers/: a twin of each model on the same weights), each round alternating
+//    with ours, torch on as many threads as ours; the log-prob agreement with ours is printed.
 // --json prints one JSON object on stdout (progress goes to stderr). Threads: RLVR_THREADS (default
 // min(2, cores)). On a machine busy with other work, the threaded numbers mostly measure the load.
-import { benchHfModel } from "./hfModel.js";
+import { benchHfModel, hfBenchData } from "./hfModel.js";
+import { describeBuild, maxAbsDiff, TorchPeer, type TorchBuild } from "./peers.js";
+import { LlamaModel } from "../src/model/llama.js";
+import { responseBatch } from "../src/rl/trainer.js";
+import { BOS_ID, EOS_ID, PAD_ID } from "../src/text/tokenizer.js";
 import { GptLM } from "../src/model/gptLM.js";
 import { organismTask } from "../src/task/task.js";
 import * as tf from "@tensorflow/tfjs";
@@ -57,6 +64,7 @@ import {
   initParams,
   lmLoss,
   resolveModelConfig,
+  tokenLogProbs,
   type ModelConfig,
   type Params,
 } from "../src/model/gpt.js";
@@ -368,27 +376,153 @@ for (const k of KERNELS) {
   disposeParams(trainState[k].params);
 }
 
+// ---------------------------------------------------------------------------------------------
+// --peers: PyTorch on the same weights (bench/peers.ts), started before the sections it joins
+/** CPU seconds (user + system, every thread of this process) since `from` */
+const cpuSince = (from: NodeJS.CpuUsage) => {
+  const d = process.cpuUsage(from);
+  return (d.user + d.system) / 1e6;
+};
+let peer: TorchPeer | null = null;
+let peerUnavailable: string | null = null;
+/** a request to the peer; on failure the peer is dropped (said once) and the rest of the bench runs */
+async function peerCall<T>(op: string, args: Record<string, unknown> = {}): Promise<T | null> {
+  if (!peer) return null;
+  try {
+    return await peer.call<T>(op, args);
+  } catch (e) {
+    peerUnavailable = `failed during ${op}: ${(e as Error).message}`;
+    log(`torch peer ${peerUnavailable}; the bench carries on without it`);
+    peer.close();
+    peer = null;
+    return null;
+  }
+}
+let peerBuild: TorchBuild | null = null;
+interface Agreement {
+  maxAbsLogp: number;
+  maxAbsEntropy: number;
+  shape: number[];
+  /** both differences within AGREEMENT (else the twins compute different functions: the line says so) */
+  agrees: boolean;
+}
+/** the largest |Δ log p| and |Δ entropy| accepted (test/torchPeer.test.ts checks the organism to it) */
+const AGREEMENT = 1e-4;
+function agreement(ours: { logp: number[][]; entropy: number[][] }, theirs: typeof ours): Agreement {
+  const maxAbsLogp = maxAbsDiff(ours.logp, theirs.logp);
+  const maxAbsEntropy = maxAbsDiff(ours.entropy, theirs.entropy);
+  return {
+    maxAbsLogp,
+    maxAbsEntropy,
+    shape: [ours.logp.length, ours.logp[0].length],
+    agrees: maxAbsLogp <= AGREEMENT && maxAbsEntropy <= AGREEMENT,
+  };
+}
+const describeAgreement = (a: Agreement) =>
+  `max |Δ log p| ${a.maxAbsLogp.toExponential(2)}, max |Δ entropy| ${a.maxAbsEntropy.toExponential(2)} (${a.agrees ? `within ${AGREEMENT.toExponential(0)}` : `MORE THAN ${AGREEMENT.toExponential(0)}: torch's twin and ours compute different functions`})`;
+const organismAgreement: Partial<Record<Kernels, Agreement>> = {};
+if (has("peers")) {
+  log(`\ntorch peer: looking in ${TorchPeer.candidates().join(", ")}`);
+  const started = await TorchPeer.start(N, log);
+  if (typeof started === "string") {
+    peerUnavailable = started;
+    log(`torch peer unavailable: ${started}; the rest of the bench runs without it`);
+  } else {
+    peer = started;
+    peerBuild = started.build;
+    log(`torch peer: ${describeBuild(started.build)}`);
+    await peerCall("gpt.load", { dir: BASE });
+    // log-prob agreement on a batch of our rollouts of 12*2 (every position, padding included)
+    selectKernels("fast");
+    const prefix = [BOS_ID, ...tok.encode(promptText("12*2"))];
+    const out = sample(
+      hostWeights(baseParams, cfg),
+      Array.from({ length: 64 }, () => prefix.slice(1)),
+      { temperature: 1, topP: 1, maxNewTokens: Math.min(80, cfg.contextLength) },
+      makeRng(7, "bench-peer-agreement"),
+    );
+    const b = responseBatch(
+      out.completions.map(() => prefix),
+      out.completions,
+      out.finished.map((f) => (f ? EOS_ID : null)),
+      PAD_ID,
+    );
+    const theirs = await peerCall<{ logp: number[][]; entropy: number[][] }>("gpt.logprobs", {
+      inputs: b.inputs,
+      targets: b.targets,
+    });
+    for (const k of KERNELS) {
+      if (!theirs) break;
+      selectKernels(k);
+      const ours = tf.tidy(() => {
+        const r = tokenLogProbs(
+          baseParams,
+          cfg,
+          tf.tensor2d(b.inputs, undefined, "int32"),
+          tf.tensor2d(b.targets, undefined, "int32"),
+          true,
+        );
+        return { logp: r.logp.arraySync(), entropy: r.entropy!.arraySync() };
+      });
+      organismAgreement[k] = agreement(ours, theirs);
+      log(
+        `  log-prob agreement with ours (${k} kernels), [${organismAgreement[k]!.shape}] batch of our rollouts of 12*2: ${describeAgreement(organismAgreement[k]!)}`,
+      );
+    }
+  }
+}
+
 // rollouts: 64 sequences of a 12-char prompt, T = 1, up to 60 new tokens
 const PROMPT = promptText("12*2+35*4-1"); // 12 characters
 const prompts = Array.from({ length: 64 }, () => tok.encode(PROMPT));
-function rolloutRate(k: Kernels, reps: number): number {
+type Run = { tokens: number; seconds: number; cpuSeconds: number };
+function rolloutRun(k: Kernels, reps: number): Run {
   selectKernels(k);
   const hw = hostWeights(baseParams, cfg);
   let tokens = 0;
   const t0 = performance.now();
+  const c0 = process.cpuUsage();
   for (let i = 0; i < reps; i++) {
     const out = sample(hw, prompts, { temperature: 1, topP: 1, maxNewTokens: 60 }, makeRng(5 + i, "bench-rollout"));
     out.completions.forEach((c, b) => (tokens += c.length + (out.finished[b] ? 1 : 0)));
   }
-  return tokens / ((performance.now() - t0) / 1000);
+  return { tokens, seconds: (performance.now() - t0) / 1000, cpuSeconds: cpuSince(c0) };
 }
+const rolloutRate = (k: Kernels, reps: number) => {
+  const r = rolloutRun(k, reps);
+  return r.tokens / r.seconds;
+};
+/** the same 64 rollouts in torch (`reps` batches, as ours) */
+const torchRollouts = (reps: number, seed: number) =>
+  peerCall<Run>("gpt.rollouts", {
+    prompts: prompts.map((p) => [BOS_ID, ...p]),
+    maxNewTokens: 60,
+    temperature: 1,
+    topP: 1,
+    eosId: EOS_ID,
+    reps,
+    seed,
+  });
 const rollout: Record<Kernels, number[]> = { fast: [], stock: [] };
+/** with --peers: tokens per CPU-second of fast, and torch's tokens/s and tokens per CPU-second, per round */
+const rolloutPerCpu: number[] = [];
+const torchRollout = { perSecond: [] as number[], perCpuSecond: [] as number[] };
 log(`\nrollouts (64 x "${PROMPT}", T=1, <= 60 new tokens, ${weights}), generated tokens/s`);
 rolloutRate("fast", 1);
+await torchRollouts(1, 4); // warm-up
 for (let r = 0; r < rounds; r++) {
-  rollout.fast.push(rolloutRate("fast", 5));
+  const fast = rolloutRun("fast", 5);
+  rollout.fast.push(fast.tokens / fast.seconds);
+  rolloutPerCpu.push(fast.tokens / fast.cpuSeconds);
   rollout.stock.push(rolloutRate("stock", 1));
-  log(`  round ${r + 1}: fast ${rollout.fast[r].toFixed(0)}, stock ${rollout.stock[r].toFixed(0)}`);
+  const t = await torchRollouts(5, 5 + r);
+  if (t) {
+    torchRollout.perSecond.push(t.tokens / t.seconds);
+    torchRollout.perCpuSecond.push(t.tokens / t.cpuSeconds);
+  }
+  log(
+    `  round ${r + 1}: fast ${rollout.fast[r].toFixed(0)}, stock ${rollout.stock[r].toFixed(0)}${t ? `, torch ${(t.tokens / t.seconds).toFixed(0)}; per CPU-second: fast ${rolloutPerCpu[r].toFixed(0)}, torch ${(t.tokens / t.cpuSeconds).toFixed(0)}` : ""}`,
+  );
 }
 
 // GRPO steps: 8 copies x 8 rollouts on 12*2, default GrpoSchema values, fresh policy each time
@@ -396,6 +530,10 @@ const grpoCfg = GrpoSchema.parse({ copies: 8, rollouts: 8 });
 const grpoCfgUsed = { ...grpoCfg, maxNewTokens: Math.min(grpoCfg.maxNewTokens, cfg.contextLength) };
 const GRPO_STEPS = 2 * Math.min(rounds, 2);
 const grpo = { fast: { total: 0, rollout: 0, update: 0 }, stock: { total: 0, rollout: 0, update: 0 } };
+/** with --peers: CPU seconds and mean response length per step, fast and torch; torch's wall seconds */
+const grpoCpu = { fast: 0, torch: 0, torchUpdate: 0 };
+const grpoResponseLength = { fast: 0, torch: 0 };
+const torchGrpo = { total: 0, rollout: 0, update: 0, steps: 0 };
 log(
   `\nGRPO step (8 copies x 8 rollouts of 12*2, maxNewTokens ${grpoCfgUsed.maxNewTokens}; ${GRPO_STEPS} steps per kernel after 1 warm-up, alternating), seconds/step`,
 );
@@ -419,18 +557,68 @@ log(
     selectKernels(k);
     const { trainer, rng } = trainers[k];
     const t0 = performance.now();
+    const c0 = process.cpuUsage();
     const st = trainer.step(rng);
-    return { total: (performance.now() - t0) / 1000, rollout: st.rolloutSeconds, update: st.updateSeconds };
+    return {
+      total: (performance.now() - t0) / 1000,
+      rollout: st.rolloutSeconds,
+      update: st.updateSeconds,
+      cpu: cpuSince(c0),
+      responseLength: st.responseLength,
+    };
   };
+  interface TorchStep {
+    seconds: number;
+    cpuSeconds: number;
+    rolloutSeconds: number;
+    updateSeconds: number;
+    updateCpuSeconds: number;
+    responseLength: number;
+    batch: number[];
+  }
+  // torch's step: the same example, prompt ids and resolved GRPO values, its own policy and AdamW
+  await peerCall("gpt.grpo.start", {
+    promptIds: [BOS_ID, ...tok.encode(promptText("12*2"))],
+    answer: "24",
+    vocab: Array.from({ length: V }, (_, i) => (i < 4 ? "" : tok.decode([i]))),
+    grpo: grpoCfgUsed,
+    seed: 3,
+    eosId: EOS_ID,
+    padId: PAD_ID,
+  });
   for (const k of KERNELS) grpoStep(k); // warm-up
+  await peerCall("gpt.grpo.step");
+  type Variant = Kernels | "torch";
+  const VARIANTS: Variant[] = [...KERNELS, "torch"];
   for (let i = 0; i < GRPO_STEPS; i++) {
     const line: string[] = [];
-    for (const k of i % 2 === 0 ? KERNELS : [...KERNELS].reverse()) {
+    for (const k of i % 2 === 0 ? VARIANTS : [...VARIANTS].reverse()) {
+      if (k === "torch") {
+        const t = await peerCall<TorchStep>("gpt.grpo.step");
+        if (!t) continue;
+        torchGrpo.total += t.seconds / GRPO_STEPS;
+        torchGrpo.rollout += t.rolloutSeconds / GRPO_STEPS;
+        torchGrpo.update += t.updateSeconds / GRPO_STEPS;
+        torchGrpo.steps++;
+        grpoCpu.torch += t.cpuSeconds / GRPO_STEPS;
+        grpoCpu.torchUpdate += t.updateCpuSeconds / GRPO_STEPS;
+        grpoResponseLength.torch += t.responseLength / GRPO_STEPS;
+        line.push(
+          `torch ${t.seconds.toFixed(2)} s (rollout ${t.rolloutSeconds.toFixed(2)}, update ${t.updateSeconds.toFixed(2)} on [${t.batch}]; CPU ${t.cpuSeconds.toFixed(2)} s)`,
+        );
+        continue;
+      }
       const r = grpoStep(k);
       grpo[k].total += r.total / GRPO_STEPS;
       grpo[k].rollout += r.rollout / GRPO_STEPS;
       grpo[k].update += r.update / GRPO_STEPS;
-      line.push(`${k} ${r.total.toFixed(2)} s (rollout ${r.rollout.toFixed(2)}, update ${r.update.toFixed(2)})`);
+      if (k === "fast") {
+        grpoCpu.fast += r.cpu / GRPO_STEPS;
+        grpoResponseLength.fast += r.responseLength / GRPO_STEPS;
+      }
+      line.push(
+        `${k} ${r.total.toFixed(2)} s (rollout ${r.rollout.toFixed(2)}, update ${r.update.toFixed(2)}${peer ? `; CPU ${r.cpu.toFixed(2)} s` : ""})`,
+      );
     }
     log(`  step ${i + 1}: ${line.join("; ")}`);
   }
@@ -466,6 +654,93 @@ if (has("experiments")) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// --hf: the SmolLM2-135M shape (bench/hfModel.ts), --hf-kernels (default fast,stock); with --peers,
+// torch on the same checkpoint and inputs right after our first kernel set
+type HfResult = Awaited<ReturnType<typeof benchHfModel>>;
+let hfModel: HfResult | undefined;
+let torchHf: Record<string, unknown> | undefined;
+if (has("hf")) {
+  const hfKernels = arg("hf-kernels", "fast,stock").split(",") as Kernels[];
+  for (const k of hfKernels)
+    if (!KERNELS.includes(k)) throw new Error(`--hf-kernels: use fast and/or stock, got ${JSON.stringify(k)}`);
+  const hfOpts = { log, updateMicroBatches: 1 };
+  for (const [i, k] of hfKernels.entries()) {
+    const r = await benchHfModel({ ...hfOpts, kernels: [k] });
+    hfModel = hfModel
+      ? { ...hfModel, results: [...hfModel.results, ...r.results], peakRssMB: Math.max(hfModel.peakRssMB, r.peakRssMB) }
+      : r;
+    if (i === 0 && peer) torchHf = await torchHfModel(r);
+  }
+}
+
+/** torch on hfModel's checkpoint and inputs: log-prob agreement with ours (fast kernels) on two rows,
+ * sampling, and the update (the micro-batches ours timed, scaled to the whole batch as ours is) */
+async function torchHfModel(ours: HfResult): Promise<Record<string, unknown> | undefined> {
+  const dir = ours.checkpoint;
+  log(`\ntorch peer on ${dir}`);
+  if (!(await peerCall("llama.load", { dir }))) return undefined;
+  const { shape } = ours;
+  selectKernels("fast");
+  const model = LlamaModel.load(dir);
+  const data = hfBenchData(model.vocabSize, shape);
+  const rows = data.ids.slice(0, 2);
+  const inputs = rows.map((r) => r.slice(0, -1));
+  const targets = rows.map((r) => r.slice(1));
+  const mine = tf.tidy(() => {
+    const r = model.tokenLogProbs(tf.tensor2d(inputs, undefined, "int32"), tf.tensor2d(targets, undefined, "int32"), {
+      temperature: 1,
+      entropy: true,
+    });
+    return { logp: r.logp.arraySync(), entropy: r.entropy!.arraySync() };
+  });
+  model.dispose();
+  const theirs = await peerCall<{ logp: number[][]; entropy: number[][] }>("llama.logprobs", { inputs, targets });
+  if (!theirs) return undefined;
+  const agreed = agreement(mine, theirs);
+  log(`  log-prob agreement with ours (fast kernels), [${agreed.shape}]: ${describeAgreement(agreed)}`);
+  const s = await peerCall<Run>("llama.sample", { prompts: data.prompts, newTokens: shape.newTokens, seed: 1 });
+  if (!s) return undefined;
+  log(
+    `  torch sampling ${shape.sequences} x ${shape.newTokens}: ${s.seconds.toFixed(1)} s (CPU ${s.cpuSeconds.toFixed(1)} s), ${(s.tokens / s.seconds).toFixed(1)} tokens/s`,
+  );
+  const nMicro = Math.ceil(shape.updateBatch / shape.microBatch);
+  const timed = ours.results[0].updateMicroBatchesTimed ?? nMicro;
+  const u = await peerCall<{
+    updateSeconds: number;
+    updateCpuSeconds: number;
+    forwardSeconds: number;
+    forwardCpuSeconds: number;
+  }>("llama.update", {
+    ids: data.ids,
+    adv: data.adv,
+    microBatch: shape.microBatch,
+    microBatches: timed,
+    recompute: true,
+  });
+  if (!u) return undefined;
+  const scale = nMicro / timed;
+  const res = {
+    checkpoint: dir,
+    shape,
+    recompute: true,
+    logprobAgreement: agreed,
+    samplingSeconds: round(s.seconds),
+    samplingCpuSeconds: round(s.cpuSeconds),
+    samplingTokensPerSecond: round(s.tokens / s.seconds),
+    updateSeconds: round(u.updateSeconds * scale),
+    updateCpuSeconds: round(u.updateCpuSeconds * scale),
+    forwardSeconds: round(u.forwardSeconds * scale),
+    forwardCpuSeconds: round(u.forwardCpuSeconds * scale),
+    updateMicroBatchesTimed: timed,
+  };
+  log(
+    `  torch update [${shape.updateBatch}, ${shape.updateLength}] in micro-batches of ${shape.microBatch} (blocks recomputed, as ours): ${res.updateSeconds} s forward+backward (CPU ${res.updateCpuSeconds} s), ${res.forwardSeconds} s forward only${timed < nMicro ? ` (${timed} of ${nMicro} micro-batches timed, scaled)` : ""}`,
+  );
+  return res;
+}
+peer?.close();
+
+// ---------------------------------------------------------------------------------------------
 const plain = byTranspose["256x256x256"]?.AB;
 const med = (xs: number[], d = 0) => round(median(xs), d);
 const result = {
@@ -493,9 +768,38 @@ const result = {
     KERNELS.map((k) => [k, { rolloutSeconds: round(grpo[k].rollout), updateSeconds: round(grpo[k].update) }]),
   ),
   experimentSeconds: has("experiments") ? experiments : undefined,
-  hfModel: has("hf") ? await benchHfModel({ log, kernels: ["fast", "stock"], updateMicroBatches: 1 }) : undefined,
+  hfModel,
   hfModelStep: has("hf-step")
     ? await benchHfModel({ log, kernels: ["fast", "stock"], parts: false, grpoStep: true, microBatch: 8 })
+    : undefined,
+  peers: has("peers")
+    ? {
+        torch:
+          peerBuild && !peerUnavailable
+            ? {
+                available: true,
+                build: peerBuild,
+                rolloutTokensPerSecond: med(torchRollout.perSecond),
+                rolloutTokensPerCpuSecond: med(torchRollout.perCpuSecond),
+                grpoStepSeconds: round(torchGrpo.total, 3),
+                grpoStepCpuSeconds: round(grpoCpu.torch, 3),
+                rolloutSeconds: round(torchGrpo.rollout, 3),
+                updateSeconds: round(torchGrpo.update, 3),
+                updateCpuSeconds: round(grpoCpu.torchUpdate, 3),
+                responseLength: round(grpoResponseLength.torch, 1),
+                logprobAgreement: organismAgreement,
+                hfModel: torchHf,
+              }
+            : { available: false, reason: peerUnavailable },
+        /** ours (fast kernels) in the same rounds, per CPU-second */
+        fast: {
+          rolloutTokensPerCpuSecond: med(rolloutPerCpu),
+          grpoStepSeconds: round(grpo.fast.total, 3),
+          grpoStepCpuSeconds: round(grpoCpu.fast, 3),
+          updateSeconds: round(grpo.fast.update, 3),
+          responseLength: round(grpoResponseLength.fast, 1),
+        },
+      }
     : undefined,
   threadStats: matmulThreadStats(),
 };
@@ -530,6 +834,17 @@ if (asJson) {
   log(
     `  GRPO step seconds: fast ${result.grpoStepSeconds.fast}, stock ${result.grpoStepSeconds.stock} (${(result.grpoStepSeconds.stock / result.grpoStepSeconds.fast).toFixed(2)}x)`,
   );
+  const pt = result.peers?.torch;
+  if (pt?.available) {
+    const f = result.grpoStepDetail.fast;
+    log(`  torch peer: ${describeBuild(pt.build!)}`);
+    log(
+      `    rollout tokens/s: fast ${result.rolloutTokensPerSecond.fast}, torch ${pt.rolloutTokensPerSecond} (fast / torch ${(result.rolloutTokensPerSecond.fast / pt.rolloutTokensPerSecond!).toFixed(2)}x); per CPU-second ${result.peers!.fast.rolloutTokensPerCpuSecond} vs ${pt.rolloutTokensPerCpuSecond}`,
+    );
+    log(
+      `    GRPO step seconds: fast ${result.grpoStepSeconds.fast}, torch ${pt.grpoStepSeconds} (CPU ${result.peers!.fast.grpoStepCpuSeconds} vs ${pt.grpoStepCpuSeconds}); update fast ${f.updateSeconds}, torch ${pt.updateSeconds}`,
+    );
+  } else if (result.peers) log(`  torch peer: ${result.peers.torch.reason}`);
   const ts = result.threadStats;
   log(`  worker posts ${ts.posted}, cancelled (worker not awake in time) ${ts.cancelled}, stalls ${ts.stalls}`);
 }

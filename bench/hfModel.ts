@@ -244,14 +244,7 @@ export async function benchHfModel(opts: HfModelBenchOptions = {}): Promise<HfMo
       parameters: countLlamaParams(model.config),
       threads: sel.matmul ? `${process.env.RLVR_THREADS ?? "default"} (RLVR_THREADS)` : "tfjs stock",
     };
-    const V = model.vocabSize;
-    const rng = makeRng(1, "bench-hf-ids");
-    // prompts of promptTokens ± 25%, so that left padding is exercised as in a real batch
-    const prompts = Array.from({ length: sequences }, () =>
-      Array.from({ length: Math.max(1, promptTokens + rng.int(-promptTokens >> 2, promptTokens >> 2)) }, () =>
-        rng.int(0, V - 1),
-      ),
-    );
+    const { prompts, ids, adv } = hfBenchData(model.vocabSize, { sequences, promptTokens, updateBatch, updateLength });
     const timeParts = (model: LlamaModel) => {
       let t0 = performance.now();
       let c0 = process.cpuUsage();
@@ -267,10 +260,6 @@ export async function benchHfModel(opts: HfModelBenchOptions = {}): Promise<HfMo
         `  sampling ${sequences} x ${newTokens}: ${samplingSeconds.toFixed(1)} s (CPU ${samplingCpuSeconds.toFixed(1)} s), ${(samplingTokens / samplingSeconds).toFixed(1)} tokens/s; peak RSS ${peakRssMB()} MB`,
       );
       // one GRPO-like update: Σ advantage · log p + 0.001 · entropy over every token, gradients summed
-      const ids = Array.from({ length: updateBatch }, () =>
-        Array.from({ length: updateLength + 1 }, () => rng.int(0, V - 1)),
-      );
-      const adv = Array.from({ length: updateBatch }, () => rng.next() * 2 - 1);
       let grads: Record<string, tf.Tensor> | null = null;
       t0 = performance.now();
       c0 = process.cpuUsage();
@@ -355,6 +344,26 @@ const round = (x: number) => Math.round(x * 100) / 100;
 function shifted(rows: number[][]): [tf.Tensor2D, tf.Tensor2D] {
   const ids = (f: (r: number[]) => number[]) => tf.tensor2d(rows.map(f), undefined, "int32");
   return [ids((r) => r.slice(0, -1)), ids((r) => r.slice(1))];
+}
+
+/** The bench's inputs, the same for every variant (and for the PyTorch peer, bench/peers.ts): prompts
+ * of promptTokens ± 25% random ids (so that left padding is exercised as in a real batch), and the
+ * update's [updateBatch, updateLength + 1] ids and one advantage per row. */
+export function hfBenchData(
+  V: number,
+  s: { sequences: number; promptTokens: number; updateBatch: number; updateLength: number },
+): { prompts: number[][]; ids: number[][]; adv: number[] } {
+  const rng = makeRng(1, "bench-hf-ids");
+  const prompts = Array.from({ length: s.sequences }, () =>
+    Array.from({ length: Math.max(1, s.promptTokens + rng.int(-s.promptTokens >> 2, s.promptTokens >> 2)) }, () =>
+      rng.int(0, V - 1),
+    ),
+  );
+  const ids = Array.from({ length: s.updateBatch }, () =>
+    Array.from({ length: s.updateLength + 1 }, () => rng.int(0, V - 1)),
+  );
+  const adv = Array.from({ length: s.updateBatch }, () => rng.next() * 2 - 1);
+  return { prompts, ids, adv };
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
