@@ -531,6 +531,20 @@ describe("Llama-family generation", () => {
     expect(nucleusPick([0.5, 0.2], 0.7, 0.9, 0.9, true)).toBe(1);
   });
 
+  it("prompts prefilled in chunks of rows sample what one prefill samples, with no tensor growth", () => {
+    const m = LlamaModel.load(dirs["qwen2-tied"]);
+    const prompts = [[1, 2, 3, 4, 5], [6], [7, 8], [9, 10, 11], [12, 13, 14, 15]];
+    const opts = { temperature: 1, topP: 1, maxNewTokens: 6, stopIds: [5] };
+    const whole = m.generate(prompts, opts, makeRng(4, "chunks"));
+    const greedy = m.generate(prompts, { ...opts, temperature: 0 }, null);
+    m.prefillBytes = 1; // one row per chunk
+    const before = tf.memory().numTensors;
+    expect(m.generate(prompts, opts, makeRng(4, "chunks"))).toEqual(whole);
+    expect(m.generate(prompts, { ...opts, temperature: 0 }, null)).toEqual(greedy);
+    expect(tf.memory().numTensors).toBe(before);
+    m.dispose();
+  });
+
   it("no tensor growth across a generate", () => {
     const m = LlamaModel.load(dirs["qwen2-tied"]);
     const prompts = [[1, 2, 3], [4]];

@@ -396,6 +396,9 @@ export function lmHeadLogProbs(
 // ---------------------------------------------------------------------------------------------
 // the model
 
+/** the prefill's working memory per chunk of prompts, about (bytes) */
+const PREFILL_BYTES = 256 * 2 ** 20;
+
 interface LayerKV {
   k: tf.Tensor4D; // [B, nkv, Tk, hd]
   v: tf.Tensor4D;
@@ -420,6 +423,9 @@ export class LlamaModel implements CausalLM {
   /** gradient checkpointing of the training forward, block by block (tokenLogProbs); the values are
    * the same either way, bit for bit */
   recompute = true;
+  /** the prefill's working memory per chunk of prompts, about (bytes): generate() runs its prompts in
+   * chunks of as many rows as fit */
+  prefillBytes = PREFILL_BYTES;
 
   constructor(
     readonly config: LlamaConfig,
@@ -581,6 +587,9 @@ export class LlamaModel implements CausalLM {
     rope: { cos: tf.Tensor; sin: tf.Tensor },
     mask: tf.Tensor,
     past: LayerKV[] | null,
+    /** dispose each layer's past keys and values once its extended cache exists, so that the cache
+     * is held once, not twice, during a decode step */
+    consumePast = false,
   ): { h: tf.Tensor2D; kv: LayerKV[] } {
     const [B, T] = ids.shape;
     let x = tf.gather(this.p("model.embed_tokens.weight"), ids.reshape([B * T])) as tf.Tensor2D; // [N, C]
@@ -594,6 +603,7 @@ export class LlamaModel implements CausalLM {
         x: tf.Tensor2D;
         kv: LayerKV;
       };
+      if (past && consumePast) tf.dispose([past[l].k, past[l].v]);
       if (l > 0) prev.dispose();
       x = r.x;
       kv.push(r.kv);
@@ -764,21 +774,56 @@ export class LlamaModel implements CausalLM {
     let cache: LayerKV[];
     let logits: tf.Tensor2D; // [rows, V]
     {
-      const { cos, sin } = this.ropeTables(positions);
-      const r = tf.tidy(() => {
-        const rope = { cos: tf.tensor4d(cos, [B, 1, P, hd]), sin: tf.tensor4d(sin, [B, 1, P, hd]) };
-        const pad = tf.tensor4d(concatRows(keyMask, P), [B, 1, 1, P]);
-        const mask = causalMask(P).reshape([1, 1, P, P]).add(pad);
-        const { h, kv } = this.hidden(tf.tensor2d(ids, [B, P], "int32"), rope, mask, null);
-        const lastRows = tf.tensor1d(
-          Array.from({ length: B }, (_, b) => b * P + P - 1),
-          "int32",
+      // the prompts in chunks of rows, so that the prefill's activations (attention scores [rows, heads,
+      // P, P], the MLP's [rows·P, I]) stay bounded however many sequences and however long the prompts;
+      // the chunks' caches are joined layer by layer
+      const { numHeads: nh, intermediateSize: I, hiddenSize: C } = this.config;
+      const bytesPerRow = 4 * P * (nh * P + 3 * I + 4 * C);
+      const chunk = Math.max(1, Math.min(B, Math.floor(this.prefillBytes / bytesPerRow)));
+      const parts: { kv: LayerKV[]; logits: tf.Tensor2D }[] = [];
+      for (let b0 = 0; b0 < B; b0 += chunk) {
+        const n = Math.min(chunk, B - b0);
+        const { cos, sin } = this.ropeTables(positions.subarray(b0 * P, (b0 + n) * P));
+        parts.push(
+          tf.tidy(() => {
+            const rope = { cos: tf.tensor4d(cos, [n, 1, P, hd]), sin: tf.tensor4d(sin, [n, 1, P, hd]) };
+            const pad = tf.tensor4d(concatRows(keyMask.slice(b0, b0 + n), P), [n, 1, 1, P]);
+            const mask = causalMask(P).reshape([1, 1, P, P]).add(pad);
+            const { h, kv } = this.hidden(
+              tf.tensor2d(ids.subarray(b0 * P, (b0 + n) * P), [n, P], "int32"),
+              rope,
+              mask,
+              null,
+            );
+            const lastRows = tf.tensor1d(
+              Array.from({ length: n }, (_, b) => b * P + P - 1),
+              "int32",
+            );
+            const last = tf.gather(h, lastRows) as tf.Tensor2D; // [n, C]: each row's last prompt position
+            return { kv, logits: this.logits(last) } as unknown as tf.TensorContainer;
+          }) as unknown as { kv: LayerKV[]; logits: tf.Tensor2D },
         );
-        const last = tf.gather(h, lastRows) as tf.Tensor2D; // [B, C]: each row's last prompt position
-        return { kv, logits: this.logits(last) } as unknown as tf.TensorContainer;
-      }) as unknown as { kv: LayerKV[]; logits: tf.Tensor2D };
-      cache = r.kv;
-      logits = r.logits;
+      }
+      if (parts.length === 1) ({ kv: cache, logits } = parts[0]);
+      else {
+        cache = parts[0].kv.map((_, l) => {
+          const k = tf.concat(
+            parts.map((c) => c.kv[l].k),
+            0,
+          ) as tf.Tensor4D;
+          const v = tf.concat(
+            parts.map((c) => c.kv[l].v),
+            0,
+          ) as tf.Tensor4D;
+          tf.dispose(parts.flatMap((c) => [c.kv[l].k, c.kv[l].v]));
+          return { k, v };
+        });
+        logits = tf.concat(
+          parts.map((c) => c.logits),
+          0,
+        ) as tf.Tensor2D;
+        tf.dispose(parts.map((c) => c.logits));
+      }
     }
     try {
       for (;;) {
@@ -794,9 +839,13 @@ export class LlamaModel implements CausalLM {
         if (keep.length === 0) break;
         if (keep.length < rows.length) {
           const idx = tf.tensor1d(keep, "int32");
-          const old = cache;
-          cache = old.map((c) => ({ k: tf.gather(c.k, idx) as tf.Tensor4D, v: tf.gather(c.v, idx) as tf.Tensor4D }));
-          tf.dispose([idx, ...old.flatMap((c) => [c.k, c.v])]);
+          // layer by layer, so that the cache is never held twice
+          cache = cache.map((c) => {
+            const kept = { k: tf.gather(c.k, idx) as tf.Tensor4D, v: tf.gather(c.v, idx) as tf.Tensor4D };
+            tf.dispose([c.k, c.v]);
+            return kept;
+          });
+          idx.dispose();
           rows = keep.map((i) => rows[i]);
           nextPos = keep.map((i) => nextPos[i]);
           keyMask = keep.map((i) => keyMask[i]);
@@ -814,7 +863,7 @@ export class LlamaModel implements CausalLM {
         const r = tf.tidy(() => {
           const rope = { cos: tf.tensor4d(cos, [n, 1, 1, hd]), sin: tf.tensor4d(sin, [n, 1, 1, hd]) };
           const mask = tf.tensor4d(concatRows(keyMask, Tk), [n, 1, 1, Tk]);
-          const { h, kv } = this.hidden(tf.tensor2d(tokens, [n, 1], "int32"), rope, mask, old);
+          const { h, kv } = this.hidden(tf.tensor2d(tokens, [n, 1], "int32"), rope, mask, old, true);
           return { kv, logits: this.logits(h) } as unknown as tf.TensorContainer;
         }) as unknown as { kv: LayerKV[]; logits: tf.Tensor2D };
         tf.dispose(old.flatMap((c) => [c.k, c.v]));
