@@ -22,7 +22,7 @@ import os from "node:os";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import * as tf from "@tensorflow/tfjs";
-import { selectBackend, type BackendName } from "../src/engine/backend.js";
+import { selectBackend, wasmHeapMB, type BackendName } from "../src/engine/backend.js";
 import { makeRng } from "../src/engine/rng.js";
 import { readJsonObject } from "../src/model/hfCheckpoint.js";
 import { countLlamaParams, LlamaModel } from "../src/model/llama.js";
@@ -116,12 +116,6 @@ export interface HfModelBenchResult {
 }
 
 const peakRssMB = () => Math.round(process.resourceUsage().maxRSS / 1024);
-/** The tfjs-wasm heap's size in MB (it grows and never shrinks, so this is its peak; at most 4096),
- * or null on another backend. */
-const wasmHeapMB = (): number | null => {
-  const bytes = (tf.backend() as { wasm?: { HEAPU8?: Uint8Array } }).wasm?.HEAPU8?.buffer.byteLength;
-  return bytes === undefined ? null : Math.round(bytes / 2 ** 20);
-};
 /** CPU seconds (user + system, every thread) since `from` */
 const cpuSince = (from: NodeJS.CpuUsage) => {
   const d = process.cpuUsage(from);

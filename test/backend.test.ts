@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { describe, expect, it } from "vitest";
-import { selectBackend } from "../src/engine/backend.js";
+import { looksLikeWasmOutOfMemory, selectBackend, wasmHeapMB } from "../src/engine/backend.js";
 import { cpuDelta, parseProcStat, readCpuTimes, stealShare } from "../bench/cpuStat.js";
 import { wasmHeapStatus } from "../src/engine/wasmHeap.js";
 
@@ -32,6 +32,20 @@ describe("backend selection", () => {
 
   it("--backend tensorflow without the native packages is an error that says how to install them", async () => {
     await expect(selectBackend("tensorflow", absentNative)).rejects.toThrow(/npm install @tensorflow\/tfjs-node-gpu/);
+  });
+
+  it("the wasm heap's size, and what its exhaustion looks like, on wasm only", async () => {
+    await selectBackend("wasm");
+    const mb = wasmHeapMB();
+    expect(mb).toBeGreaterThan(0);
+    expect(mb).toBeLessThanOrEqual(4096);
+    expect(looksLikeWasmOutOfMemory(new Error("Aborted(). Build with -sASSERTIONS for more info."))).toBe(true);
+    expect(looksLikeWasmOutOfMemory(new Error("matmul worker 1 failed: wasm trap"))).toBe(true);
+    expect(looksLikeWasmOutOfMemory(new RangeError("memory access out of bounds"))).toBe(true);
+    expect(looksLikeWasmOutOfMemory(new Error("gradient norm is NaN"))).toBe(false);
+    await selectBackend("cpu");
+    expect(wasmHeapMB()).toBeNull();
+    expect(looksLikeWasmOutOfMemory(new Error("Aborted()"))).toBe(false);
   });
 
   it("an unknown backend name lists the valid ones", async () => {

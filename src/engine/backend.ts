@@ -85,3 +85,20 @@ export async function selectBackend(
 export function describeBackend(b: BackendInfo): string {
   return `backend: ${b.name} (${b.package}${b.requested === "auto" ? ", chosen by --backend auto" : ""})`;
 }
+
+/** The tfjs-wasm heap's size in MB (it grows and never shrinks, so this is its peak; 4096 at most),
+ * or null on another backend. */
+export function wasmHeapMB(): number | null {
+  const bytes = (tf.backend() as { wasm?: { HEAPU8?: Uint8Array } }).wasm?.HEAPU8?.buffer.byteLength;
+  return bytes === undefined ? null : Math.round(bytes / 2 ** 20);
+}
+
+/** Whether an error is what the tfjs-wasm heap running out looks like (an Emscripten abort, a trap or
+ * an out-of-bounds access in the backend or in a kernel working in its heap). */
+export function looksLikeWasmOutOfMemory(e: unknown): boolean {
+  return (
+    tf.getBackend() === "wasm" &&
+    e instanceof Error &&
+    /Aborted\(|memory access out of bounds|wasm trap|Cannot enlarge memory|out of memory/i.test(e.message)
+  );
+}

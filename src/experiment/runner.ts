@@ -4,7 +4,7 @@
 // writes the run directory (runFiles.ts), saving a resumable state (resumable.ts) every
 // `checkpointEvery` steps and when asked to stop. Console output goes through `log` (the CLI's edge).
 import path from "node:path";
-import type { BackendInfo } from "../engine/backend.js";
+import { looksLikeWasmOutOfMemory, wasmHeapMB, type BackendInfo } from "../engine/backend.js";
 import { makeRng, restoreRng, type Rng } from "../engine/rng.js";
 import { summarise, type Summary } from "../analysis/saturation.js";
 import type { Benchmark } from "../eval/evaluate.js";
@@ -212,6 +212,10 @@ function stepOrExplain(
   try {
     return takeStep();
   } catch (e) {
+    if (looksLikeWasmOutOfMemory(e))
+      throw new Error(
+        `${tag} step ${step} failed (${(e as Error).message.split("\n")[0]}): the tfjs-wasm heap is probably exhausted (${wasmHeapMB()} MB of its 4096 MB limit). Lower grpo.microBatch (rows per forward/backward pass), grpo.maxNewTokens or grpo.copies × grpo.rollouts, set grpo.loss.klCoef to 0 (no reference model), or use --backend cpu or tensorflow; --resume retries from step ${savedStep}`,
+      );
     if (!(e instanceof NumericalFault)) throw e;
     cleanup();
     throw new Error(
