@@ -715,7 +715,7 @@ export class LlamaModel implements CausalLM {
         const prev = x;
         // one block's temporaries at a time (its keys and values are dropped with them)
         x = tf.tidy(() => this.block(l, prev, B, T, rope, mask, null).x);
-        if (l > 0 && ![...taps.values()].includes(prev)) prev.dispose();
+        if (l > 0 && !wanted.has(l - 1)) prev.dispose();
         if (wanted.has(l)) taps.set(l, x);
       }
       const kept: tf.Tensor2D[] = opts.layers.map((l) => taps.get(l)!);

@@ -211,7 +211,7 @@ export class GrpoTrainer {
     for (let u = 0; u < cfg.updatesPerBatch; u++) {
       const sum: Record<string, tf.Tensor | Float32Array> = {};
       const total = { loss: 0, pg: 0, kl: 0, entropy: 0, clipFrac: 0 };
-      for (const c of parts) {
+      for (const [i, c] of parts.entries()) {
         let kept: tf.Scalar[] = [];
         const { value, grads } = tf.variableGrads(() => {
           const { logp, entropy } = this.policy.tokenLogProbs(c.inputs, c.targets, { temperature: lpT, entropy: true });
@@ -240,7 +240,7 @@ export class GrpoTrainer {
         total.clipFrac += clipFrac * c.tokenShare;
         this.onProgress?.({
           phase: "micro-batch",
-          done: parts.indexOf(c) + 1 + u * parts.length,
+          done: i + 1 + u * parts.length,
           of: parts.length * cfg.updatesPerBatch,
           seconds: (performance.now() - t1) / 1000,
         });
