@@ -1,0 +1,283 @@
+// Native single-precision batched matmul, C[bi] = op(A + aoff[bi]) op(B + boff[bi]), for x86-64 with
+// AVX2+FMA or AVX-512 (chosen at run time). It computes every C element exactly as the WebAssembly
+// kernel (src/kernels/matmul.c) does: summed over k = 0 … K−1 in order from zero, with one fused
+// multiply-add per k (the fma build where V8 fuses, fma != 0) or a rounded product then an add (the
+// exact build, fma == 0). Tile shapes, K blocks and the split over threads only decide when each
+// element's running sum is stored and reloaded, which does not change a bit: results equal the
+// WebAssembly kernel's bit for bit, on any number of threads.
+// Blocking in the GotoBLAS manner: a task is (batch item, NC columns, a run of rows); for each KC
+// block of K it packs its B columns into NR-wide panels (L2) and, MC rows at a time, its A rows
+// into MR-high panels (L1), then runs the MR x NR register tile over them.
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include "native.h"
+#include "pool.h"
+
+#define KC 256
+#define MC 96  // a multiple of both MR (8 and 6)
+#define NC 512 // a multiple of both NR (32 and 16)
+#define MAXMR 8
+#define MAXNR 32
+
+typedef void (*micro_fn)(const float *pa, const float *pb, int kl, float *c, int ldc, int accumulate);
+
+typedef struct {
+  const float *A, *B;
+  float *C;
+  const int32_t *aoff, *boff;
+  int batch, M, K, N, ta, tb;
+  int MR, NR;
+  micro_fn micro;
+  int rows_per_task, nI, nJ, ntasks;
+  atomic_int next;
+} Gemm;
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+// c[MR][ldc] (+)= pa[kl][MR]^T pb[kl][NR]; one accumulator per (row, vector of columns).
+#define AVX512_BODY(STEP)                                                                              \
+  __m512 c[8][2];                                                                                      \
+  if (accumulate) {                                                                                    \
+    for (int i = 0; i < 8; i++) {                                                                      \
+      c[i][0] = _mm512_loadu_ps(cc + i * ldc);                                                         \
+      c[i][1] = _mm512_loadu_ps(cc + i * ldc + 16);                                                    \
+    }                                                                                                  \
+  } else {                                                                                             \
+    for (int i = 0; i < 8; i++) c[i][0] = c[i][1] = _mm512_setzero_ps();                               \
+  }                                                                                                    \
+  for (int k = 0; k < kl; k++, pa += 8, pb += 32) {                                                    \
+    const __m512 b0 = _mm512_loadu_ps(pb), b1 = _mm512_loadu_ps(pb + 16);                              \
+    for (int i = 0; i < 8; i++) {                                                                      \
+      const __m512 a = _mm512_set1_ps(pa[i]);                                                          \
+      c[i][0] = STEP(a, b0, c[i][0]);                                                                  \
+      c[i][1] = STEP(a, b1, c[i][1]);                                                                  \
+    }                                                                                                  \
+  }                                                                                                    \
+  for (int i = 0; i < 8; i++) {                                                                        \
+    _mm512_storeu_ps(cc + i * ldc, c[i][0]);                                                           \
+    _mm512_storeu_ps(cc + i * ldc + 16, c[i][1]);                                                      \
+  }
+
+#define AVX2_BODY(STEP)                                                                                \
+  __m256 c[6][2];                                                                                      \
+  if (accumulate) {                                                                                    \
+    for (int i = 0; i < 6; i++) {                                                                      \
+      c[i][0] = _mm256_loadu_ps(cc + i * ldc);                                                         \
+      c[i][1] = _mm256_loadu_ps(cc + i * ldc + 8);                                                     \
+    }                                                                                                  \
+  } else {                                                                                             \
+    for (int i = 0; i < 6; i++) c[i][0] = c[i][1] = _mm256_setzero_ps();                               \
+  }                                                                                                    \
+  for (int k = 0; k < kl; k++, pa += 6, pb += 16) {                                                    \
+    const __m256 b0 = _mm256_loadu_ps(pb), b1 = _mm256_loadu_ps(pb + 8);                               \
+    for (int i = 0; i < 6; i++) {                                                                      \
+      const __m256 a = _mm256_broadcast_ss(pa + i);                                                    \
+      c[i][0] = STEP(a, b0, c[i][0]);                                                                  \
+      c[i][1] = STEP(a, b1, c[i][1]);                                                                  \
+    }                                                                                                  \
+  }                                                                                                    \
+  for (int i = 0; i < 6; i++) {                                                                        \
+    _mm256_storeu_ps(cc + i * ldc, c[i][0]);                                                           \
+    _mm256_storeu_ps(cc + i * ldc + 8, c[i][1]);                                                       \
+  }
+
+#define FMA512(a, b, c) _mm512_fmadd_ps(a, b, c)
+#define MULADD512(a, b, c) _mm512_add_ps(c, _mm512_mul_ps(a, b))
+#define FMA256(a, b, c) _mm256_fmadd_ps(a, b, c)
+#define MULADD256(a, b, c) _mm256_add_ps(c, _mm256_mul_ps(a, b))
+
+__attribute__((target("avx512f,fma"))) static void micro_avx512_fma(const float *pa, const float *pb, int kl,
+                                                                     float *cc, int ldc, int accumulate) {
+  AVX512_BODY(FMA512)
+}
+__attribute__((target("avx512f"))) static void micro_avx512_exact(const float *pa, const float *pb, int kl,
+                                                                   float *cc, int ldc, int accumulate) {
+  AVX512_BODY(MULADD512)
+}
+__attribute__((target("avx2,fma"))) static void micro_avx2_fma(const float *pa, const float *pb, int kl, float *cc,
+                                                                int ldc, int accumulate) {
+  AVX2_BODY(FMA256)
+}
+__attribute__((target("avx2"))) static void micro_avx2_exact(const float *pa, const float *pb, int kl, float *cc,
+                                                              int ldc, int accumulate) {
+  AVX2_BODY(MULADD256)
+}
+
+static int isa_override = -1;
+
+int rlvr_gemm_isa(void) {
+  if (isa_override >= 0) return isa_override;
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma")) return RLVR_ISA_AVX512;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return RLVR_ISA_AVX2;
+  return RLVR_ISA_NONE;
+}
+
+int rlvr_gemm_set_isa(int isa) {
+  isa_override = -1;
+  if (isa < 0) return rlvr_gemm_isa();
+  if (isa > rlvr_gemm_isa()) return -1;
+  isa_override = isa;
+  return isa;
+}
+#else
+int rlvr_gemm_isa(void) { return RLVR_ISA_NONE; }
+int rlvr_gemm_set_isa(int isa) { return isa <= 0 ? RLVR_ISA_NONE : -1; }
+#endif
+
+// pa[(i / MR) * kl * MR + k * MR + i % MR] = op(A)[r0 + i][k0 + k], rows padded with zeros to MR.
+static void pack_a(const float *a, int M, int K, int ta, int r0, int rows, int k0, int kl, int MR, float *pa) {
+  for (int i0 = 0; i0 < rows; i0 += MR) {
+    const int n = rows - i0 < MR ? rows - i0 : MR;
+    float *p = pa + i0 * kl;
+    if (ta) {
+      for (int k = 0; k < kl; k++) {
+        const float *src = a + (size_t)(k0 + k) * M + r0 + i0;
+        int r = 0;
+        for (; r < n; r++) p[k * MR + r] = src[r];
+        for (; r < MR; r++) p[k * MR + r] = 0.0f;
+      }
+    } else {
+      for (int r = 0; r < MR; r++) {
+        if (r < n) {
+          const float *src = a + (size_t)(r0 + i0 + r) * K + k0;
+          for (int k = 0; k < kl; k++) p[k * MR + r] = src[k];
+        } else {
+          for (int k = 0; k < kl; k++) p[k * MR + r] = 0.0f;
+        }
+      }
+    }
+  }
+}
+
+// pb[(j / NR) * kl * NR + k * NR + j % NR] = op(B)[k0 + k][c0 + j], columns padded with zeros to NR.
+static void pack_b(const float *b, int K, int N, int tb, int c0, int cols, int k0, int kl, int NR, float *pb) {
+  for (int j0 = 0; j0 < cols; j0 += NR) {
+    const int n = cols - j0 < NR ? cols - j0 : NR;
+    float *p = pb + j0 * kl;
+    if (tb) {
+      for (int c = 0; c < NR; c++) {
+        if (c < n) {
+          const float *src = b + (size_t)(c0 + j0 + c) * K + k0;
+          for (int k = 0; k < kl; k++) p[k * NR + c] = src[k];
+        } else {
+          for (int k = 0; k < kl; k++) p[k * NR + c] = 0.0f;
+        }
+      }
+    } else {
+      for (int k = 0; k < kl; k++) {
+        const float *src = b + (size_t)(k0 + k) * N + c0 + j0;
+        int c = 0;
+        for (; c < n; c++) p[k * NR + c] = src[c];
+        for (; c < NR; c++) p[k * NR + c] = 0.0f;
+      }
+    }
+  }
+}
+
+// One thread's packing buffers, allocated on its first task and kept.
+static _Thread_local float *tl_pa, *tl_pb;
+
+static int ensure_scratch(void) {
+  if (tl_pa) return 1;
+  tl_pa = aligned_alloc(64, sizeof(float) * MC * KC);
+  tl_pb = aligned_alloc(64, sizeof(float) * KC * NC);
+  if (!tl_pa || !tl_pb) {
+    free(tl_pa);
+    free(tl_pb);
+    tl_pa = tl_pb = 0;
+    return 0;
+  }
+  return 1;
+}
+
+static void run_task(Gemm *g, int id) {
+  const int M = g->M, K = g->K, N = g->N, MR = g->MR, NR = g->NR;
+  const int bi = id / (g->nJ * g->nI), rem = id % (g->nJ * g->nI);
+  const int jb = rem / g->nI, ib = rem % g->nI;
+  const int r0 = ib * g->rows_per_task, rows = M - r0 < g->rows_per_task ? M - r0 : g->rows_per_task;
+  const int c0 = jb * NC, cols = N - c0 < NC ? N - c0 : NC;
+  const float *A = g->A + g->aoff[bi], *B = g->B + g->boff[bi];
+  float *C = g->C + (size_t)bi * M * N;
+  if (K == 0) {
+    for (int i = 0; i < rows; i++) memset(C + (size_t)(r0 + i) * N + c0, 0, sizeof(float) * cols);
+    return;
+  }
+  float tile[MAXMR * MAXNR];
+  for (int k0 = 0; k0 < K; k0 += KC) {
+    const int kl = K - k0 < KC ? K - k0 : KC;
+    pack_b(B, K, N, g->tb, c0, cols, k0, kl, NR, tl_pb);
+    for (int i0 = 0; i0 < rows; i0 += MC) {
+      const int ml = rows - i0 < MC ? rows - i0 : MC;
+      pack_a(A, M, K, g->ta, r0 + i0, ml, k0, kl, MR, tl_pa);
+      for (int j = 0; j < cols; j += NR) {
+        for (int i = 0; i < ml; i += MR) {
+          float *c = C + (size_t)(r0 + i0 + i) * N + c0 + j;
+          const float *pa = tl_pa + i * kl, *pb = tl_pb + j * kl;
+          if (i + MR <= ml && j + NR <= cols) {
+            g->micro(pa, pb, kl, c, N, k0 > 0);
+            continue;
+          }
+          // an edge tile: through a full tile of scratch, only its valid part read and written
+          const int mr = ml - i < MR ? ml - i : MR, nr = cols - j < NR ? cols - j : NR;
+          if (k0 > 0)
+            for (int r = 0; r < mr; r++) memcpy(tile + r * NR, c + (size_t)r * N, sizeof(float) * nr);
+          g->micro(pa, pb, kl, tile, NR, k0 > 0);
+          for (int r = 0; r < mr; r++) memcpy(c + (size_t)r * N, tile + r * NR, sizeof(float) * nr);
+        }
+      }
+    }
+  }
+}
+
+static void gemm_thread(void *ctx, int t) {
+  (void)t;
+  Gemm *g = ctx;
+  if (!ensure_scratch()) return; // the caller's own thread checked first: others leave their tasks to it
+  for (;;) {
+    const int id = atomic_fetch_add(&g->next, 1);
+    if (id >= g->ntasks) break;
+    run_task(g, id);
+  }
+}
+
+const char *rlvr_gemm(const float *A, const float *B, float *C, const int32_t *aoff, const int32_t *boff, int batch,
+                      int M, int K, int N, int ta, int tb, int fma, int threads) {
+  if (batch <= 0 || M <= 0 || N <= 0) return 0;
+#if defined(__x86_64__)
+  const int isa = rlvr_gemm_isa();
+  Gemm g = {.A = A, .B = B, .C = C, .aoff = aoff, .boff = boff, .batch = batch, .M = M, .K = K, .N = N, .ta = ta, .tb = tb};
+  if (isa == RLVR_ISA_AVX512) {
+    g.MR = 8, g.NR = 32, g.micro = fma ? micro_avx512_fma : micro_avx512_exact;
+  } else if (isa == RLVR_ISA_AVX2) {
+    g.MR = 6, g.NR = 16, g.micro = fma ? micro_avx2_fma : micro_avx2_exact;
+  } else {
+    return "this CPU has neither AVX2 with FMA nor AVX-512";
+  }
+  if (!ensure_scratch()) return "out of memory for the packing buffers";
+  g.nJ = (N + NC - 1) / NC;
+  g.nI = 1;
+  g.rows_per_task = M;
+  if (threads < 1) threads = 1;
+  // at least 4 tasks per thread where the rows allow it (runs of whole MC blocks, or of 24 rows)
+  const int base = batch * g.nJ;
+  if (threads > 1 && base < 4 * threads) {
+    const int want = (4 * threads + base - 1) / base;
+    int rpt = (M + want - 1) / want;
+    rpt = rpt >= MC ? (rpt + MC - 1) / MC * MC : (rpt + 23) / 24 * 24;
+    g.rows_per_task = rpt;
+    g.nI = (M + rpt - 1) / rpt;
+  }
+  g.ntasks = batch * g.nJ * g.nI;
+  atomic_store(&g.next, 0);
+  rlvr_pool_run(threads < g.ntasks ? threads : g.ntasks, gemm_thread, &g);
+  return 0;
+#else
+  (void)A, (void)B, (void)C, (void)aoff, (void)boff, (void)batch, (void)M, (void)K, (void)N, (void)ta, (void)tb,
+      (void)fma, (void)threads;
+  return "native matmul is built for x86-64 only";
+#endif
+}
