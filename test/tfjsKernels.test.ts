@@ -7,7 +7,8 @@
 // all-heads attention equals per-head attention bit for bit under the fast matmul. Calls run in
 // place in a shared host heap (matmul-heap.wasm, on 1 to 3 threads; the tfjs-wasm heap made shared
 // by wasmHeap.ts) are bit-identical to the copying path, and write nothing outside their output and
-// the scratch they allocated; an unshared heap is copied from instead.
+// the scratch they allocated; an unshared heap is copied from instead. The native matmul, which gives
+// the same bits (test/nativeMatmul.test.ts), is switched off here: these tests are of the WebAssembly one.
 import * as tf from "@tensorflow/tfjs";
 import * as wasmPackage from "@tensorflow/tfjs-backend-wasm";
 import { execFileSync } from "node:child_process";
@@ -39,6 +40,7 @@ import {
   parseVariant,
   runMatMul,
   setMatmulInPlace,
+  setMatmulNative,
   setMatmulThreads,
   setMatmulVariant,
 } from "../src/kernels/matmul.js";
@@ -165,7 +167,12 @@ function lossGrads(params: Params, cfg: ReturnType<typeof smallModel>): Record<s
   return out;
 }
 
+beforeAll(() => {
+  setMatmulNative(false);
+});
+
 afterAll(async () => {
+  setMatmulNative(true);
   uninstallFastKernels();
   await tf.setBackend("cpu");
 });

@@ -20,6 +20,7 @@ import v8 from "node:v8";
 import { fileURLToPath } from "node:url";
 import { CTRL_INTS, type RunAlone, takeWorkers, WorkerPool } from "./threads.js";
 import { sections } from "../engine/wasmBinary.js";
+import { type NativeAddon, type NativeIsa, nativeAddon, nativeUnavailableReason } from "../engine/native.js";
 
 /** The two builds of matmul.c (scripts/build-kernels.sh): "fma" multiplies and adds with relaxed-SIMD
  * f32x4.relaxed_madd (fused where the CPU has FMA), "exact" rounds the product before adding (the
@@ -103,6 +104,8 @@ let stalls = 0;
 /** calls run in place in a host heap (matmul and GELU), and whether that is allowed */
 let inPlaceCalls = 0;
 let inPlaceEnabled = true;
+let nativeEnabled = true;
+let nativeCalls = 0;
 
 /** (unsigned: heap addresses above 2 GiB) */
 export const align = (bytes: number) => ((bytes + 63) & ~63) >>> 0;
@@ -323,14 +326,20 @@ export async function stopMatmulThreads(): Promise<void> {
  * stalls (calls where the caller waited on a descheduled worker; each one pauses threading), and
  * calls run in place in a host heap (matmuls, on any number of threads, and GELUs on
  * the tfjs-wasm heap). */
-export function matmulThreadStats(): { posted: number; cancelled: number; stalls: number; inPlace: number } {
+export function matmulThreadStats(): {
+  posted: number;
+  cancelled: number;
+  stalls: number;
+  inPlace: number;
+  native: number;
+} {
   let posted = 0;
   let cancelled = 0;
   for (const e of loadedEngines()) {
     posted += e.pool?.stats.posted ?? 0;
     cancelled += e.pool?.stats.cancelled ?? 0;
   }
-  return { posted, cancelled, stalls, inPlace: inPlaceCalls };
+  return { posted, cancelled, stalls, inPlace: inPlaceCalls, native: nativeCalls };
 }
 
 export interface MatMulJob {
@@ -545,6 +554,68 @@ function noteThreadedCall(ownMs: number, waitedMs: number): void {
   ({ strikes: alone.strikes, backoff: alone.backoff } = next);
 }
 
+/** Allows (default) or forbids the native addon's matmul (src/native/gemm.c); forbidden, or where the
+ * addon is unavailable, the WebAssembly kernels run every call. Both give the same bits. */
+export function setMatmulNative(on: boolean): void {
+  nativeEnabled = on;
+}
+
+/** The native matmul in use: the addon's instruction set (avx512 or avx2), or null with the reason. */
+export function matmulNative(): { isa: NativeIsa; reason?: undefined } | { isa: null; reason: string } {
+  if (!nativeEnabled) return { isa: null, reason: "switched off" };
+  const n = nativeAddon();
+  return n ? { isa: n.info().isa } : { isa: null, reason: nativeUnavailableReason() };
+}
+
+const offsetsFor = (batch: number, item: number): Int32Array => {
+  const o = new Int32Array(batch);
+  for (let i = 0; i < batch; i++) o[i] = i * item;
+  return o;
+};
+
+const heapViews = new WeakMap<WebAssembly.Memory, Float32Array>();
+
+/** A Float32Array over the whole of `memory` (renewed when it has grown). */
+function floatView(memory: WebAssembly.Memory): Float32Array {
+  let v = heapViews.get(memory);
+  if (!v || v.buffer !== memory.buffer) {
+    v = new Float32Array(memory.buffer);
+    heapViews.set(memory, v);
+  }
+  return v;
+}
+
+/** The call on the native addon: in place in the host heap when `inPlace` is given (and allowed),
+ * else through the kernel memory as the WebAssembly path does. The multiply-add is fused exactly
+ * when the WebAssembly build in use fuses it, so the bits are the same. */
+function runNative(
+  n: NativeAddon,
+  e: Engine,
+  job: MatMulJob,
+  fill: (heap: Float32Array, aIndex: number, bIndex: number) => void,
+  threads: number,
+  inPlace: InPlace | undefined,
+): Float32Array | null {
+  const { batch, M, K, N } = job;
+  const aoff = job.aOffsets ?? offsetsFor(batch, M * K);
+  const boff = job.bOffsets ?? offsetsFor(batch, K * N);
+  const fma = e.variant === "fma" && e.fused ? 1 : 0;
+  const ta = job.transposeA ? 1 : 0;
+  const tb = job.transposeB ? 1 : 0;
+  nativeCalls++;
+  if (inPlace && inPlaceEnabled) {
+    const c = inPlace.output();
+    const f = floatView(inPlace.heap.memory);
+    n.gemm(f, inPlace.a / 4, f, inPlace.b / 4, f, c / 4, aoff, boff, batch, M, K, N, ta, tb, fma, threads);
+    inPlaceCalls++;
+    return null;
+  }
+  const { place } = sharedLayout(e, job, 4, []);
+  fill(e.f32, place.A / 4, place.B / 4);
+  n.gemm(e.f32, place.A / 4, e.f32, place.B / 4, e.f32, place.C / 4, aoff, boff, batch, M, K, N, ta, tb, fma, threads);
+  return e.f32.subarray(place.C / 4, place.C / 4 + batch * M * N);
+}
+
 /**
  * Runs one batched product. `fill(heap, aIndex, bIndex)` must copy A into heap from float index
  * aIndex and B from bIndex. Returns a view of C [batch, M, N] in the wasm memory, valid until the
@@ -562,6 +633,8 @@ export function runMatMul(
   const e = mustLoad("matMul");
   const { batch, M, K, N } = job;
   const cLength = batch * M * N;
+  const n = nativeEnabled ? nativeAddon() : null;
+  if (n) return runNative(n, e, job, fill, threads > 1 && 2 * cLength * K >= MIN_THREADED_FLOPS ? threads : 1, inPlace);
   // threads: the caller plus the workers that are up
   const workers = threads > 1 && 2 * cLength * K >= MIN_THREADED_FLOPS ? takeWorkers(pool(e), threads, alone) : [];
   const T = 1 + workers.length;

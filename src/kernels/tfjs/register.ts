@@ -5,7 +5,7 @@
 // tf.profile); `_FusedMatMul` (tf.fused.matMul, used by tfjs-layers) is left stock.
 import * as tf from "@tensorflow/tfjs";
 import { wasmHeapStatus } from "../../engine/wasmHeap.js";
-import { matmulAvailable, matmulThreads, matmulVariant } from "../matmul.js";
+import { matmulAvailable, matmulNative, matmulThreads, matmulVariant } from "../matmul.js";
 import { batchMatMulKernel } from "./BatchMatMul.js";
 import { identityKernel } from "./Identity.js";
 import { hostHeap, type FastKernel, type KernelFunc } from "./io.js";
@@ -94,5 +94,11 @@ export function describeFastKernels(): string {
     v?.variant === "fma"
       ? `fma build (relaxed-SIMD multiply-add, ${v.fused ? "fused on this CPU" : "not fused on this CPU"}; RLVR_MATMUL=exact for the exact one)`
       : "exact build (product rounded before the add)";
-  return `matmul: WebAssembly SIMD BatchMatMul (src/kernels/matmul${v?.variant === "fma" ? "-fma" : ""}.wasm, ${build}) on the ${b.join(", ")} backend, ${threads}${where}`;
+  const wasm = `src/kernels/matmul${v?.variant === "fma" ? "-fma" : ""}.wasm, ${build}`;
+  const nat = matmulNative();
+  const kernel =
+    nat.isa !== null
+      ? `native ${nat.isa === "avx512" ? "AVX-512" : "AVX2"} BatchMatMul (build/rlvr_native.node; the same bits as ${wasm}; RLVR_NATIVE=0 for the WebAssembly one)`
+      : `WebAssembly SIMD BatchMatMul (${wasm}; native addon unavailable: ${nat.reason})`;
+  return `matmul: ${kernel} on the ${b.join(", ")} backend, ${threads}${where}`;
 }
