@@ -30,6 +30,7 @@ typedef struct {
   int batch, M, K, N, ta, tb;
   int MR, NR;
   micro_fn micro;
+  int nc; // columns per task (a multiple of NR, at most NC)
   int rows_per_task, nI, nJ, ntasks;
   atomic_int next;
 } Gemm;
@@ -141,14 +142,17 @@ static void pack_a(const float *a, int M, int K, int ta, int r0, int rows, int k
         for (; r < MR; r++) p[k * MR + r] = 0.0f;
       }
     } else {
-      for (int r = 0; r < MR; r++) {
-        if (r < n) {
-          const float *src = a + (size_t)(r0 + i0 + r) * K + k0;
-          for (int k = 0; k < kl; k++) p[k * MR + r] = src[k];
-        } else {
-          for (int k = 0; k < kl; k++) p[k * MR + r] = 0.0f;
+      int k = 0;
+      for (; k + 8 <= kl; k += 8) {
+        for (int r = 0; r < n; r++) {
+          const float *src = a + (size_t)(r0 + i0 + r) * K + k0 + k;
+          for (int q = 0; q < 8; q++) p[(k + q) * MR + r] = src[q];
         }
+        for (int r = n; r < MR; r++)
+          for (int q = 0; q < 8; q++) p[(k + q) * MR + r] = 0.0f;
       }
+      for (; k < kl; k++)
+        for (int r = 0; r < MR; r++) p[k * MR + r] = r < n ? a[(size_t)(r0 + i0 + r) * K + k0 + k] : 0.0f;
     }
   }
 }
@@ -159,14 +163,19 @@ static void pack_b(const float *b, int K, int N, int tb, int c0, int cols, int k
     const int n = cols - j0 < NR ? cols - j0 : NR;
     float *p = pb + j0 * kl;
     if (tb) {
-      for (int c = 0; c < NR; c++) {
-        if (c < n) {
-          const float *src = b + (size_t)(c0 + j0 + c) * K + k0;
-          for (int k = 0; k < kl; k++) p[k * NR + c] = src[k];
-        } else {
-          for (int k = 0; k < kl; k++) p[k * NR + c] = 0.0f;
+      // 8 k at a time: each of the panel's rows of B is read 8 contiguous floats at a time, and the
+      // writes stay within 8 rows of the panel
+      int k = 0;
+      for (; k + 8 <= kl; k += 8) {
+        for (int c = 0; c < n; c++) {
+          const float *src = b + (size_t)(c0 + j0 + c) * K + k0 + k;
+          for (int q = 0; q < 8; q++) p[(k + q) * NR + c] = src[q];
         }
+        for (int c = n; c < NR; c++)
+          for (int q = 0; q < 8; q++) p[(k + q) * NR + c] = 0.0f;
       }
+      for (; k < kl; k++)
+        for (int c = 0; c < NR; c++) p[k * NR + c] = c < n ? b[(size_t)(c0 + j0 + c) * K + k0 + k] : 0.0f;
     } else {
       for (int k = 0; k < kl; k++) {
         const float *src = b + (size_t)(k0 + k) * N + c0 + j0;
@@ -199,7 +208,7 @@ static void run_task(Gemm *g, int id) {
   const int bi = id / (g->nJ * g->nI), rem = id % (g->nJ * g->nI);
   const int jb = rem / g->nI, ib = rem % g->nI;
   const int r0 = ib * g->rows_per_task, rows = M - r0 < g->rows_per_task ? M - r0 : g->rows_per_task;
-  const int c0 = jb * NC, cols = N - c0 < NC ? N - c0 : NC;
+  const int c0 = jb * g->nc, cols = N - c0 < g->nc ? N - c0 : g->nc;
   const float *A = g->A + g->aoff[bi], *B = g->B + g->boff[bi];
   float *C = g->C + (size_t)bi * M * N;
   if (K == 0) {
@@ -258,14 +267,25 @@ const char *rlvr_gemm(const float *A, const float *B, float *C, const int32_t *a
     return "this CPU has neither AVX2 with FMA nor AVX-512";
   }
   if (!ensure_scratch()) return "out of memory for the packing buffers";
+  if (threads < 1) threads = 1;
+  // At least 4 tasks per thread where the shape allows: first narrower column blocks (each B element
+  // is still packed once), then runs of rows (whole MC blocks, or 24 rows), which pack B once per run.
+  g.nc = NC;
   g.nJ = (N + NC - 1) / NC;
+  if (threads > 1 && batch * g.nJ < 4 * threads) {
+    const int want = (4 * threads + batch - 1) / batch; // column blocks per item
+    int nc = (N + want - 1) / want;
+    nc = (nc + g.NR - 1) / g.NR * g.NR;
+    if (nc < 2 * g.NR) nc = 2 * g.NR;
+    if (nc > NC) nc = NC;
+    g.nc = nc;
+    g.nJ = (N + nc - 1) / nc;
+  }
   g.nI = 1;
   g.rows_per_task = M;
-  if (threads < 1) threads = 1;
-  // at least 4 tasks per thread where the rows allow it (runs of whole MC blocks, or of 24 rows)
   const int base = batch * g.nJ;
-  if (threads > 1 && base < 4 * threads) {
-    const int want = (4 * threads + base - 1) / base;
+  if (threads > 1 && base < 2 * threads) {
+    const int want = (2 * threads + base - 1) / base;
     int rpt = (M + want - 1) / want;
     rpt = rpt >= MC ? (rpt + MC - 1) / MC * MC : (rpt + 23) / 24 * 24;
     g.rows_per_task = rpt;

@@ -1,6 +1,10 @@
 // The native thread pool (pool.h). Workers wait for a new generation of work: they spin for a
 // while (back-to-back kernel calls of one training step follow each other within microseconds),
-// then sleep on a condition variable. The caller runs its own share, then waits for the workers.
+// then sleep on a condition variable. A call does not wait for workers that were slow to wake:
+// the caller runs its own share (a kernel's tasks come from a shared counter, so it takes whatever
+// no worker has taken), then closes the call; a worker that wakes after that skips it, and the
+// caller waits only for the workers that joined before. So a worker descheduled by another process
+// costs nothing unless it holds a task.
 #include "pool.h"
 #include <pthread.h>
 #include <stdatomic.h>
@@ -12,14 +16,18 @@
 #define CPU_RELAX() ((void)0)
 #endif
 
+#define CLOSED (1 << 30)
+
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
-static int started = 0;                // workers running (their t = 1 … started)
-static atomic_int generation = 0;      // (call number << 8) | workers taking part in it
-static atomic_int pending = 0;         // workers of the current call still running
+static int started = 0;            // workers running (their t = 1 … started)
+static atomic_int generation = 0;  // (call number << 8) | workers invited to it
+static atomic_int joined = 0;      // workers that joined the current call, | CLOSED once it is closed
+static atomic_int finished = 0;    // joined workers that have returned
 static rlvr_pool_fn job_fn;
 static void *job_ctx;
 static atomic_int spin_us = 200;
+static int start_seen[RLVR_MAX_THREADS]; // the generation before a worker's first call
 
 void rlvr_pool_set_spin(int us) { atomic_store(&spin_us, us < 0 ? 0 : us); }
 
@@ -28,8 +36,6 @@ static double now_us(void) {
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
 }
-
-static int start_seen[RLVR_MAX_THREADS]; // the generation before a worker's first call
 
 static void *worker(void *arg) {
   const int t = (int)(long)arg;
@@ -48,9 +54,15 @@ static void *worker(void *arg) {
       }
     }
     seen = g;
-    if (t <= (g & 0xff)) {
-      job_fn(job_ctx, t);
-      atomic_fetch_sub_explicit(&pending, 1, memory_order_acq_rel);
+    if (t > (g & 0xff)) continue;
+    int s = atomic_load(&joined);
+    for (;;) {
+      if (s & CLOSED) break;
+      if (atomic_compare_exchange_weak(&joined, &s, s + 1)) {
+        job_fn(job_ctx, t);
+        atomic_fetch_add_explicit(&finished, 1, memory_order_acq_rel);
+        break;
+      }
     }
   }
   return 0;
@@ -73,11 +85,13 @@ void rlvr_pool_run(int threads, rlvr_pool_fn fn, void *ctx) {
   const int workers = started < threads - 1 ? started : threads - 1;
   job_fn = fn;
   job_ctx = ctx;
-  atomic_store(&pending, workers);
+  atomic_store(&finished, 0);
+  atomic_store_explicit(&joined, 0, memory_order_release);
   const int next = ((atomic_load(&generation) >> 8) + 1) & 0xffffff;
   atomic_store_explicit(&generation, (next << 8) | workers, memory_order_release);
   pthread_cond_broadcast(&wake);
   pthread_mutex_unlock(&mu);
   fn(ctx, 0);
-  while (atomic_load_explicit(&pending, memory_order_acquire) > 0) CPU_RELAX();
+  const int j = atomic_fetch_or(&joined, CLOSED) & ~CLOSED;
+  while (atomic_load_explicit(&finished, memory_order_acquire) < j) CPU_RELAX();
 }
