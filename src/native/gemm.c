@@ -268,28 +268,36 @@ const char *rlvr_gemm(const float *A, const float *B, float *C, const int32_t *a
   }
   if (!ensure_scratch()) return "out of memory for the packing buffers";
   if (threads < 1) threads = 1;
-  // At least 4 tasks per thread where the shape allows: first narrower column blocks (each B element
-  // is still packed once), then runs of rows (whole MC blocks, or 24 rows), which pack B once per run.
-  g.nc = NC;
-  g.nJ = (N + NC - 1) / NC;
-  if (threads > 1 && batch * g.nJ < 4 * threads) {
-    const int want = (4 * threads + batch - 1) / batch; // column blocks per item
-    int nc = (N + want - 1) / want;
-    nc = (nc + g.NR - 1) / g.NR * g.NR;
-    if (nc < 2 * g.NR) nc = 2 * g.NR;
-    if (nc > NC) nc = NC;
-    g.nc = nc;
-    g.nJ = (N + nc - 1) / nc;
-  }
+  // The split into tasks: column blocks of nc and runs of rows. A narrower block packs A once more per
+  // block, a shorter run packs B once more per run; so among the splits into at least 2 tasks per
+  // thread (or as many as the shape has), take the one with the least packing per flop
+  // (1/nc + 1/rows), counting the threads left idle at the last round of tasks.
+  g.nc = N < NC ? (N + g.NR - 1) / g.NR * g.NR : NC;
+  g.nJ = (N + g.nc - 1) / g.nc;
   g.nI = 1;
   g.rows_per_task = M;
-  const int base = batch * g.nJ;
-  if (threads > 1 && base < 2 * threads) {
-    const int want = (2 * threads + base - 1) / base;
-    int rpt = (M + want - 1) / want;
-    rpt = rpt >= MC ? (rpt + MC - 1) / MC * MC : (rpt + 23) / 24 * 24;
-    g.rows_per_task = rpt;
-    g.nI = (M + rpt - 1) / rpt;
+  if (threads > 1) {
+    double best = 1e30;
+    for (int nI = 1; nI <= 16; nI++) {
+      int rows = (M + nI - 1) / nI;
+      rows = rows >= MC ? (rows + MC - 1) / MC * MC : (rows + g.MR - 1) / g.MR * g.MR;
+      const int ni = (M + rows - 1) / rows;
+      for (int nJ = 1; nJ <= 64; nJ++) {
+        int nc = (N + nJ - 1) / nJ;
+        nc = (nc + g.NR - 1) / g.NR * g.NR;
+        if (nc > NC) continue;
+        const int nj = (N + nc - 1) / nc;
+        const long tasks = (long)batch * nj * ni;
+        const long rounds = (tasks + threads - 1) / threads;
+        const double idle = (double)(rounds * threads) / tasks;
+        const double cost = (1.0 / nc + 1.0 / rows) * idle + (tasks < 2 * threads ? 1.0 : 0.0);
+        if (cost < best) {
+          best = cost;
+          g.nc = nc, g.nJ = nj, g.nI = ni, g.rows_per_task = rows;
+        }
+        if (nc <= g.NR) break;
+      }
+    }
   }
   g.ntasks = batch * g.nJ * g.nI;
   atomic_store(&g.next, 0);
