@@ -7,6 +7,7 @@ import * as tf from "@tensorflow/tfjs";
 import { wasmHeapStatus } from "../../engine/wasmHeap.js";
 import { matmulAvailable, matmulNative, matmulThreads, matmulVariant } from "../matmul.js";
 import { batchMatMulKernel } from "./BatchMatMul.js";
+import { gatherV2Kernel } from "./GatherV2.js";
 import { identityKernel } from "./Identity.js";
 import { hostHeap, type FastKernel, type KernelFunc } from "./io.js";
 import { geluGradKernel, geluKernel } from "./RlvrGelu.js";
@@ -15,6 +16,7 @@ import { sumKernel } from "./Sum.js";
 
 export const FAST_KERNELS: readonly FastKernel[] = [
   batchMatMulKernel,
+  gatherV2Kernel,
   geluKernel,
   geluGradKernel,
   identityKernel,
