@@ -52,6 +52,7 @@ import {
   matmulThreadStats,
   matmulThreadsReady,
   matmulUnavailableReason,
+  matmulNative,
   matmulVariant,
   setMatmulThreads,
   setMatmulVariant,
@@ -71,6 +72,7 @@ import {
 import { AdamW } from "../src/model/optim.js";
 import { encodeBatch } from "../src/model/pretrain.js";
 import { sample, selectKernels } from "../src/model/generate.js";
+import { nativeAddon } from "../src/engine/native.js";
 import { GrpoTrainer } from "../src/rl/trainer.js";
 import { loadTokenizer } from "../src/text/tokenizer.js";
 import { corpusStream, DEFAULT_CORPUS, promptText, type CorpusItem } from "../src/world/corpus.js";
@@ -110,6 +112,20 @@ async function useBackend(name: string): Promise<void> {
 
 await useBackend(backendName);
 const N = matmulThreads();
+/** the native matmul in use (null: the WebAssembly one) and this CPU's register-only FMA ceiling
+ * on 1 and N threads (best of 3), the figure the native matmul is measured against */
+const nativeInfo = (() => {
+  const nat = matmulNative();
+  const addon = nativeAddon();
+  if (nat.isa === null || !addon) return { isa: null, reason: nat.reason };
+  const best = (t: number) => Math.max(...[0, 1, 2].map(() => addon.fmaPeak(t, 20_000_000).gflops));
+  return { isa: nat.isa, fmaPeakGflops: { one: round(best(1), 1), n: round(best(N), 1) } };
+})();
+log(
+  nativeInfo.isa
+    ? `native matmul: ${nativeInfo.isa}; this CPU's FMA ceiling ${nativeInfo.fmaPeakGflops!.one} GFLOP/s on 1 thread, ${nativeInfo.fmaPeakGflops!.n} on ${N}`
+    : `native matmul: not used (${nativeInfo.reason}); the WebAssembly one runs`,
+);
 /** the fast kernel's default build (RLVR_MATMUL, else fma where it loads) */
 const FAST_BUILD = matmulVariant()!.variant;
 const readyThreads = await matmulThreadsReady(N);
@@ -750,6 +766,7 @@ const result = {
   loadAverage: os.loadavg().map((x) => round(x)),
   weights,
   matmulBuild: matmulVariant(),
+  native: nativeInfo,
   matmulGflops: plain
     ? { fast1: plain.fast1, fastN: plain.fastN, exact1: plain.exact1, wasm: plain.wasm, cpu: plain.cpu }
     : null,

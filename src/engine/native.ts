@@ -39,6 +39,8 @@ export interface NativeAddon {
     fma: number,
     threads: number,
   ): void;
+  /** GFLOP/s of register-only fused multiply-add chains on `threads` threads at once (the ceiling) */
+  fmaPeak(threads: number, iters: number): { gflops: number; threads: number };
   [more: string]: unknown;
 }
 

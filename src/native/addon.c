@@ -118,6 +118,25 @@ static napi_value gemm(napi_env env, napi_callback_info cb) {
   return 0;
 }
 
+/** fmaPeak(threads, iters) → { gflops, threads }: the register-only FMA ceiling (peak.c) */
+static napi_value fma_peak(napi_env env, napi_callback_info cb) {
+  size_t argc = 2;
+  napi_value argv[2];
+  int64_t threads, iters;
+  CHECK(napi_get_cb_info(env, cb, &argc, argv, 0, 0));
+  if (argc < 2 || !int_arg(env, argv[0], &threads) || !int_arg(env, argv[1], &iters) || threads < 1 || iters < 1)
+    return fail(env, "fmaPeak: expected threads >= 1 and iterations >= 1");
+  int ran = 0;
+  const double g = rlvr_fma_peak((int)threads, (long)iters, &ran);
+  napi_value out, v;
+  CHECK(napi_create_object(env, &out));
+  CHECK(napi_create_double(env, g, &v));
+  CHECK(napi_set_named_property(env, out, "gflops", v));
+  CHECK(napi_create_int32(env, ran, &v));
+  CHECK(napi_set_named_property(env, out, "threads", v));
+  return out;
+}
+
 /** more exports, defined in other files of the addon where they exist */
 __attribute__((weak)) napi_value rlvr_register_gpt(napi_env env, napi_value exports);
 
@@ -127,6 +146,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"setIsa", 0, set_isa, 0, 0, 0, napi_default, 0},
       {"setSpin", 0, set_spin, 0, 0, 0, napi_default, 0},
       {"gemm", 0, gemm, 0, 0, 0, napi_default, 0},
+      {"fmaPeak", 0, fma_peak, 0, 0, 0, napi_default, 0},
   };
   CHECK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   if (rlvr_register_gpt) return rlvr_register_gpt(env, exports);

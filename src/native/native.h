@@ -12,4 +12,7 @@ int rlvr_gemm_set_isa(int isa);
 /** C[bi] (M x N) = op(A + aoff[bi]) op(B + boff[bi]) for bi < batch; null, or why it could not run */
 const char *rlvr_gemm(const float *A, const float *B, float *C, const int32_t *aoff, const int32_t *boff, int batch,
                       int M, int K, int N, int ta, int tb, int fma, int threads);
+/** GFLOP/s of independent register-only fused multiply-add chains on `threads` threads at once, each
+ * running `iters` rounds of 12 vector FMAs; *ran: the threads that took part */
+double rlvr_fma_peak(int threads, long iters, int *ran);
 #endif
