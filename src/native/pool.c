@@ -29,9 +29,11 @@ static double now_us(void) {
   return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
 }
 
+static int start_seen[RLVR_MAX_THREADS]; // the generation before a worker's first call
+
 static void *worker(void *arg) {
   const int t = (int)(long)arg;
-  int seen = atomic_load(&generation);
+  int seen = start_seen[t];
   for (;;) {
     const double until = now_us() + atomic_load(&spin_us);
     int g;
@@ -63,6 +65,7 @@ void rlvr_pool_run(int threads, rlvr_pool_fn fn, void *ctx) {
   pthread_mutex_lock(&mu);
   while (started < threads - 1) {
     pthread_t th;
+    start_seen[started + 1] = atomic_load(&generation);
     if (pthread_create(&th, 0, worker, (void *)(long)(started + 1)) != 0) break;
     pthread_detach(th);
     started++;
