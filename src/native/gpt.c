@@ -17,6 +17,13 @@
 #endif
 
 #define LN_EPS 1e-5f
+// loops the compiler vectorises get 256-bit vectors where the addon is built for x86-64 (the addon
+// runs only where AVX2 is present: engine/native.ts)
+#if defined(__x86_64__)
+#define VEC __attribute__((target("avx2")))
+#else
+#define VEC
+#endif
 #define GELU_C 0.7978845608028654f
 #define GELU_A 0.044715f
 
@@ -259,21 +266,39 @@ typedef struct {
   int width;
 } Job;
 
+/** Σ x[i] and Σ (x[i] − m)² in double, four partial sums (for latency, not precision) */
+static double sum4(const float *x, int n) {
+  double a[4] = {0, 0, 0, 0};
+  int i = 0;
+  for (; i + 4 <= n; i += 4)
+    for (int k = 0; k < 4; k++) a[k] += x[i + k];
+  for (; i < n; i++) a[0] += x[i];
+  return (a[0] + a[1]) + (a[2] + a[3]);
+}
+
+static double sqdev4(const float *x, int n, float m) {
+  double a[4] = {0, 0, 0, 0};
+  int i = 0;
+  for (; i + 4 <= n; i += 4)
+    for (int k = 0; k < 4; k++) {
+      const double d = x[i + k] - m;
+      a[k] += d * d;
+    }
+  for (; i < n; i++) {
+    const double d = x[i] - m;
+    a[0] += d * d;
+  }
+  return (a[0] + a[1]) + (a[2] + a[3]);
+}
+
 /** LayerNorm rows [lo, hi): y = (x − mean) · rstd · g + b, with mean and rstd kept */
-static void ln_rows(void *p, int lo, int hi) {
+VEC static void ln_rows(void *p, int lo, int hi) {
   const Job *j = p;
   const int C = j->c->C;
   for (int r = lo; r < hi; r++) {
     const float *x = j->x + (size_t)r * C;
-    double s = 0;
-    for (int i = 0; i < C; i++) s += x[i];
-    const float m = (float)(s / C);
-    double v = 0;
-    for (int i = 0; i < C; i++) {
-      const float d = x[i] - m;
-      v += (double)d * d;
-    }
-    const float rs = (float)(1.0 / sqrt((double)(float)(v / C) + (double)LN_EPS));
+    const float m = (float)(sum4(x, C) / C);
+    const float rs = (float)(1.0 / sqrt((double)(float)(sqdev4(x, C, m) / C) + (double)LN_EPS));
     float *y = j->y + (size_t)r * C;
     for (int i = 0; i < C; i++) y[i] = (x[i] - m) * rs * j->g[i] + j->b[i];
     j->mean[r] = m;
@@ -317,43 +342,112 @@ static void bias_gelu_rows(void *p, int lo, int hi) {
 #endif
 }
 
-/** causal attention of (sequence, head) pairs [lo, hi) */
-static void attn_fwd(void *p, int lo, int hi) {
+// Attention's small products keep their running sums in registers (8 lanes of `acc`), never in
+// memory from one step to the next: a sum stored and reloaded every step waits on the store.
+
+/** y[0 … n) += a · x[0 … n) (rows of different positions: no running sum) */
+VEC static inline void axpy(int n, float a, const float *restrict x, float *restrict y) {
+  for (int i = 0; i < n; i++) y[i] += a * x[i];
+}
+
+/** s[t] = Σ_e q[e] · xt[e][t] for t < n rounded up to 8 (xt transposed [hd][T8], zero-padded) */
+VEC static inline void dots(int n, int hd, int T8, const float *restrict q, const float *restrict xt,
+                            float *restrict s) {
+  for (int t0 = 0; t0 < n; t0 += 8) {
+#if defined(__x86_64__)
+    __m256 acc = _mm256_setzero_ps();
+    for (int e = 0; e < hd; e++)
+      acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_set1_ps(q[e]), _mm256_loadu_ps(xt + (size_t)e * T8 + t0)));
+    _mm256_storeu_ps(s + t0, acc);
+#else
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (int e = 0; e < hd; e++)
+      for (int k = 0; k < 8; k++) acc[k] += q[e] * xt[(size_t)e * T8 + t0 + k];
+    for (int k = 0; k < 8; k++) s[t0 + k] = acc[k];
+#endif
+  }
+}
+
+/** y[e] += Σ_{t < n} w[t] · x[t · stride + e] for e < hd */
+VEC static inline void wsum(int n, int hd, const float *restrict w, const float *restrict x, size_t stride,
+                            float *restrict y) {
+  int e0 = 0;
+#if defined(__x86_64__)
+  for (; e0 + 8 <= hd; e0 += 8) {
+    __m256 acc = _mm256_setzero_ps();
+    for (int t = 0; t < n; t++)
+      acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_set1_ps(w[t]), _mm256_loadu_ps(x + t * stride + e0)));
+    _mm256_storeu_ps(y + e0, _mm256_add_ps(_mm256_loadu_ps(y + e0), acc));
+  }
+#endif
+  for (; e0 < hd; e0++) {
+    float acc = 0;
+    for (int t = 0; t < n; t++) acc += w[t] * x[t * stride + e0];
+    y[e0] += acc;
+  }
+}
+
+/** s[t] = exp(s[t] − mx) for t < n; returns their sum */
+VEC static inline float exp_shifted(float *s, int n, float mx) {
+  float sum = 0;
+  int t = 0;
+#if defined(__x86_64__)
+  __m256 acc = _mm256_setzero_ps();
+  for (; t + 8 <= n; t += 8) {
+    const __m256 e = vexp8(_mm256_sub_ps(_mm256_loadu_ps(s + t), _mm256_set1_ps(mx)));
+    _mm256_storeu_ps(s + t, e);
+    acc = _mm256_add_ps(acc, e);
+  }
+  float lanes[8];
+  _mm256_storeu_ps(lanes, acc);
+  for (int k = 0; k < 8; k++) sum += lanes[k];
+#endif
+  for (; t < n; t++) {
+    s[t] = expf(s[t] - mx);
+    sum += s[t];
+  }
+  return sum;
+}
+
+/** set when an attention task could not allocate its buffer */
+static atomic_int attn_oom;
+
+/** causal attention of (sequence, head) pairs [lo, hi). Keys are copied transposed ([hd, T]) so that
+ * every loop runs along contiguous memory without a reduction (the compiler vectorises them). */
+VEC static void attn_fwd(void *p, int lo, int hi) {
   const Job *j = p;
-  const int T = j->c->T, C = j->c->C, NH = j->c->NH, hd = C / NH, C3 = 3 * C;
+  const int T = j->c->T, C = j->c->C, NH = j->c->NH, hd = C / NH, C3 = 3 * C, T8 = (T + 7) / 8 * 8;
+  float *kt = calloc((size_t)hd * T8 + T8, sizeof(float));
+  if (!kt) {
+    atomic_store(&attn_oom, 1);
+    return;
+  }
+  float *s = kt + (size_t)hd * T8;
   for (int bh = lo; bh < hi; bh++) {
     const int b = bh / NH, h = bh % NH;
     const float *base = j->qkv + (size_t)b * T * C3;
     float *att = j->att + (size_t)bh * T * T;
+    for (int t = 0; t < T; t++)
+      for (int e = 0; e < hd; e++) kt[(size_t)e * T8 + t] = base[(size_t)t * C3 + C + h * hd + e];
     for (int i = 0; i < T; i++) {
       const float *q = base + (size_t)i * C3 + h * hd;
       float *a = att + (size_t)i * T;
+      const int n = i + 1; // positions 0 … i: the causal mask
+      dots(n, hd, T8, q, kt, s);
       float mx = -INFINITY;
-      for (int t = 0; t <= i; t++) {
-        const float *k = base + (size_t)t * C3 + C + h * hd;
-        float s = 0;
-        for (int e = 0; e < hd; e++) s += q[e] * k[e];
-        s *= j->scale;
-        a[t] = s;
-        if (s > mx) mx = s;
+      for (int t = 0; t < n; t++) {
+        s[t] *= j->scale;
+        mx = s[t] > mx ? s[t] : mx;
       }
-      double sum = 0;
-      for (int t = 0; t <= i; t++) {
-        a[t] = expf(a[t] - mx);
-        sum += a[t];
-      }
-      const float inv = (float)(1.0 / sum);
-      for (int t = 0; t <= i; t++) a[t] *= inv;
-      for (int t = i + 1; t < T; t++) a[t] = 0;
+      const float inv = 1.0f / exp_shifted(s, n, mx);
+      for (int t = 0; t < n; t++) a[t] = s[t] * inv;
+      for (int t = n; t < T; t++) a[t] = 0;
       float *y = j->atty + ((size_t)b * T + i) * C + h * hd;
       for (int e = 0; e < hd; e++) y[e] = 0;
-      for (int t = 0; t <= i; t++) {
-        const float *v = base + (size_t)t * C3 + 2 * C + h * hd;
-        const float w = a[t];
-        for (int e = 0; e < hd; e++) y[e] += w * v[e];
-      }
+      wsum(n, hd, a, base + 2 * C + h * hd, C3, y);
     }
   }
+  free(kt);
 }
 
 /** rows [lo, hi) of the logits (in j->d): log-softmax of logits / temperature, target log-prob, entropy */
@@ -370,12 +464,12 @@ static void head_fwd(void *p, int lo, int hi) {
       if (lp[v] > mx) mx = lp[v];
     }
     double s = 0;
-    for (int v = 0; v < V; v++) s += exp((double)(lp[v] - mx));
+    for (int v = 0; v < V; v++) s += expf(lp[v] - mx);
     const float lse = (float)log(s);
     double h = 0;
     for (int v = 0; v < V; v++) {
       lp[v] = (lp[v] - mx) - lse;
-      h -= exp((double)lp[v]) * lp[v];
+      h -= (double)expf(lp[v]) * lp[v];
     }
     j->ent[r] = (float)h;
     j->logp[r] = lp[j->targets[r]];
@@ -476,44 +570,42 @@ static void gelu_back_rows(void *p, int lo, int hi) {
 }
 
 /** attention backward of (sequence, head) pairs [lo, hi): dqkv (its slices of the pair, overwritten) */
-static void attn_bwd(void *p, int lo, int hi) {
+VEC static void attn_bwd(void *p, int lo, int hi) {
   const Job *j = p;
-  const int T = j->c->T, C = j->c->C, NH = j->c->NH, hd = C / NH, C3 = 3 * C;
-  float dp[1024];
+  const int T = j->c->T, C = j->c->C, NH = j->c->NH, hd = C / NH, C3 = 3 * C, T8 = (T + 7) / 8 * 8;
+  float *vt = calloc((size_t)hd * T8 + T8, sizeof(float));
+  if (!vt) {
+    atomic_store(&attn_oom, 1);
+    return;
+  }
+  float *dp = vt + (size_t)hd * T8;
   for (int bh = lo; bh < hi; bh++) {
     const int b = bh / NH, h = bh % NH;
     const float *base = j->qkv + (size_t)b * T * C3;
     float *dbase = j->dqkv + (size_t)b * T * C3;
     const float *att = j->att_c + (size_t)bh * T * T;
-    for (int i = 0; i < T; i++)
-      for (int s = 0; s < 3; s++) memset(dbase + (size_t)i * C3 + s * C + h * hd, 0, sizeof(float) * hd);
+    for (int t = 0; t < T; t++) {
+      for (int e = 0; e < hd; e++) vt[(size_t)e * T8 + t] = base[(size_t)t * C3 + 2 * C + h * hd + e];
+      for (int k = 0; k < 3; k++) memset(dbase + (size_t)t * C3 + k * C + h * hd, 0, sizeof(float) * hd);
+    }
     for (int i = 0; i < T; i++) {
+      const int n = i + 1;
       const float *a = att + (size_t)i * T;
       const float *dy = j->datty + ((size_t)b * T + i) * C + h * hd;
       const float *q = base + (size_t)i * C3 + h * hd;
-      float *dq = dbase + (size_t)i * C3 + h * hd;
-      double s = 0;
-      for (int t = 0; t <= i; t++) {
-        const float *v = base + (size_t)t * C3 + 2 * C + h * hd;
-        float *dv = dbase + (size_t)t * C3 + 2 * C + h * hd;
-        float d = 0;
-        for (int e = 0; e < hd; e++) d += dy[e] * v[e];
-        dp[t] = d;
-        s += (double)a[t] * d;
-        for (int e = 0; e < hd; e++) dv[e] += a[t] * dy[e];
-      }
-      const float sf = (float)s;
-      for (int t = 0; t <= i; t++) {
-        const float ds = a[t] * (dp[t] - sf) * j->scale;
-        const float *k = base + (size_t)t * C3 + C + h * hd;
+      dots(n, hd, T8, dy, vt, dp); // dp[t] = dy · v_t
+      float sa = 0;
+      for (int t = 0; t < n; t++) sa += a[t] * dp[t];
+      for (int t = 0; t < n; t++) dp[t] = a[t] * (dp[t] - sa) * j->scale; // now ds[t]
+      wsum(n, hd, dp, base + C + h * hd, C3, dbase + (size_t)i * C3 + h * hd); // dq
+      for (int t = 0; t < n; t++) {
         float *dk = dbase + (size_t)t * C3 + C + h * hd;
-        for (int e = 0; e < hd; e++) {
-          dq[e] += ds * k[e];
-          dk[e] += ds * q[e];
-        }
+        axpy(hd, dp[t], q, dk);
+        axpy(hd, a[t], dy, dk + C); // dv
       }
     }
   }
+  free(vt);
 }
 
 // ---- the whole forward and backward ---------------------------------------------------------------
@@ -530,7 +622,6 @@ static const char *check_cfg(const RlvrGptCfg *c) {
     return "sizes must be positive";
   if (c->C % c->NH) return "width must be divisible by heads";
   if (c->T > c->ctx) return "sequence longer than the context";
-  if (c->T > 1024) return "sequences of more than 1024 tokens are not supported";
   return 0;
 }
 
@@ -564,6 +655,7 @@ const char *rlvr_gpt_forward(const RlvrGptCfg *c, const float *params, const int
     // attention, c_proj, residual
     j.qkv = a + A.la.qkv, j.att = a + A.la.att, j.atty = a + A.la.atty;
     pfor(threads, B * c->NH, 4, attn_fwd, &j);
+    if (atomic_exchange(&attn_oom, 0)) return "out of memory in attention";
     TRY(mm(a + A.la.atty, w + P.lp.pw, tmp, N, C, C, 0, 0, threads));
     j.res = a + A.la.xin, j.y = tmp, j.bias = w + P.lp.pb, j.out = a + A.la.xmid, j.add = 0;
     pfor(threads, N, ROWS, residual_rows, &j);
@@ -639,6 +731,7 @@ const char *rlvr_gpt_backward(const RlvrGptCfg *c, const float *params, const in
     pfor(threads, C, 16, colsum_cols, &j);
     j.qkv = a + A.la.qkv, j.att_c = a + A.la.att, j.datty = datty, j.dqkv = dqkv;
     pfor(threads, B * c->NH, 4, attn_bwd, &j);
+    if (atomic_exchange(&attn_oom, 0)) return "out of memory in attention";
     j.dout = dqkv, j.db = gw + P.lp.ab, j.width = 3 * C;
     pfor(threads, 3 * C, 16, colsum_cols, &j);
     TRY(mm(a + A.la.ln1, dqkv, gw + P.lp.aw, C, N, 3 * C, 1, 0, threads));
