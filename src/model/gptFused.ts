@@ -4,7 +4,9 @@
 // parameter by parameter against the tfjs graph (test/gptFused.test.ts). The residual addition
 // (steering) is supported: a constant added after a block, which the backward passes through.
 // The activations the backward needs live in a Float32Array held only by the gradient closure, so
-// a call outside a gradient tape (reference and old-policy log-probs) keeps nothing once it returns.
+// a call outside a gradient tape (reference and old-policy log-probs) keeps no tensor once it
+// returns. One spare activation buffer is kept for the next call (allocating ~26 MB afresh costs
+// ~5 ms): a call outside a tape hands its buffer back at once, a call on a tape once its backward ran.
 import * as tf from "@tensorflow/tfjs";
 import { nativeAddon, nativeUnavailableReason } from "../engine/native.js";
 import { matmulThreads } from "../kernels/matmul.js";
@@ -72,6 +74,26 @@ export function fusedTrainingActive(): boolean {
   return active;
 }
 
+let spare: Float32Array | null = null;
+
+/** an activation buffer of at least n floats: the spare if it is large enough, else a new one */
+function takeActs(n: number): Float32Array {
+  if (spare && spare.length >= n) {
+    const a = spare;
+    spare = null;
+    return a;
+  }
+  return new Float32Array(n);
+}
+
+/** Whether a gradient tape records (tf.grad / variableGrads in progress). tfjs keeps this on its
+ * engine's state, not in its public API; where that is missing, assume it does (the safe side: the
+ * buffer is then never handed back early). */
+function tapeRecording(): boolean {
+  const depth = (tf.engine() as unknown as { state?: { gradientDepth?: number } }).state?.gradientDepth;
+  return typeof depth === "number" ? depth > 0 : true;
+}
+
 /** all parameters, concatenated in paramShapes() order (the layout gpt.c reads) */
 function packParams(params: Params, cfg: ModelConfig, total: number): Float32Array {
   const flat = new Float32Array(total);
@@ -122,9 +144,10 @@ export function tokenLogProbsFused(
   const tgt = Int32Array.from(targets.dataSync());
   const add = addition ? residualAdditionVector(cfg, addition) : null;
   const threads = matmulThreads();
+  const taped = tapeRecording();
   const op = tf.customGrad((() => {
     const flat = packParams(params, cfg, nParams);
-    const acts = new Float32Array(nActs);
+    let acts: Float32Array | null = takeActs(nActs);
     const out = new Float32Array(2 * N); // logp, then entropy
     nat.gptForward(
       ncfg,
@@ -139,12 +162,19 @@ export function tokenLogProbsFused(
       add,
       threads,
     );
+    if (!taped) {
+      spare = acts; // no backward will read it
+      acts = null;
+    }
     return {
       value: tf.tensor3d(out, [2, B, T]),
       gradFunc: (dy: tf.Tensor) => {
         const d = dy.dataSync() as Float32Array;
+        if (!acts) throw new Error("gptFused: a backward through a forward taken outside a gradient tape");
         const grads = new Float32Array(nParams);
         nat.gptBackward(ncfg, flat, ids, tgt, temperature, acts, d.subarray(0, N), d.subarray(N), grads, threads);
+        spare = acts;
+        acts = null;
         let off = 0;
         return shapes.map(([, shape]) => {
           const n = shape.reduce((a, b) => a * b, 1);
