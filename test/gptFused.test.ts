@@ -17,6 +17,7 @@ import {
   type ResidualAddition,
 } from "../src/model/gpt.js";
 import { fusedAvailable, fusedUnavailableReason, tokenLogProbsFused } from "../src/model/gptFused.js";
+import { matmulThreads, setMatmulThreads } from "../src/kernels/matmul.js";
 import { selectKernels } from "../src/model/generate.js";
 import { ALPHABET, SPECIAL_TOKENS } from "../src/text/tokenizer.js";
 import { availableOrFailInCI } from "./ci.js";
@@ -186,6 +187,21 @@ describe.skipIf(!available)("fused native GPT forward/backward", () => {
     const lb = run(b);
     expect(Array.from(lb.slice(0, T - 1))).toEqual(Array.from(la.slice(0, T - 1)));
     expect(lb[T - 1]).not.toEqual(la[T - 1]);
+  });
+
+  it("gives the same bits on 1 and 2 threads", () => {
+    const before = matmulThreads();
+    try {
+      setMatmulThreads(1);
+      const one = lossAndGrads(tokenLogProbsFused, params, cfg, batch, 0.7);
+      setMatmulThreads(2);
+      const two = lossAndGrads(tokenLogProbsFused, params, cfg, batch, 0.7);
+      expect(Array.from(two.logp)).toEqual(Array.from(one.logp));
+      expect(Array.from(two.entropy)).toEqual(Array.from(one.entropy));
+      for (const k of Object.keys(one.grads)) expect(Array.from(two.grads[k]), k).toEqual(Array.from(one.grads[k]));
+    } finally {
+      setMatmulThreads(before);
+    }
   });
 
   it("keeps no tensors: a forward outside a tape, and a whole gradient step, leave the count as it was", () => {
