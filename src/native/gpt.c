@@ -345,11 +345,6 @@ static void bias_gelu_rows(void *p, int lo, int hi) {
 // Attention's small products keep their running sums in registers (8 lanes of `acc`), never in
 // memory from one step to the next: a sum stored and reloaded every step waits on the store.
 
-/** y[0 … n) += a · x[0 … n) (rows of different positions: no running sum) */
-VEC static inline void axpy(int n, float a, const float *restrict x, float *restrict y) {
-  for (int i = 0; i < n; i++) y[i] += a * x[i];
-}
-
 /** s[t] = Σ_e q[e] · xt[e][t] for t < n rounded up to 8 (xt transposed [hd][T8], zero-padded) */
 VEC static inline void dots(int n, int hd, int T8, const float *restrict q, const float *restrict xt,
                             float *restrict s) {
@@ -368,21 +363,21 @@ VEC static inline void dots(int n, int hd, int T8, const float *restrict q, cons
   }
 }
 
-/** y[e] += Σ_{t < n} w[t] · x[t · stride + e] for e < hd */
-VEC static inline void wsum(int n, int hd, const float *restrict w, const float *restrict x, size_t stride,
-                            float *restrict y) {
+/** y[e] += Σ_{t < n} w[t · ws] · x[t · stride + e] for e < hd */
+VEC static inline void wsum(int n, int hd, const float *restrict w, size_t ws, const float *restrict x,
+                            size_t stride, float *restrict y) {
   int e0 = 0;
 #if defined(__x86_64__)
   for (; e0 + 8 <= hd; e0 += 8) {
     __m256 acc = _mm256_setzero_ps();
     for (int t = 0; t < n; t++)
-      acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_set1_ps(w[t]), _mm256_loadu_ps(x + t * stride + e0)));
+      acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_set1_ps(w[t * ws]), _mm256_loadu_ps(x + t * stride + e0)));
     _mm256_storeu_ps(y + e0, _mm256_add_ps(_mm256_loadu_ps(y + e0), acc));
   }
 #endif
   for (; e0 < hd; e0++) {
     float acc = 0;
-    for (int t = 0; t < n; t++) acc += w[t] * x[t * stride + e0];
+    for (int t = 0; t < n; t++) acc += w[t * ws] * x[t * stride + e0];
     y[e0] += acc;
   }
 }
@@ -444,7 +439,7 @@ VEC static void attn_fwd(void *p, int lo, int hi) {
       for (int t = n; t < T; t++) a[t] = 0;
       float *y = j->atty + ((size_t)b * T + i) * C + h * hd;
       for (int e = 0; e < hd; e++) y[e] = 0;
-      wsum(n, hd, a, base + 2 * C + h * hd, C3, y);
+      wsum(n, hd, a, 1, base + 2 * C + h * hd, C3, y);
     }
   }
   free(kt);
@@ -569,21 +564,24 @@ static void gelu_back_rows(void *p, int lo, int hi) {
 #endif
 }
 
-/** attention backward of (sequence, head) pairs [lo, hi): dqkv (its slices of the pair, overwritten) */
+/** attention backward of (sequence, head) pairs [lo, hi): dqkv (its slices of the pair, overwritten).
+ * Row by row the score gradients ds (kept [T, T]) and dq; then key by key dk and dv as sums over the
+ * rows that attend to that key, so that every sum runs in registers. */
 VEC static void attn_bwd(void *p, int lo, int hi) {
   const Job *j = p;
   const int T = j->c->T, C = j->c->C, NH = j->c->NH, hd = C / NH, C3 = 3 * C, T8 = (T + 7) / 8 * 8;
-  float *vt = calloc((size_t)hd * T8 + T8, sizeof(float));
+  float *vt = calloc((size_t)hd * T8 + T8 + (size_t)T * T, sizeof(float));
   if (!vt) {
     atomic_store(&attn_oom, 1);
     return;
   }
-  float *dp = vt + (size_t)hd * T8;
+  float *dp = vt + (size_t)hd * T8, *ds = dp + T8;
   for (int bh = lo; bh < hi; bh++) {
     const int b = bh / NH, h = bh % NH;
     const float *base = j->qkv + (size_t)b * T * C3;
     float *dbase = j->dqkv + (size_t)b * T * C3;
     const float *att = j->att_c + (size_t)bh * T * T;
+    const float *dy0 = j->datty + (size_t)b * T * C + h * hd;
     for (int t = 0; t < T; t++) {
       for (int e = 0; e < hd; e++) vt[(size_t)e * T8 + t] = base[(size_t)t * C3 + 2 * C + h * hd + e];
       for (int k = 0; k < 3; k++) memset(dbase + (size_t)t * C3 + k * C + h * hd, 0, sizeof(float) * hd);
@@ -591,18 +589,17 @@ VEC static void attn_bwd(void *p, int lo, int hi) {
     for (int i = 0; i < T; i++) {
       const int n = i + 1;
       const float *a = att + (size_t)i * T;
-      const float *dy = j->datty + ((size_t)b * T + i) * C + h * hd;
-      const float *q = base + (size_t)i * C3 + h * hd;
-      dots(n, hd, T8, dy, vt, dp); // dp[t] = dy · v_t
+      float *dsi = ds + (size_t)i * T;
+      dots(n, hd, T8, dy0 + (size_t)i * C, vt, dp); // dp[t] = dy_i · v_t
       float sa = 0;
       for (int t = 0; t < n; t++) sa += a[t] * dp[t];
-      for (int t = 0; t < n; t++) dp[t] = a[t] * (dp[t] - sa) * j->scale; // now ds[t]
-      wsum(n, hd, dp, base + C + h * hd, C3, dbase + (size_t)i * C3 + h * hd); // dq
-      for (int t = 0; t < n; t++) {
-        float *dk = dbase + (size_t)t * C3 + C + h * hd;
-        axpy(hd, dp[t], q, dk);
-        axpy(hd, a[t], dy, dk + C); // dv
-      }
+      for (int t = 0; t < n; t++) dsi[t] = a[t] * (dp[t] - sa) * j->scale;
+      wsum(n, hd, dsi, 1, base + C + h * hd, C3, dbase + (size_t)i * C3 + h * hd); // dq_i = Σ_t ds[i][t] k_t
+    }
+    for (int t = 0; t < T; t++) {
+      float *dk = dbase + (size_t)t * C3 + C + h * hd;
+      wsum(T - t, hd, ds + (size_t)t * T + t, T, base + (size_t)t * C3 + h * hd, C3, dk); // Σ_i ds[i][t] q_i
+      wsum(T - t, hd, att + (size_t)t * T + t, T, dy0 + (size_t)t * C, C, dk + C);        // Σ_i a[i][t] dy_i
     }
   }
   free(vt);
