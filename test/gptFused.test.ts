@@ -16,7 +16,13 @@ import {
   type Params,
   type ResidualAddition,
 } from "../src/model/gpt.js";
-import { fusedAvailable, fusedUnavailableReason, tokenLogProbsFused } from "../src/model/gptFused.js";
+import {
+  fusedAvailable,
+  fusedTrainingActive,
+  fusedUnavailableReason,
+  tokenLogProbsFused,
+} from "../src/model/gptFused.js";
+import { GptLM } from "../src/model/gptLM.js";
 import { matmulThreads, setMatmulThreads } from "../src/kernels/matmul.js";
 import { selectKernels } from "../src/model/generate.js";
 import { ALPHABET, SPECIAL_TOKENS } from "../src/text/tokenizer.js";
@@ -201,6 +207,24 @@ describe.skipIf(!available)("fused native GPT forward/backward", () => {
       for (const k of Object.keys(one.grads)) expect(Array.from(two.grads[k]), k).toEqual(Array.from(one.grads[k]));
     } finally {
       setMatmulThreads(before);
+    }
+  });
+
+  it("--kernels fused routes GptLM.tokenLogProbs through it, and auto back to the tfjs graph", () => {
+    const lm = new GptLM(params, cfg);
+    const run = () =>
+      tf.tidy(() => lm.tokenLogProbs(batch.inputs, batch.targets, { temperature: 1, entropy: true }).logp.dataSync());
+    try {
+      expect(selectKernels("fused").fused).toBe(true);
+      expect(fusedTrainingActive()).toBe(true);
+      const fused = run();
+      selectKernels("auto");
+      expect(fusedTrainingActive()).toBe(false);
+      const graph = run();
+      expect(relErr(fused, graph)).toBeLessThan(TOL);
+      expect(Array.from(fused)).not.toEqual(Array.from(graph)); // not bit for bit: it did take the other path
+    } finally {
+      selectKernels("auto");
     }
   });
 
