@@ -445,27 +445,29 @@ VEC static void attn_fwd(void *p, int lo, int hi) {
   free(kt);
 }
 
-/** rows [lo, hi) of the logits (in j->d): log-softmax of logits / temperature, target log-prob, entropy */
-static void head_fwd(void *p, int lo, int hi) {
+/** rows [lo, hi) of the logits (in j->d, overwritten): log-softmax of logits / temperature, target
+ * log-prob, entropy −Σ p · logp with p = exp(shifted) / Σ exp(shifted), one exponential per entry */
+VEC static void head_fwd(void *p, int lo, int hi) {
   const Job *j = p;
   const int V = j->c->V;
   const float tau = j->tau;
   for (int r = lo; r < hi; r++) {
-    const float *z = j->d + (size_t)r * V;
+    float *e = j->d + (size_t)r * V;
     float *lp = j->lp + (size_t)r * V;
     float mx = -INFINITY;
     for (int v = 0; v < V; v++) {
-      lp[v] = z[v] / tau;
-      if (lp[v] > mx) mx = lp[v];
+      lp[v] = e[v] / tau;
+      mx = lp[v] > mx ? lp[v] : mx;
     }
-    double s = 0;
-    for (int v = 0; v < V; v++) s += expf(lp[v] - mx);
+    for (int v = 0; v < V; v++) e[v] = lp[v];
+    const double s = exp_shifted(e, V, mx); // e[v] = exp(lp[v] − mx)
     const float lse = (float)log(s);
     double h = 0;
     for (int v = 0; v < V; v++) {
       lp[v] = (lp[v] - mx) - lse;
-      h -= (double)expf(lp[v]) * lp[v];
+      h -= (double)e[v] * lp[v];
     }
+    h /= s;
     j->ent[r] = (float)h;
     j->logp[r] = lp[j->targets[r]];
     if (j->entropy) j->entropy[r] = (float)h;
@@ -475,7 +477,7 @@ static void head_fwd(void *p, int lo, int hi) {
 // ---- backward pieces ----------------------------------------------------------------------------
 
 /** rows [lo, hi) of dlogits (into j->d): (dlogp (onehot − p) − dent p (lp + H)) / temperature */
-static void head_bwd(void *p, int lo, int hi) {
+VEC static void head_bwd(void *p, int lo, int hi) {
   const Job *j = p;
   const int V = j->c->V;
   const float tau = j->tau;
@@ -484,8 +486,10 @@ static void head_bwd(void *p, int lo, int hi) {
     float *d = j->d + (size_t)r * V;
     const float gl = j->dlogp[r], ge = j->dent ? j->dent[r] : 0.0f, H = j->ent[r];
     const int tg = j->targets[r];
+    memcpy(d, lp, sizeof(float) * V);
+    exp_shifted(d, V, 0.0f); // d[v] = p[v]
     for (int v = 0; v < V; v++) {
-      const float pv = expf(lp[v]);
+      const float pv = d[v];
       const float dz = gl * ((v == tg ? 1.0f : 0.0f) - pv) - ge * pv * (lp[v] + H);
       d[v] = dz / tau;
     }
