@@ -1,6 +1,7 @@
 // The GRPO update alone (forward with gradient, GRPO loss, backward; no optimizer) of the organism on a
 // [64, 40] batch: the tfjs graph with the fast kernels vs the fused native forward/backward
 // (src/model/gptFused.ts), alternating, median of the repetitions. `npx tsx bench/fused.ts [reps]`.
+import os from "node:os";
 import * as tf from "@tensorflow/tfjs";
 import { selectBackend } from "../src/engine/backend.js";
 import { makeRng } from "../src/engine/rng.js";
@@ -57,6 +58,9 @@ function update(impl: Impl): number {
   return (performance.now() - t0) / 1000;
 }
 
+// other processes on the machine slow the two-thread numbers most (a worker waits for a core): say how busy it was
+const load = () => os.loadavg()[0].toFixed(2);
+const loadBefore = load();
 const secs: Record<Impl, number[]> = { tfjs: [], fused: [] };
 for (const k of ["tfjs", "fused"] as Impl[]) for (let i = 0; i < 3; i++) update(k); // warm-up
 for (let r = 0; r < reps; r++)
@@ -64,5 +68,6 @@ for (let r = 0; r < reps; r++)
 const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
 console.log(
   `update on [${B}, ${T}], gpt-nano, ${matmulThreads()} threads, median of ${reps}: ` +
-    (["tfjs", "fused"] as Impl[]).map((k) => `${k} ${median(secs[k]).toFixed(4)} s`).join(", "),
+    (["tfjs", "fused"] as Impl[]).map((k) => `${k} ${median(secs[k]).toFixed(4)} s`).join(", ") +
+    ` (1-minute load average ${loadBefore} before, ${load()} after, ${os.cpus().length} cores)`,
 );
