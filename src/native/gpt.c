@@ -407,16 +407,31 @@ VEC static inline float exp_shifted(float *s, int n, float mx) {
 /** set when an attention task could not allocate its buffer */
 static atomic_int attn_oom;
 
+// One attention buffer per thread, kept (pool threads live as long as the process), zeroed per use.
+static _Thread_local float *tl_attn;
+static _Thread_local size_t tl_attn_cap;
+
+static float *attn_buffer(size_t n) {
+  if (n > tl_attn_cap) {
+    free(tl_attn);
+    tl_attn = malloc(sizeof(float) * n);
+    tl_attn_cap = tl_attn ? n : 0;
+    if (!tl_attn) {
+      atomic_store(&attn_oom, 1);
+      return 0;
+    }
+  }
+  memset(tl_attn, 0, sizeof(float) * n);
+  return tl_attn;
+}
+
 /** causal attention of (sequence, head) pairs [lo, hi). Keys are copied transposed ([hd, T]) so that
  * every loop runs along contiguous memory without a reduction (the compiler vectorises them). */
 VEC static void attn_fwd(void *p, int lo, int hi) {
   const Job *j = p;
   const int T = j->c->T, C = j->c->C, NH = j->c->NH, hd = C / NH, C3 = 3 * C, T8 = (T + 7) / 8 * 8;
-  float *kt = calloc((size_t)hd * T8 + T8, sizeof(float));
-  if (!kt) {
-    atomic_store(&attn_oom, 1);
-    return;
-  }
+  float *kt = attn_buffer((size_t)hd * T8 + T8);
+  if (!kt) return;
   float *s = kt + (size_t)hd * T8;
   for (int bh = lo; bh < hi; bh++) {
     const int b = bh / NH, h = bh % NH;
@@ -442,7 +457,6 @@ VEC static void attn_fwd(void *p, int lo, int hi) {
       wsum(n, hd, a, 1, base + 2 * C + h * hd, C3, y);
     }
   }
-  free(kt);
 }
 
 /** rows [lo, hi) of the logits (in j->d, overwritten): log-softmax of logits / temperature, target
@@ -574,11 +588,8 @@ static void gelu_back_rows(void *p, int lo, int hi) {
 VEC static void attn_bwd(void *p, int lo, int hi) {
   const Job *j = p;
   const int T = j->c->T, C = j->c->C, NH = j->c->NH, hd = C / NH, C3 = 3 * C, T8 = (T + 7) / 8 * 8;
-  float *vt = calloc((size_t)hd * T8 + T8 + (size_t)T * T, sizeof(float));
-  if (!vt) {
-    atomic_store(&attn_oom, 1);
-    return;
-  }
+  float *vt = attn_buffer((size_t)hd * T8 + T8 + (size_t)T * T);
+  if (!vt) return;
   float *dp = vt + (size_t)hd * T8, *ds = dp + T8;
   for (int bh = lo; bh < hi; bh++) {
     const int b = bh / NH, h = bh % NH;
@@ -606,7 +617,6 @@ VEC static void attn_bwd(void *p, int lo, int hi) {
       wsum(T - t, hd, att + (size_t)t * T + t, T, dy0 + (size_t)t * C, C, dk + C);        // Σ_i a[i][t] dy_i
     }
   }
-  free(vt);
 }
 
 // ---- the whole forward and backward ---------------------------------------------------------------
