@@ -3,7 +3,8 @@
 // the parameters: paramShapes() of src/model/gpt.ts, concatenated. Matmuls go to rlvr_gemm; LayerNorm,
 // attention, GELU and the softmax head are split over rows, (sequence, head) pairs or chunks on the
 // pool. Reductions (LayerNorm statistics, softmax sums, bias and gain gradients) sum in double.
-// Nothing here allocates per call except the scratch arena, which grows to the largest batch seen.
+// Nothing here allocates per call: the scratch arena grows to the largest batch seen, and each thread
+// keeps one attention buffer.
 #include "gpt.h"
 #include <math.h>
 #include <stdatomic.h>
