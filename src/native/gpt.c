@@ -2,7 +2,8 @@
 // temperature, target log-probs, entropy) and its whole backward, one call each (gpt.h). Layout of
 // the parameters: paramShapes() of src/model/gpt.ts, concatenated. Matmuls go to rlvr_gemm; LayerNorm,
 // attention, GELU and the softmax head are split over rows, (sequence, head) pairs or chunks on the
-// pool. Reductions (LayerNorm statistics, softmax sums, bias and gain gradients) sum in double.
+// pool. LayerNorm statistics, bias and gain gradients and the entropy sum in double; softmax
+// denominators in float lanes.
 // Nothing here allocates per call: the scratch arena grows to the largest batch seen, and each thread
 // keeps one attention buffer.
 #include "gpt.h"
