@@ -334,7 +334,14 @@ runMain(async () => {
         backend,
         versions,
         outDir,
-        provenance: { file, overrides: process.argv.slice(3), kernels: kernels.name, matmulBuild: kernels.matmulBuild },
+        provenance: {
+          file,
+          overrides: process.argv.slice(3),
+          kernels: kernels.name,
+          matmulBuild: kernels.matmulBuild,
+          // only when fused, so that every other run's files stay as they were
+          ...(kernels.fused ? { training: "fused native forward/backward" } : {}),
+        },
         log: (l) => console.log(l),
         shouldStop: () => stop,
       },

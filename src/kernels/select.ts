@@ -1,5 +1,7 @@
 // Which of our tfjs kernels serve training (src/kernels/tfjs/): `fast` (and `auto`, where
 // matmul.wasm loads) installs them on the active backend (wasm or cpu), `stock` restores tfjs's own.
+// `fused` installs them as `fast` does; on top, the organism's training forward/backward runs as one
+// native call each (model/gptFused.ts, chosen by model/generate.ts's selectKernels).
 // Call it after the tfjs backend is set (src/engine/backend.ts).
 import * as tf from "@tensorflow/tfjs";
 import { matmulAvailable, matmulUnavailableReason, matmulVariant } from "./matmul.js";
@@ -10,7 +12,7 @@ import {
   uninstallFastKernels,
 } from "./tfjs/register.js";
 
-export const KERNELS = ["auto", "fast", "stock"] as const;
+export const KERNELS = ["auto", "fast", "stock", "fused"] as const;
 export type KernelsName = (typeof KERNELS)[number];
 
 export function checkKernelsName(requested: string): asserts requested is KernelsName {
@@ -26,7 +28,7 @@ export function selectFastKernels(requested: string): {
   matmulBuild: string | null;
 } {
   checkKernelsName(requested);
-  const mm = install(requested);
+  const mm = install(requested === "fused" ? "fast" : requested);
   const v = mm.backend ? matmulVariant() : null;
   const matmulBuild = v ? (v.variant === "fma" ? `fma (${v.fused ? "fused" : "not fused"})` : "exact") : null;
   return { ...mm, matmulBuild };

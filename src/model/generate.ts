@@ -3,10 +3,12 @@
 // random numbers in the same order (tested token for token). `auto` takes `fast` where
 // fastDecoder.wasm loads and says so. selectKernels() sets the decoder and our tfjs kernels
 // (src/kernels/select.ts) together, once at a command's start, after the tfjs backend is set.
+// `fused` is `fast` plus the organism's training forward/backward as native calls (gptFused.ts).
 import type { Rng } from "../engine/rng.js";
 import { checkKernelsName, selectFastKernels } from "../kernels/select.js";
 import { generate, type GenerateOptions, type HostWeights } from "./decode.js";
 import { FastKVDecoder, generateFast } from "./fastDecoder.js";
+import { setFusedTraining } from "./gptFused.js";
 
 export { KERNELS, type KernelsName } from "../kernels/select.js";
 
@@ -14,19 +16,22 @@ let active: "fast" | "stock" = FastKVDecoder.available() ? "fast" : "stock";
 
 /** Chooses the decoder and the tfjs kernels; returns a line saying which and why
  * (`matmul`: the backend our kernels are installed on, or null; `matmulBuild`: the matmul's build —
- * "fma (fused)", "fma (not fused)" or "exact" — or null). */
+ * "fma (fused)", "fma (not fused)" or "exact" — or null; `fused`: the organism trains through the
+ * native forward/backward). `fused` throws, naming the reason and the fix, where the addon cannot serve. */
 export function selectKernels(requested: string = "auto"): {
   name: "fast" | "stock";
   message: string;
   matmul: string | null;
   matmulBuild: string | null;
+  fused: boolean;
 } {
   checkKernelsName(requested);
+  setFusedTraining(requested === "fused");
   if (requested === "stock") active = "stock";
   else if (FastKVDecoder.available()) active = "fast";
-  else if (requested === "fast")
+  else if (requested === "fast" || requested === "fused")
     throw new Error(
-      `--kernels fast: src/model/fastDecoder.wasm cannot be used (${FastKVDecoder.unavailableReason()}); rebuild it with \`npm run build:kernels\` or pass --kernels stock`,
+      `--kernels ${requested}: src/model/fastDecoder.wasm cannot be used (${FastKVDecoder.unavailableReason()}); rebuild it with \`npm run build:kernels\` or pass --kernels stock`,
     );
   else active = "stock";
   const why =
@@ -36,11 +41,16 @@ export function selectKernels(requested: string = "auto"): {
         ? "the organism decodes with the plain-JS decoder, as requested"
         : `the organism decodes with the plain-JS decoder (fast kernels unavailable: ${FastKVDecoder.unavailableReason()})`;
   const ops = selectFastKernels(requested);
+  const fused = requested === "fused";
+  const training = fused
+    ? "; the organism's training forward/backward: one native call each (src/native/gpt.c, build/rlvr_native.node)"
+    : "";
   return {
     name: active,
-    message: `kernels: ${active} — ${why}; ${ops.message}`,
+    message: `kernels: ${active} — ${why}; ${ops.message}${training}`,
     matmul: ops.backend,
     matmulBuild: ops.matmulBuild,
+    fused,
   };
 }
 

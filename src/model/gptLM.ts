@@ -10,6 +10,7 @@ import { hostWeights, withResidualAddition, type HostWeights } from "./decode.js
 import { checkActivationLayers, type CausalLM, type GenerateOptions, type WeightDType } from "./family.js";
 import { sample } from "./generate.js";
 import { disposeParams, forward, tokenLogProbs, type ModelConfig, type Params, type ResidualAddition } from "./gpt.js";
+import { fusedTrainingActive, tokenLogProbsFused } from "./gptFused.js";
 
 export class GptLM implements CausalLM {
   readonly family = "gpt";
@@ -52,7 +53,9 @@ export class GptLM implements CausalLM {
     targets: tf.Tensor2D,
     opts: { temperature: number; entropy: boolean },
   ): { logp: tf.Tensor2D; entropy: tf.Tensor2D | null } {
-    const r = tokenLogProbs(this.params, this.cfg, inputs, targets, opts.entropy, opts.temperature, this.addition);
+    // `--kernels fused`: the native forward/backward (gptFused.ts), residual addition included
+    const f = fusedTrainingActive() ? tokenLogProbsFused : tokenLogProbs;
+    const r = f(this.params, this.cfg, inputs, targets, opts.entropy, opts.temperature, this.addition);
     return { logp: r.logp, entropy: r.entropy ?? null };
   }
 

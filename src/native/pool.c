@@ -37,6 +37,8 @@ static double now_us(void) {
   return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
 }
 
+static int start_seen[RLVR_MAX_THREADS]; // the generation before a worker's first call
+
 static void *worker(void *arg) {
   const int t = (int)(long)arg;
   int seen = start_seen[t];
