@@ -16,6 +16,7 @@ export const LAYERS: string[][] = [
   ["model"],
   ["kernels", "text", "reward", "world", "datasets"],
   ["engine"],
+  ["native"], // C sources of the native addon (no TypeScript), loaded by engine/native.ts
 ];
 
 const SRC = path.resolve("src");
