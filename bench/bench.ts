@@ -545,17 +545,23 @@ for (let r = 0; r < rounds; r++) {
 const grpoCfg = GrpoSchema.parse({ copies: 8, rollouts: 8 });
 const grpoCfgUsed = { ...grpoCfg, maxNewTokens: Math.min(grpoCfg.maxNewTokens, cfg.contextLength) };
 const GRPO_STEPS = 2 * Math.min(rounds, 2);
-const grpo = { fast: { total: 0, rollout: 0, update: 0 }, stock: { total: 0, rollout: 0, update: 0 } };
-/** with --peers: CPU seconds and mean response length per step, fast and torch; torch's wall seconds */
-const grpoCpu = { fast: 0, torch: 0, torchUpdate: 0 };
-const grpoResponseLength = { fast: 0, torch: 0 };
+/** the GRPO step also with `fused` (fast + the organism's native forward/backward) where the addon loads */
+type GrpoKernels = Kernels | "fused";
+const GRPO_KERNELS: GrpoKernels[] = nativeAddon() ? [...KERNELS, "fused"] : KERNELS;
+const grpo = Object.fromEntries(GRPO_KERNELS.map((k) => [k, { total: 0, rollout: 0, update: 0 }])) as Record<
+  GrpoKernels,
+  { total: number; rollout: number; update: number }
+>;
+/** with --peers: CPU seconds and mean response length per step, fast, fused and torch; torch's wall seconds */
+const grpoCpu = { fast: 0, fused: 0, torch: 0, torchUpdate: 0 };
+const grpoResponseLength = { fast: 0, fused: 0, torch: 0 };
 const torchGrpo = { total: 0, rollout: 0, update: 0, steps: 0 };
 log(
   `\nGRPO step (8 copies x 8 rollouts of 12*2, maxNewTokens ${grpoCfgUsed.maxNewTokens}; ${GRPO_STEPS} steps per kernel after 1 warm-up, alternating), seconds/step`,
 );
 {
   const trainers = Object.fromEntries(
-    KERNELS.map((k) => [
+    GRPO_KERNELS.map((k) => [
       k,
       {
         trainer: new GrpoTrainer(
@@ -568,8 +574,8 @@ log(
         rng: makeRng(3, "bench-grpo"),
       },
     ]),
-  ) as Record<Kernels, { trainer: GrpoTrainer; rng: ReturnType<typeof makeRng> }>;
-  const grpoStep = (k: Kernels) => {
+  ) as Record<GrpoKernels, { trainer: GrpoTrainer; rng: ReturnType<typeof makeRng> }>;
+  const grpoStep = (k: GrpoKernels) => {
     selectKernels(k);
     const { trainer, rng } = trainers[k];
     const t0 = performance.now();
@@ -602,10 +608,10 @@ log(
     eosId: EOS_ID,
     padId: PAD_ID,
   });
-  for (const k of KERNELS) grpoStep(k); // warm-up
+  for (const k of GRPO_KERNELS) grpoStep(k); // warm-up
   await peerCall("gpt.grpo.step");
-  type Variant = Kernels | "torch";
-  const VARIANTS: Variant[] = [...KERNELS, "torch"];
+  type Variant = GrpoKernels | "torch";
+  const VARIANTS: Variant[] = [...GRPO_KERNELS, "torch"];
   for (let i = 0; i < GRPO_STEPS; i++) {
     const line: string[] = [];
     for (const k of i % 2 === 0 ? VARIANTS : [...VARIANTS].reverse()) {
@@ -628,9 +634,9 @@ log(
       grpo[k].total += r.total / GRPO_STEPS;
       grpo[k].rollout += r.rollout / GRPO_STEPS;
       grpo[k].update += r.update / GRPO_STEPS;
-      if (k === "fast") {
-        grpoCpu.fast += r.cpu / GRPO_STEPS;
-        grpoResponseLength.fast += r.responseLength / GRPO_STEPS;
+      if (k === "fast" || k === "fused") {
+        grpoCpu[k] += r.cpu / GRPO_STEPS;
+        grpoResponseLength[k] += r.responseLength / GRPO_STEPS;
       }
       line.push(
         `${k} ${r.total.toFixed(2)} s (rollout ${r.rollout.toFixed(2)}, update ${r.update.toFixed(2)}${peer ? `; CPU ${r.cpu.toFixed(2)} s` : ""})`,
@@ -638,7 +644,7 @@ log(
     }
     log(`  step ${i + 1}: ${line.join("; ")}`);
   }
-  for (const k of KERNELS) {
+  for (const k of GRPO_KERNELS) {
     trainers[k].trainer.optimizer.dispose();
     trainers[k].trainer.policy.dispose();
     trainers[k].trainer.reference?.dispose();
@@ -780,10 +786,16 @@ const result = {
     stock: round(train.stock.tokens / train.stock.seconds, 0),
   },
   rolloutTokensPerSecond: { fast: med(rollout.fast), stock: med(rollout.stock) },
-  grpoStepSeconds: { fast: round(grpo.fast.total), stock: round(grpo.stock.total) },
+  grpoStepSeconds: Object.fromEntries(GRPO_KERNELS.map((k) => [k, round(grpo[k].total, 3)])) as Record<
+    GrpoKernels,
+    number
+  >,
   grpoStepDetail: Object.fromEntries(
-    KERNELS.map((k) => [k, { rolloutSeconds: round(grpo[k].rollout), updateSeconds: round(grpo[k].update) }]),
-  ),
+    GRPO_KERNELS.map((k) => [
+      k,
+      { rolloutSeconds: round(grpo[k].rollout, 3), updateSeconds: round(grpo[k].update, 3) },
+    ]),
+  ) as Record<GrpoKernels, { rolloutSeconds: number; updateSeconds: number }>,
   experimentSeconds: has("experiments") ? experiments : undefined,
   hfModel,
   hfModelStep: has("hf-step")
@@ -816,6 +828,15 @@ const result = {
           updateSeconds: round(grpo.fast.update, 3),
           responseLength: round(grpoResponseLength.fast, 1),
         },
+        /** ours with --kernels fused (null: the addon is unavailable) */
+        fused: GRPO_KERNELS.includes("fused")
+          ? {
+              grpoStepSeconds: round(grpo.fused.total, 3),
+              grpoStepCpuSeconds: round(grpoCpu.fused, 3),
+              updateSeconds: round(grpo.fused.update, 3),
+              responseLength: round(grpoResponseLength.fused, 1),
+            }
+          : null,
       }
     : undefined,
   threadStats: matmulThreadStats(),
@@ -849,7 +870,7 @@ if (asJson) {
     `  rollout tokens/s: fast ${result.rolloutTokensPerSecond.fast}, stock ${result.rolloutTokensPerSecond.stock} (${(result.rolloutTokensPerSecond.fast / result.rolloutTokensPerSecond.stock).toFixed(1)}x)`,
   );
   log(
-    `  GRPO step seconds: fast ${result.grpoStepSeconds.fast}, stock ${result.grpoStepSeconds.stock} (${(result.grpoStepSeconds.stock / result.grpoStepSeconds.fast).toFixed(2)}x)`,
+    `  GRPO step seconds: fast ${result.grpoStepSeconds.fast}, stock ${result.grpoStepSeconds.stock} (${(result.grpoStepSeconds.stock / result.grpoStepSeconds.fast).toFixed(2)}x)${result.grpoStepSeconds.fused !== undefined ? `, fused ${result.grpoStepSeconds.fused}` : ""}`,
   );
   const pt = result.peers?.torch;
   if (pt?.available) {
@@ -861,6 +882,11 @@ if (asJson) {
     log(
       `    GRPO step seconds: fast ${result.grpoStepSeconds.fast}, torch ${pt.grpoStepSeconds} (CPU ${result.peers!.fast.grpoStepCpuSeconds} vs ${pt.grpoStepCpuSeconds}); update fast ${f.updateSeconds}, torch ${pt.updateSeconds}`,
     );
+    const fu = result.peers!.fused;
+    if (fu)
+      log(
+        `    fused: GRPO step ${fu.grpoStepSeconds} s (CPU ${fu.grpoStepCpuSeconds}), update ${fu.updateSeconds} s; torch / fused: step ${(pt.grpoStepSeconds! / fu.grpoStepSeconds).toFixed(2)}x, update ${(pt.updateSeconds! / fu.updateSeconds).toFixed(2)}x`,
+      );
   } else if (result.peers) log(`  torch peer: ${result.peers.torch.reason}`);
   const ts = result.threadStats;
   log(`  worker posts ${ts.posted}, cancelled (worker not awake in time) ${ts.cancelled}, stalls ${ts.stalls}`);
