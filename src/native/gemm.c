@@ -216,8 +216,10 @@ static void run_task(Gemm *g, int id) {
     return;
   }
   float tile[MAXMR * MAXNR];
-  for (int k0 = 0; k0 < K; k0 += KC) {
-    const int kl = K - k0 < KC ? K - k0 : KC;
+  // K in equal blocks of at most KC (576 = 3 x 192, not 256 + 256 + 64): no short last block
+  const int kb = (K + KC - 1) / KC, kc = (K + kb - 1) / kb;
+  for (int k0 = 0; k0 < K; k0 += kc) {
+    const int kl = K - k0 < kc ? K - k0 : kc;
     pack_b(B, K, N, g->tb, c0, cols, k0, kl, NR, tl_pb);
     for (int i0 = 0; i0 < rows; i0 += MC) {
       const int ml = rows - i0 < MC ? rows - i0 : MC;
