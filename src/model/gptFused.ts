@@ -76,14 +76,14 @@ export function fusedTrainingActive(): boolean {
 
 let spare: Float32Array | null = null;
 
-/** an activation buffer of at least n floats: the spare if it is large enough, else a new one */
-function takeActs(n: number): Float32Array {
+/** an activation buffer of at least n floats: the spare if it is large enough, else a new one of `alloc` (>= n) */
+function takeActs(n: number, alloc: number): Float32Array {
   if (spare && spare.length >= n) {
     const a = spare;
     spare = null;
     return a;
   }
-  return new Float32Array(n);
+  return new Float32Array(alloc);
 }
 
 /** Whether a gradient tape records (tf.grad / variableGrads in progress). tfjs keeps this on its
@@ -140,6 +140,12 @@ export function tokenLogProbsFused(
     cfg.contextLength,
   ]);
   const [nParams, nActs] = nat.gptSizes(ncfg);
+  // a new buffer is sized for this batch at the full context length, so that a later, longer batch
+  // (GRPO batches grow and shrink with the rollouts) still fits the spare: no reallocation, no
+  // first-touch page faults in the middle of a run
+  const fullT = Int32Array.from(ncfg);
+  fullT[1] = cfg.contextLength;
+  const allocActs = Math.max(nActs, nat.gptSizes(fullT)[1]);
   const ids = Int32Array.from(inputs.dataSync());
   const tgt = Int32Array.from(targets.dataSync());
   const add = addition ? residualAdditionVector(cfg, addition) : null;
@@ -147,7 +153,7 @@ export function tokenLogProbsFused(
   const taped = tapeRecording();
   const op = tf.customGrad((() => {
     const flat = packParams(params, cfg, nParams);
-    let acts: Float32Array | null = takeActs(nActs);
+    let acts: Float32Array | null = takeActs(nActs, allocActs);
     const out = new Float32Array(2 * N); // logp, then entropy
     nat.gptForward(
       ncfg,
