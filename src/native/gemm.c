@@ -22,6 +22,7 @@
 #define MAXNR 32
 
 typedef void (*micro_fn)(const float *pa, const float *pb, int kl, float *c, int ldc, int accumulate);
+typedef void (*direct_fn)(const float *a, int lda, const float *pb, int kl, float *c, int ldc, int accumulate);
 
 typedef struct {
   const float *A, *B;
@@ -30,6 +31,7 @@ typedef struct {
   int batch, M, K, N, ta, tb;
   int MR, NR;
   micro_fn micro;
+  direct_fn direct; // for an untransposed A: its full MR-row tiles read in place
   int nc; // columns per task (a multiple of NR, at most NC)
   int rows_per_task, nI, nJ, ntasks;
   atomic_int next;
@@ -85,6 +87,58 @@ typedef struct {
     _mm256_storeu_ps(cc + i * ldc + 8, c[i][1]);                                                       \
   }
 
+// The same with A read in place (row i of the tile at pa + i * lda, k contiguous): no packing of A
+// when it is not transposed. Each element's sum is the same chain of multiply-adds.
+#define AVX512_DIRECT_BODY(STEP)                                                                       \
+  __m512 c[8][2];                                                                                      \
+  const float *ar[8];                                                                                  \
+  for (int i = 0; i < 8; i++) ar[i] = pa + (size_t)i * lda;                                            \
+  if (accumulate) {                                                                                    \
+    for (int i = 0; i < 8; i++) {                                                                      \
+      c[i][0] = _mm512_loadu_ps(cc + i * ldc);                                                         \
+      c[i][1] = _mm512_loadu_ps(cc + i * ldc + 16);                                                    \
+    }                                                                                                  \
+  } else {                                                                                             \
+    for (int i = 0; i < 8; i++) c[i][0] = c[i][1] = _mm512_setzero_ps();                               \
+  }                                                                                                    \
+  for (int k = 0; k < kl; k++, pb += 32) {                                                             \
+    const __m512 b0 = _mm512_loadu_ps(pb), b1 = _mm512_loadu_ps(pb + 16);                              \
+    for (int i = 0; i < 8; i++) {                                                                      \
+      const __m512 a = _mm512_set1_ps(ar[i][k]);                                                       \
+      c[i][0] = STEP(a, b0, c[i][0]);                                                                  \
+      c[i][1] = STEP(a, b1, c[i][1]);                                                                  \
+    }                                                                                                  \
+  }                                                                                                    \
+  for (int i = 0; i < 8; i++) {                                                                        \
+    _mm512_storeu_ps(cc + i * ldc, c[i][0]);                                                           \
+    _mm512_storeu_ps(cc + i * ldc + 16, c[i][1]);                                                      \
+  }
+
+#define AVX2_DIRECT_BODY(STEP)                                                                         \
+  __m256 c[6][2];                                                                                      \
+  const float *ar[6];                                                                                  \
+  for (int i = 0; i < 6; i++) ar[i] = pa + (size_t)i * lda;                                            \
+  if (accumulate) {                                                                                    \
+    for (int i = 0; i < 6; i++) {                                                                      \
+      c[i][0] = _mm256_loadu_ps(cc + i * ldc);                                                         \
+      c[i][1] = _mm256_loadu_ps(cc + i * ldc + 8);                                                     \
+    }                                                                                                  \
+  } else {                                                                                             \
+    for (int i = 0; i < 6; i++) c[i][0] = c[i][1] = _mm256_setzero_ps();                               \
+  }                                                                                                    \
+  for (int k = 0; k < kl; k++, pb += 16) {                                                             \
+    const __m256 b0 = _mm256_loadu_ps(pb), b1 = _mm256_loadu_ps(pb + 8);                               \
+    for (int i = 0; i < 6; i++) {                                                                      \
+      const __m256 a = _mm256_broadcast_ss(ar[i] + k);                                                 \
+      c[i][0] = STEP(a, b0, c[i][0]);                                                                  \
+      c[i][1] = STEP(a, b1, c[i][1]);                                                                  \
+    }                                                                                                  \
+  }                                                                                                    \
+  for (int i = 0; i < 6; i++) {                                                                        \
+    _mm256_storeu_ps(cc + i * ldc, c[i][0]);                                                           \
+    _mm256_storeu_ps(cc + i * ldc + 8, c[i][1]);                                                       \
+  }
+
 #define FMA512(a, b, c) _mm512_fmadd_ps(a, b, c)
 #define MULADD512(a, b, c) _mm512_add_ps(c, _mm512_mul_ps(a, b))
 #define FMA256(a, b, c) _mm256_fmadd_ps(a, b, c)
@@ -105,6 +159,23 @@ __attribute__((target("avx2,fma"))) static void micro_avx2_fma(const float *pa, 
 __attribute__((target("avx2"))) static void micro_avx2_exact(const float *pa, const float *pb, int kl, float *cc,
                                                               int ldc, int accumulate) {
   AVX2_BODY(MULADD256)
+}
+
+__attribute__((target("avx512f,fma"))) static void direct_avx512_fma(const float *pa, int lda, const float *pb, int kl,
+                                                                      float *cc, int ldc, int accumulate) {
+  AVX512_DIRECT_BODY(FMA512)
+}
+__attribute__((target("avx512f"))) static void direct_avx512_exact(const float *pa, int lda, const float *pb, int kl,
+                                                                    float *cc, int ldc, int accumulate) {
+  AVX512_DIRECT_BODY(MULADD512)
+}
+__attribute__((target("avx2,fma"))) static void direct_avx2_fma(const float *pa, int lda, const float *pb, int kl,
+                                                                 float *cc, int ldc, int accumulate) {
+  AVX2_DIRECT_BODY(FMA256)
+}
+__attribute__((target("avx2"))) static void direct_avx2_exact(const float *pa, int lda, const float *pb, int kl,
+                                                               float *cc, int ldc, int accumulate) {
+  AVX2_DIRECT_BODY(MULADD256)
 }
 
 static int isa_override = -1;
@@ -223,11 +294,26 @@ static void run_task(Gemm *g, int id) {
     pack_b(B, K, N, g->tb, c0, cols, k0, kl, NR, tl_pb);
     for (int i0 = 0; i0 < rows; i0 += MC) {
       const int ml = rows - i0 < MC ? rows - i0 : MC;
-      pack_a(A, M, K, g->ta, r0 + i0, ml, k0, kl, MR, tl_pa);
+      // an untransposed A is read in place, but for its last partial tile of rows (packed, zero-padded)
+      const int full = g->ta ? 0 : ml / MR * MR;
+      if (full < ml) pack_a(A, M, K, g->ta, r0 + i0 + full, ml - full, k0, kl, MR, tl_pa);
       for (int j = 0; j < cols; j += NR) {
         for (int i = 0; i < ml; i += MR) {
           float *c = C + (size_t)(r0 + i0 + i) * N + c0 + j;
-          const float *pa = tl_pa + i * kl, *pb = tl_pb + j * kl;
+          const float *pa = tl_pa + (i - full) * kl, *pb = tl_pb + j * kl;
+          if (i < full) {
+            const float *a = A + (size_t)(r0 + i0 + i) * K + k0;
+            if (j + NR <= cols) {
+              g->direct(a, K, pb, kl, c, N, k0 > 0);
+              continue;
+            }
+            const int nr = cols - j;
+            if (k0 > 0)
+              for (int r = 0; r < MR; r++) memcpy(tile + r * NR, c + (size_t)r * N, sizeof(float) * nr);
+            g->direct(a, K, pb, kl, tile, NR, k0 > 0);
+            for (int r = 0; r < MR; r++) memcpy(c + (size_t)r * N, tile + r * NR, sizeof(float) * nr);
+            continue;
+          }
           if (i + MR <= ml && j + NR <= cols) {
             g->micro(pa, pb, kl, c, N, k0 > 0);
             continue;
@@ -263,8 +349,10 @@ const char *rlvr_gemm(const float *A, const float *B, float *C, const int32_t *a
   Gemm g = {.A = A, .B = B, .C = C, .aoff = aoff, .boff = boff, .batch = batch, .M = M, .K = K, .N = N, .ta = ta, .tb = tb};
   if (isa == RLVR_ISA_AVX512) {
     g.MR = 8, g.NR = 32, g.micro = fma ? micro_avx512_fma : micro_avx512_exact;
+    g.direct = fma ? direct_avx512_fma : direct_avx512_exact;
   } else if (isa == RLVR_ISA_AVX2) {
     g.MR = 6, g.NR = 16, g.micro = fma ? micro_avx2_fma : micro_avx2_exact;
+    g.direct = fma ? direct_avx2_fma : direct_avx2_exact;
   } else {
     return "this CPU has neither AVX2 with FMA nor AVX-512";
   }
