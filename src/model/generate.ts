@@ -47,7 +47,7 @@ export function selectKernels(requested: string = "auto"): {
     : "";
   return {
     name: active,
-    message: `kernels: ${active} — ${why}; ${ops.message}${training}`,
+    message: `kernels: ${fused ? "fused" : active} — ${why}; ${ops.message}${training}`,
     matmul: ops.backend,
     matmulBuild: ops.matmulBuild,
     fused,
