@@ -1,36 +1,11 @@
 // Node-API glue of the native addon: argument checks (every pointer and extent is checked against
 // its typed array before a kernel runs) and the exports. Loaded by src/engine/native.ts.
 #include <node_api.h>
+#include "napi_util.h"
 #include <stdio.h>
 #include <string.h>
 #include "native.h"
 #include "pool.h"
-
-#define CHECK(call)                                                                                    \
-  do {                                                                                                 \
-    if ((call) != napi_ok) {                                                                           \
-      napi_throw_error(env, 0, "rlvr_native: Node-API call failed: " #call);                           \
-      return 0;                                                                                        \
-    }                                                                                                  \
-  } while (0)
-
-static napi_value fail(napi_env env, const char *msg) {
-  napi_throw_error(env, 0, msg);
-  return 0;
-}
-
-/** a typed array argument of the given type: its data and length (in elements) */
-static int typed(napi_env env, napi_value v, napi_typedarray_type want, void **data, size_t *len) {
-  bool is = false;
-  if (napi_is_typedarray(env, v, &is) != napi_ok || !is) return 0;
-  napi_typedarray_type type;
-  if (napi_get_typedarray_info(env, v, &type, len, data, 0, 0) != napi_ok) return 0;
-  return type == want;
-}
-
-static int int_arg(napi_env env, napi_value v, int64_t *out) {
-  return napi_get_value_int64(env, v, out) == napi_ok;
-}
 
 static const char *isa_name(int isa) {
   return isa == RLVR_ISA_AVX512 ? "avx512" : isa == RLVR_ISA_AVX2 ? "avx2" : "none";

@@ -40,143 +40,61 @@ typedef struct {
 #if defined(__x86_64__)
 #include <immintrin.h>
 
-// c[MR][ldc] (+)= pa[kl][MR]^T pb[kl][NR]; one accumulator per (row, vector of columns).
-#define AVX512_BODY(STEP)                                                                              \
-  __m512 c[8][2];                                                                                      \
+// The register tile: c[MR][ldc] (+)= Σ_k a(i, k) · b(k, 0 … NR−1), NR = two vectors of W floats, one
+// accumulator per (row, vector). A_EL(i) is a(i, k): from the packed panel (pa[k·MR + i]) or, for an
+// untransposed A read in place, from row i (ar[i][k]). Either way each element's sum is the same chain.
+#define TILE(V, LOAD, STORE, ZERO, SPLAT, STEP, MR, W, A_EL)                                            \
+  V c[MR][2];                                                                                          \
   if (accumulate) {                                                                                    \
-    for (int i = 0; i < 8; i++) {                                                                      \
-      c[i][0] = _mm512_loadu_ps(cc + i * ldc);                                                         \
-      c[i][1] = _mm512_loadu_ps(cc + i * ldc + 16);                                                    \
+    for (int i = 0; i < MR; i++) {                                                                     \
+      c[i][0] = LOAD(cc + i * ldc);                                                                    \
+      c[i][1] = LOAD(cc + i * ldc + W);                                                                \
     }                                                                                                  \
   } else {                                                                                             \
-    for (int i = 0; i < 8; i++) c[i][0] = c[i][1] = _mm512_setzero_ps();                               \
+    for (int i = 0; i < MR; i++) c[i][0] = c[i][1] = ZERO();                                           \
   }                                                                                                    \
-  for (int k = 0; k < kl; k++, pa += 8, pb += 32) {                                                    \
-    const __m512 b0 = _mm512_loadu_ps(pb), b1 = _mm512_loadu_ps(pb + 16);                              \
-    for (int i = 0; i < 8; i++) {                                                                      \
-      const __m512 a = _mm512_set1_ps(pa[i]);                                                          \
+  for (int k = 0; k < kl; k++, pb += 2 * W) {                                                          \
+    const V b0 = LOAD(pb), b1 = LOAD(pb + W);                                                          \
+    for (int i = 0; i < MR; i++) {                                                                     \
+      const V a = SPLAT(A_EL(i));                                                                      \
       c[i][0] = STEP(a, b0, c[i][0]);                                                                  \
       c[i][1] = STEP(a, b1, c[i][1]);                                                                  \
     }                                                                                                  \
   }                                                                                                    \
-  for (int i = 0; i < 8; i++) {                                                                        \
-    _mm512_storeu_ps(cc + i * ldc, c[i][0]);                                                           \
-    _mm512_storeu_ps(cc + i * ldc + 16, c[i][1]);                                                      \
-  }
-
-#define AVX2_BODY(STEP)                                                                                \
-  __m256 c[6][2];                                                                                      \
-  if (accumulate) {                                                                                    \
-    for (int i = 0; i < 6; i++) {                                                                      \
-      c[i][0] = _mm256_loadu_ps(cc + i * ldc);                                                         \
-      c[i][1] = _mm256_loadu_ps(cc + i * ldc + 8);                                                     \
-    }                                                                                                  \
-  } else {                                                                                             \
-    for (int i = 0; i < 6; i++) c[i][0] = c[i][1] = _mm256_setzero_ps();                               \
-  }                                                                                                    \
-  for (int k = 0; k < kl; k++, pa += 6, pb += 16) {                                                    \
-    const __m256 b0 = _mm256_loadu_ps(pb), b1 = _mm256_loadu_ps(pb + 8);                               \
-    for (int i = 0; i < 6; i++) {                                                                      \
-      const __m256 a = _mm256_broadcast_ss(pa + i);                                                    \
-      c[i][0] = STEP(a, b0, c[i][0]);                                                                  \
-      c[i][1] = STEP(a, b1, c[i][1]);                                                                  \
-    }                                                                                                  \
-  }                                                                                                    \
-  for (int i = 0; i < 6; i++) {                                                                        \
-    _mm256_storeu_ps(cc + i * ldc, c[i][0]);                                                           \
-    _mm256_storeu_ps(cc + i * ldc + 8, c[i][1]);                                                       \
-  }
-
-// The same with A read in place (row i of the tile at pa + i * lda, k contiguous): no packing of A
-// when it is not transposed. Each element's sum is the same chain of multiply-adds.
-#define AVX512_DIRECT_BODY(STEP)                                                                       \
-  __m512 c[8][2];                                                                                      \
-  const float *ar[8];                                                                                  \
-  for (int i = 0; i < 8; i++) ar[i] = pa + (size_t)i * lda;                                            \
-  if (accumulate) {                                                                                    \
-    for (int i = 0; i < 8; i++) {                                                                      \
-      c[i][0] = _mm512_loadu_ps(cc + i * ldc);                                                         \
-      c[i][1] = _mm512_loadu_ps(cc + i * ldc + 16);                                                    \
-    }                                                                                                  \
-  } else {                                                                                             \
-    for (int i = 0; i < 8; i++) c[i][0] = c[i][1] = _mm512_setzero_ps();                               \
-  }                                                                                                    \
-  for (int k = 0; k < kl; k++, pb += 32) {                                                             \
-    const __m512 b0 = _mm512_loadu_ps(pb), b1 = _mm512_loadu_ps(pb + 16);                              \
-    for (int i = 0; i < 8; i++) {                                                                      \
-      const __m512 a = _mm512_set1_ps(ar[i][k]);                                                       \
-      c[i][0] = STEP(a, b0, c[i][0]);                                                                  \
-      c[i][1] = STEP(a, b1, c[i][1]);                                                                  \
-    }                                                                                                  \
-  }                                                                                                    \
-  for (int i = 0; i < 8; i++) {                                                                        \
-    _mm512_storeu_ps(cc + i * ldc, c[i][0]);                                                           \
-    _mm512_storeu_ps(cc + i * ldc + 16, c[i][1]);                                                      \
-  }
-
-#define AVX2_DIRECT_BODY(STEP)                                                                         \
-  __m256 c[6][2];                                                                                      \
-  const float *ar[6];                                                                                  \
-  for (int i = 0; i < 6; i++) ar[i] = pa + (size_t)i * lda;                                            \
-  if (accumulate) {                                                                                    \
-    for (int i = 0; i < 6; i++) {                                                                      \
-      c[i][0] = _mm256_loadu_ps(cc + i * ldc);                                                         \
-      c[i][1] = _mm256_loadu_ps(cc + i * ldc + 8);                                                     \
-    }                                                                                                  \
-  } else {                                                                                             \
-    for (int i = 0; i < 6; i++) c[i][0] = c[i][1] = _mm256_setzero_ps();                               \
-  }                                                                                                    \
-  for (int k = 0; k < kl; k++, pb += 16) {                                                             \
-    const __m256 b0 = _mm256_loadu_ps(pb), b1 = _mm256_loadu_ps(pb + 8);                               \
-    for (int i = 0; i < 6; i++) {                                                                      \
-      const __m256 a = _mm256_broadcast_ss(ar[i] + k);                                                 \
-      c[i][0] = STEP(a, b0, c[i][0]);                                                                  \
-      c[i][1] = STEP(a, b1, c[i][1]);                                                                  \
-    }                                                                                                  \
-  }                                                                                                    \
-  for (int i = 0; i < 6; i++) {                                                                        \
-    _mm256_storeu_ps(cc + i * ldc, c[i][0]);                                                           \
-    _mm256_storeu_ps(cc + i * ldc + 8, c[i][1]);                                                       \
+  for (int i = 0; i < MR; i++) {                                                                       \
+    STORE(cc + i * ldc, c[i][0]);                                                                      \
+    STORE(cc + i * ldc + W, c[i][1]);                                                                  \
   }
 
 #define FMA512(a, b, c) _mm512_fmadd_ps(a, b, c)
 #define MULADD512(a, b, c) _mm512_add_ps(c, _mm512_mul_ps(a, b))
 #define FMA256(a, b, c) _mm256_fmadd_ps(a, b, c)
 #define MULADD256(a, b, c) _mm256_add_ps(c, _mm256_mul_ps(a, b))
+#define PACKED_EL(i) pa[k * MR_ + i]
+#define DIRECT_EL(i) ar[i][k]
 
-__attribute__((target("avx512f,fma"))) static void micro_avx512_fma(const float *pa, const float *pb, int kl,
-                                                                     float *cc, int ldc, int accumulate) {
-  AVX512_BODY(FMA512)
-}
-__attribute__((target("avx512f"))) static void micro_avx512_exact(const float *pa, const float *pb, int kl,
-                                                                   float *cc, int ldc, int accumulate) {
-  AVX512_BODY(MULADD512)
-}
-__attribute__((target("avx2,fma"))) static void micro_avx2_fma(const float *pa, const float *pb, int kl, float *cc,
-                                                                int ldc, int accumulate) {
-  AVX2_BODY(FMA256)
-}
-__attribute__((target("avx2"))) static void micro_avx2_exact(const float *pa, const float *pb, int kl, float *cc,
-                                                              int ldc, int accumulate) {
-  AVX2_BODY(MULADD256)
-}
+// micro_NAME: A from its packed panel; direct_NAME: A read in place (rows lda apart)
+#define DEFINE_TILES(NAME, TARGET, V, LOAD, STORE, ZERO, SPLAT, STEP, MR, W)                            \
+  __attribute__((target(TARGET))) static void micro_##NAME(const float *pa, const float *pb, int kl,    \
+                                                           float *cc, int ldc, int accumulate) {        \
+    enum { MR_ = MR };                                                                                 \
+    TILE(V, LOAD, STORE, ZERO, SPLAT, STEP, MR, W, PACKED_EL)                                          \
+  }                                                                                                    \
+  __attribute__((target(TARGET))) static void direct_##NAME(const float *pa, int lda, const float *pb, \
+                                                            int kl, float *cc, int ldc, int accumulate) { \
+    const float *ar[MR];                                                                               \
+    for (int i = 0; i < MR; i++) ar[i] = pa + (size_t)i * lda;                                         \
+    TILE(V, LOAD, STORE, ZERO, SPLAT, STEP, MR, W, DIRECT_EL)                                          \
+  }
 
-__attribute__((target("avx512f,fma"))) static void direct_avx512_fma(const float *pa, int lda, const float *pb, int kl,
-                                                                      float *cc, int ldc, int accumulate) {
-  AVX512_DIRECT_BODY(FMA512)
-}
-__attribute__((target("avx512f"))) static void direct_avx512_exact(const float *pa, int lda, const float *pb, int kl,
-                                                                    float *cc, int ldc, int accumulate) {
-  AVX512_DIRECT_BODY(MULADD512)
-}
-__attribute__((target("avx2,fma"))) static void direct_avx2_fma(const float *pa, int lda, const float *pb, int kl,
-                                                                 float *cc, int ldc, int accumulate) {
-  AVX2_DIRECT_BODY(FMA256)
-}
-__attribute__((target("avx2"))) static void direct_avx2_exact(const float *pa, int lda, const float *pb, int kl,
-                                                               float *cc, int ldc, int accumulate) {
-  AVX2_DIRECT_BODY(MULADD256)
-}
+DEFINE_TILES(avx512_fma, "avx512f,fma", __m512, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_setzero_ps,
+             _mm512_set1_ps, FMA512, 8, 16)
+DEFINE_TILES(avx512_exact, "avx512f", __m512, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_setzero_ps,
+             _mm512_set1_ps, MULADD512, 8, 16)
+DEFINE_TILES(avx2_fma, "avx2,fma", __m256, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_setzero_ps, _mm256_set1_ps,
+             FMA256, 6, 8)
+DEFINE_TILES(avx2_exact, "avx2", __m256, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_setzero_ps, _mm256_set1_ps,
+             MULADD256, 6, 8)
 
 static int isa_override = -1;
 
