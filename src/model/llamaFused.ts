@@ -1,0 +1,214 @@
+// LlamaModel.tokenLogProbs (llama.ts) as one native forward and one native backward (the addon's
+// llamaForward / llamaBackward, src/native/llama.c) joined to tfjs by a customGrad: `--kernels fused`
+// for the Llama family (llama, qwen2, qwen3), as gptFused.ts is for the organism, under the same
+// switch (fusedTrainingActive). Same function as the tfjs graph to float rounding, tested parameter
+// by parameter (test/llamaFused.test.ts). The residual addition (steering) is supported: a constant
+// added after a layer, which the backward passes through. The activations the backward needs live
+// in a Float32Array held only by the gradient closure; one spare buffer is kept for the next call.
+import * as tf from "@tensorflow/tfjs";
+import { nativeAddon, nativeUnavailableReason } from "../engine/native.js";
+import { matmulThreads } from "../kernels/matmul.js";
+import { llamaParamShapes, type LlamaConfig } from "./llama.js";
+
+/** The addon's exports for the Llama family (src/native/llama_addon.c). */
+interface LlamaNative {
+  /** [parameter floats, activation floats] of a config [B, T, C, L, V, I, nh, nkv, hd, qkvBias, oBias, qkNorm, tied] */
+  llamaSizes(cfg: Int32Array): [number, number];
+  llamaForward(
+    cfg: Int32Array,
+    params: Float32Array,
+    inputs: Int32Array,
+    targets: Int32Array,
+    cos: Float32Array,
+    sin: Float32Array,
+    eps: number,
+    temperature: number,
+    acts: Float32Array,
+    logp: Float32Array,
+    entropy: Float32Array | null,
+    addLayer: number,
+    addVector: Float32Array | null,
+    threads: number,
+  ): void;
+  llamaBackward(
+    cfg: Int32Array,
+    params: Float32Array,
+    inputs: Int32Array,
+    targets: Int32Array,
+    cos: Float32Array,
+    sin: Float32Array,
+    eps: number,
+    temperature: number,
+    acts: Float32Array,
+    dlogp: Float32Array,
+    dentropy: Float32Array | null,
+    grads: Float32Array,
+    threads: number,
+  ): void;
+}
+
+function llamaNative(): LlamaNative | null {
+  const a = nativeAddon();
+  return a && typeof a.llamaForward === "function" ? (a as unknown as LlamaNative) : null;
+}
+
+/** whether the Llama family's fused forward/backward can run here; llamaFusedUnavailableReason() says why not */
+export function llamaFusedAvailable(): boolean {
+  return llamaNative() !== null;
+}
+
+export function llamaFusedUnavailableReason(): string {
+  if (!nativeAddon()) return nativeUnavailableReason();
+  return llamaNative()
+    ? ""
+    : "the native addon was built without src/native/llama.c (rebuild it: npm run build:native)";
+}
+
+/** Why the native path cannot compute this config ("" when it can): the MLP biases of llama's
+ * mlp_bias are not in its parameter layout (no released checkpoint of the three families uses them). */
+export function llamaFusedUnsupported(cfg: LlamaConfig): string {
+  if (cfg.mlpBias) return "mlp_bias is not supported by the native kernels";
+  return "";
+}
+
+let spare: Float32Array | null = null;
+
+function takeActs(n: number): Float32Array {
+  if (spare && spare.length >= n) {
+    const a = spare;
+    spare = null;
+    return a;
+  }
+  return new Float32Array(n);
+}
+
+/** Whether a gradient tape records (as gptFused.ts: tfjs's engine state, else assume it does). */
+function tapeRecording(): boolean {
+  const depth = (tf.engine() as unknown as { state?: { gradientDepth?: number } }).state?.gradientDepth;
+  return typeof depth === "number" ? depth > 0 : true;
+}
+
+export interface LlamaFusedInput {
+  config: LlamaConfig;
+  params: Record<string, tf.Variable>;
+  /** RoPE tables of positions 0 … T − 1, [T, hd] each (sin signed: −sin, then +sin) */
+  cos: Float32Array;
+  sin: Float32Array;
+  /** added to the residual stream after layer `layer` */
+  addition: { layer: number; vector: Float32Array } | null;
+}
+
+/**
+ * tokenLogProbs through the native kernels: log-probabilities of `targets` under softmax(logits /
+ * temperature) and their entropies, [B, T] each. Differentiable with respect to every parameter (a
+ * custom op over all of them, in llamaParamShapes() order).
+ */
+export function llamaTokenLogProbsFused(
+  m: LlamaFusedInput,
+  inputs: tf.Tensor2D,
+  targets: tf.Tensor2D,
+  temperature: number,
+  withEntropy: boolean,
+): { logp: tf.Tensor2D; entropy: tf.Tensor2D | null } {
+  const nat = llamaNative();
+  if (!nat) throw new Error(`llamaFused: the native addon cannot be used (${llamaFusedUnavailableReason()})`);
+  const cfg = m.config;
+  const why = llamaFusedUnsupported(cfg);
+  if (why) throw new Error(`llamaFused: ${why}`);
+  const [B, T] = inputs.shape;
+  const N = B * T;
+  const shapes = llamaParamShapes(cfg);
+  const vars = shapes.map(([name]) => m.params[name]);
+  const ncfg = Int32Array.from([
+    B,
+    T,
+    cfg.hiddenSize,
+    cfg.numLayers,
+    cfg.vocabSize,
+    cfg.intermediateSize,
+    cfg.numHeads,
+    cfg.numKvHeads,
+    cfg.headDim,
+    cfg.qkvBias ? 1 : 0,
+    cfg.oBias ? 1 : 0,
+    cfg.qkNorm ? 1 : 0,
+    cfg.tieWordEmbeddings ? 1 : 0,
+  ]);
+  const [nParams, nActs] = nat.llamaSizes(ncfg);
+  const ids = Int32Array.from(inputs.dataSync());
+  const tgt = Int32Array.from(targets.dataSync());
+  const eps = cfg.rmsNormEps;
+  const threads = matmulThreads();
+  const taped = tapeRecording();
+  const add = m.addition;
+  const op = tf.customGrad((() => {
+    const flat = new Float32Array(nParams);
+    let off = 0;
+    for (const v of vars) {
+      const d = v.dataSync() as Float32Array;
+      flat.set(d, off);
+      off += d.length;
+    }
+    if (off !== nParams) throw new Error(`llamaFused: parameters have ${off} floats, the native layout ${nParams}`);
+    let acts: Float32Array | null = takeActs(nActs);
+    const out = new Float32Array(2 * N); // logp, then entropy
+    nat.llamaForward(
+      ncfg,
+      flat,
+      ids,
+      tgt,
+      m.cos,
+      m.sin,
+      eps,
+      temperature,
+      acts,
+      out.subarray(0, N),
+      out.subarray(N),
+      add ? add.layer : -1,
+      add ? add.vector : null,
+      threads,
+    );
+    if (!taped) {
+      spare = acts; // no backward will read it
+      acts = null;
+    }
+    return {
+      value: tf.tensor3d(out, [2, B, T]),
+      gradFunc: (dy: tf.Tensor) => {
+        const d = dy.dataSync() as Float32Array;
+        if (!acts) throw new Error("llamaFused: a backward through a forward taken outside a gradient tape");
+        const grads = new Float32Array(nParams);
+        nat.llamaBackward(
+          ncfg,
+          flat,
+          ids,
+          tgt,
+          m.cos,
+          m.sin,
+          eps,
+          temperature,
+          acts,
+          d.subarray(0, N),
+          d.subarray(N),
+          grads,
+          threads,
+        );
+        spare = acts;
+        acts = null;
+        let o = 0;
+        return shapes.map(([, shape]) => {
+          const n = shape.reduce((a, b) => a * b, 1);
+          const g = tf.tensor(grads.subarray(o, o + n), shape);
+          o += n;
+          return g;
+        });
+      },
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (...xs: tf.Tensor[]) => tf.Tensor3D;
+  return tf.tidy(() => {
+    const both = op(...vars);
+    const logp = both.slice([0, 0, 0], [1, B, T]).reshape([B, T]) as tf.Tensor2D;
+    const entropy = withEntropy ? (both.slice([1, 0, 0], [1, B, T]).reshape([B, T]) as tf.Tensor2D) : null;
+    return { logp, entropy } as unknown as tf.TensorContainer;
+  }) as unknown as { logp: tf.Tensor2D; entropy: tf.Tensor2D | null };
+}
