@@ -5,18 +5,22 @@
 // by parameter (test/llamaFused.test.ts). The residual addition (steering) is supported: a constant
 // added after a layer, which the backward passes through. The activations the backward needs live
 // in a Float32Array held only by the gradient closure; one spare buffer is kept for the next call.
+// The kernels read the parameters where tfjs keeps them and write the gradients into tensors
+// allocated beforehand (on the wasm backend, both in its heap), so no parameter-sized copy is made.
 import * as tf from "@tensorflow/tfjs";
 import { nativeAddon, nativeUnavailableReason } from "../engine/native.js";
 import { matmulThreads } from "../kernels/matmul.js";
+import { io } from "../kernels/tfjs/io.js";
 import { llamaParamShapes, type LlamaConfig } from "./llama.js";
 
 /** The addon's exports for the Llama family (src/native/llama_addon.c). */
 interface LlamaNative {
-  /** [parameter floats, activation floats] of a config [B, T, C, L, V, I, nh, nkv, hd, qkvBias, oBias, qkNorm, tied] */
+  /** [parameter tensors, activation floats] of a config [B, T, C, L, V, I, nh, nkv, hd, qkvBias, oBias, qkNorm, tied] */
   llamaSizes(cfg: Int32Array): [number, number];
+  /** params, grads: one Float32Array per parameter tensor, in llamaParamShapes() order */
   llamaForward(
     cfg: Int32Array,
-    params: Float32Array,
+    params: Float32Array[],
     inputs: Int32Array,
     targets: Int32Array,
     cos: Float32Array,
@@ -32,7 +36,7 @@ interface LlamaNative {
   ): void;
   llamaBackward(
     cfg: Int32Array,
-    params: Float32Array,
+    params: Float32Array[],
     inputs: Int32Array,
     targets: Int32Array,
     cos: Float32Array,
@@ -42,7 +46,7 @@ interface LlamaNative {
     acts: Float32Array,
     dlogp: Float32Array,
     dentropy: Float32Array | null,
-    grads: Float32Array,
+    grads: Float32Array[],
     threads: number,
   ): void;
 }
@@ -86,6 +90,33 @@ function takeActs(n: number): Float32Array {
 function tapeRecording(): boolean {
   const depth = (tf.engine() as unknown as { state?: { gradientDepth?: number } }).state?.gradientDepth;
   return typeof depth === "number" ? depth > 0 : true;
+}
+
+/** The values of float32 tensors where they live, without a copy: views of the tfjs-wasm heap (valid
+ * until the backend allocates again: take them just before the native call) or the cpu backend's
+ * arrays; copies (dataSync) on any other backend. */
+function views(ts: tf.Tensor[]): Float32Array[] {
+  const name = tf.getBackend();
+  if (name !== "wasm" && name !== "cpu") return ts.map((t) => t.dataSync() as Float32Array);
+  const { read } = io(name, tf.backend());
+  return ts.map((t) => read(t));
+}
+
+/** New float32 tensors of `shapes` and their values to be written: on the wasm backend allocated in
+ * its heap first and written there (no copy), elsewhere written into arrays that become tensors. */
+function outputs(shapes: number[][]): { arrays: Float32Array[]; tensors: () => tf.Tensor[] } {
+  if (tf.getBackend() === "wasm") {
+    const backend = tf.backend() as unknown as {
+      makeOutput(shape: number[], dtype: string): { dataId: object; shape: number[]; dtype: "float32" };
+    };
+    const infos = shapes.map((s) => backend.makeOutput(s, "float32"));
+    const { read } = io("wasm", backend);
+    const arrays = infos.map((i) => read(i)); // after every allocation
+    const engine = tf.engine() as unknown as { makeTensorFromTensorInfo(i: object): tf.Tensor };
+    return { arrays, tensors: () => infos.map((i) => engine.makeTensorFromTensorInfo(i)) };
+  }
+  const arrays = shapes.map((s) => new Float32Array(s.reduce((a, b) => a * b, 1)));
+  return { arrays, tensors: () => arrays.map((a, i) => tf.tensor(a, shapes[i])) };
 }
 
 export interface LlamaFusedInput {
@@ -134,7 +165,9 @@ export function llamaTokenLogProbsFused(
     cfg.qkNorm ? 1 : 0,
     cfg.tieWordEmbeddings ? 1 : 0,
   ]);
-  const [nParams, nActs] = nat.llamaSizes(ncfg);
+  const [nTensors, nActs] = nat.llamaSizes(ncfg);
+  if (nTensors !== shapes.length)
+    throw new Error(`llamaFused: ${shapes.length} parameter tensors, the native layout ${nTensors}`);
   const ids = Int32Array.from(inputs.dataSync());
   const tgt = Int32Array.from(targets.dataSync());
   const eps = cfg.rmsNormEps;
@@ -142,19 +175,11 @@ export function llamaTokenLogProbsFused(
   const taped = tapeRecording();
   const add = m.addition;
   const op = tf.customGrad((() => {
-    const flat = new Float32Array(nParams);
-    let off = 0;
-    for (const v of vars) {
-      const d = v.dataSync() as Float32Array;
-      flat.set(d, off);
-      off += d.length;
-    }
-    if (off !== nParams) throw new Error(`llamaFused: parameters have ${off} floats, the native layout ${nParams}`);
     let acts: Float32Array | null = takeActs(nActs);
     const out = new Float32Array(2 * N); // logp, then entropy
     nat.llamaForward(
       ncfg,
-      flat,
+      views(vars),
       ids,
       tgt,
       m.cos,
@@ -177,10 +202,10 @@ export function llamaTokenLogProbsFused(
       gradFunc: (dy: tf.Tensor) => {
         const d = dy.dataSync() as Float32Array;
         if (!acts) throw new Error("llamaFused: a backward through a forward taken outside a gradient tape");
-        const grads = new Float32Array(nParams);
+        const grads = outputs(shapes.map(([, shape]) => shape));
         nat.llamaBackward(
           ncfg,
-          flat,
+          views(vars), // (after the gradients' allocation, which may move the heap)
           ids,
           tgt,
           m.cos,
@@ -190,18 +215,12 @@ export function llamaTokenLogProbsFused(
           acts,
           d.subarray(0, N),
           d.subarray(N),
-          grads,
+          grads.arrays,
           threads,
         );
         spare = acts;
         acts = null;
-        let o = 0;
-        return shapes.map(([, shape]) => {
-          const n = shape.reduce((a, b) => a * b, 1);
-          const g = tf.tensor(grads.subarray(o, o + n), shape);
-          o += n;
-          return g;
-        });
+        return grads.tensors();
       },
     };
   }) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (...xs: tf.Tensor[]) => tf.Tensor3D;

@@ -26,42 +26,91 @@
 
 // ---- layouts ------------------------------------------------------------------------------------
 
+/** one layer's weights (or their gradients); absent ones (biases, q/k norms) null */
 typedef struct {
-  int64_t in_norm, qw, qb, kw, kb, vw, vb, ow, ob, qn, kn, post_norm, gw, uw, dw, size;
-} LayerParams;
+  float *in_norm, *qw, *qb, *kw, *kb, *vw, *vb, *ow, *ob, *qn, *kn, *post_norm, *gw, *uw, *dw;
+} LayerW;
 
-typedef struct {
-  int64_t emb, layer0, norm, lm, total;
-  LayerParams lp;
-} ParamLayout;
-
-static ParamLayout param_layout(const RlvrLlamaCfg *c) {
+/** the sizes of the parameter tensors, in llamaParamShapes() order, into sizes (may be null);
+ * returns how many there are */
+static int tensor_sizes(const RlvrLlamaCfg *c, int64_t *sizes) {
   const int64_t C = c->C, I = c->I, Q = (int64_t)c->nh * c->hd, KV = (int64_t)c->nkv * c->hd;
-  ParamLayout p;
-  LayerParams *l = &p.lp;
-  int64_t o = 0;
-  l->in_norm = o, o += C;
-  l->qw = o, o += Q * C;
-  l->qb = o, o += c->qkv_bias ? Q : 0;
-  l->kw = o, o += KV * C;
-  l->kb = o, o += c->qkv_bias ? KV : 0;
-  l->vw = o, o += KV * C;
-  l->vb = o, o += c->qkv_bias ? KV : 0;
-  l->ow = o, o += C * Q;
-  l->ob = o, o += c->o_bias ? C : 0;
-  l->qn = o, o += c->qk_norm ? c->hd : 0;
-  l->kn = o, o += c->qk_norm ? c->hd : 0;
-  l->post_norm = o, o += C;
-  l->gw = o, o += I * C;
-  l->uw = o, o += I * C;
-  l->dw = o, o += C * I;
-  l->size = o;
-  p.emb = 0;
-  p.layer0 = (int64_t)c->V * C;
-  p.norm = p.layer0 + c->L * l->size;
-  p.lm = c->tied ? p.emb : p.norm + C;
-  p.total = p.norm + C + (c->tied ? 0 : (int64_t)c->V * C);
-  return p;
+  int n = 0;
+#define PUT(x)                                                                                         \
+  do {                                                                                                 \
+    if (sizes) sizes[n] = (x);                                                                         \
+    n++;                                                                                               \
+  } while (0)
+  PUT((int64_t)c->V * C);
+  for (int l = 0; l < c->L; l++) {
+    PUT(C);
+    PUT(Q * C);
+    if (c->qkv_bias) PUT(Q);
+    PUT(KV * C);
+    if (c->qkv_bias) PUT(KV);
+    PUT(KV * C);
+    if (c->qkv_bias) PUT(KV);
+    PUT(C * Q);
+    if (c->o_bias) PUT(C);
+    if (c->qk_norm) {
+      PUT(c->hd);
+      PUT(c->hd);
+    }
+    PUT(C);
+    PUT(I * C);
+    PUT(I * C);
+    PUT(C * I);
+  }
+  PUT(C);
+  if (!c->tied) PUT((int64_t)c->V * C);
+#undef PUT
+  return n;
+}
+
+int rlvr_llama_tensor_count(const RlvrLlamaCfg *c) { return tensor_sizes(c, 0); }
+void rlvr_llama_tensor_sizes(const RlvrLlamaCfg *c, int64_t *sizes) { tensor_sizes(c, sizes); }
+
+/** the tensors of a table, by role: layers (L of them), embedding, final norm, output layer */
+typedef struct {
+  LayerW *layers;
+  float *emb, *norm, *lm;
+} Weights;
+
+// the layer tables of the parameters (slot 0) and the gradients (slot 1), grown as needed
+static LayerW *layer_tables[2];
+static int layer_caps[2];
+
+static const char *weights_of(const RlvrLlamaCfg *c, float *const *t, Weights *w, int slot) {
+  if (c->L > layer_caps[slot]) {
+    LayerW *p = realloc(layer_tables[slot], sizeof(LayerW) * (size_t)c->L);
+    if (!p) return "out of memory";
+    layer_tables[slot] = p;
+    layer_caps[slot] = c->L;
+  }
+  w->layers = layer_tables[slot];
+  memset(w->layers, 0, sizeof(LayerW) * (size_t)c->L);
+  int n = 0;
+  w->emb = t[n++];
+  for (int l = 0; l < c->L; l++) {
+    LayerW *x = &w->layers[l];
+    x->in_norm = t[n++];
+    x->qw = t[n++];
+    if (c->qkv_bias) x->qb = t[n++];
+    x->kw = t[n++];
+    if (c->qkv_bias) x->kb = t[n++];
+    x->vw = t[n++];
+    if (c->qkv_bias) x->vb = t[n++];
+    x->ow = t[n++];
+    if (c->o_bias) x->ob = t[n++];
+    if (c->qk_norm) x->qn = t[n++], x->kn = t[n++];
+    x->post_norm = t[n++];
+    x->gw = t[n++];
+    x->uw = t[n++];
+    x->dw = t[n++];
+  }
+  w->norm = t[n++];
+  w->lm = c->tied ? w->emb : t[n++];
+  return 0;
 }
 
 // Per layer: xin (the layer's input) and its RMS factor r1; qraw, kraw (projections before the
@@ -105,7 +154,6 @@ static ActLayout act_layout(const RlvrLlamaCfg *c) {
   return a;
 }
 
-int64_t rlvr_llama_param_count(const RlvrLlamaCfg *c) { return param_layout(c).total; }
 int64_t rlvr_llama_acts_size(const RlvrLlamaCfg *c) { return act_layout(c).total; }
 
 const char *rlvr_llama_check(const RlvrLlamaCfg *c) {
@@ -639,12 +687,13 @@ static int head_slice(const RlvrLlamaCfg *c) {
 
 #define ROWS 32
 
-const char *rlvr_llama_forward(const RlvrLlamaCfg *c, const float *params, const int32_t *inputs,
+const char *rlvr_llama_forward(const RlvrLlamaCfg *c, float *const *params, const int32_t *inputs,
                                const int32_t *targets, const float *cos, const float *sin, float eps,
                                float temperature, float *acts, float *logp, float *entropy, int add_layer,
                                const float *add_vec, int threads) {
   TRY(rlvr_llama_check(c));
-  const ParamLayout P = param_layout(c);
+  Weights PW;
+  TRY(weights_of(c, params, &PW, 0));
   const ActLayout A = act_layout(c);
   const int B = c->B, T = c->T, C = c->C, N = B * T, I = c->I, V = c->V, hd = c->hd;
   const int Q = c->nh * hd, KV = c->nkv * hd, VS = head_slice(c);
@@ -656,32 +705,32 @@ const char *rlvr_llama_forward(const RlvrLlamaCfg *c, const float *params, const
   float *h = s, *tmp = h + n * C, *act = tmp + n * C, *zs = act + n * I, *st = zs + n * VS;
   double *hm = (double *)(s + ((size_t)(st - s) + n + 1) / 2 * 2), *hs = hm + n, *hq = hs + n;
   float *x0 = acts + A.la.xin;
-  for (int r = 0; r < N; r++) memcpy(x0 + (size_t)r * C, params + P.emb + (size_t)inputs[r] * C, sizeof(float) * C);
+  for (int r = 0; r < N; r++) memcpy(x0 + (size_t)r * C, PW.emb + (size_t)inputs[r] * C, sizeof(float) * C);
   Job j = {.c = c, .eps = eps, .tau = temperature, .scale = (float)(1.0 / sqrt((double)hd)), .threads = threads};
   j.cos = cos, j.sin = sin;
   for (int l = 0; l < c->L; l++) {
-    const float *w = params + P.layer0 + l * P.lp.size;
+    const LayerW *w = &PW.layers[l];
     float *a = acts + l * A.la.size;
     float *xout = l + 1 < c->L ? acts + (l + 1) * A.la.size + A.la.xin : acts + A.xL;
     // input norm, q/k/v
-    j.x = a + A.la.xin, j.w = w + P.lp.in_norm, j.y = h, j.r = a + A.la.r1, j.width = C;
+    j.x = a + A.la.xin, j.w = w->in_norm, j.y = h, j.r = a + A.la.r1, j.width = C;
     pfor(threads, N, ROWS, rms_rows, &j);
     float *qp = c->qk_norm ? a + A.la.qraw : a + A.la.q, *kp = c->qk_norm ? a + A.la.kraw : a + A.la.k;
-    TRY(mm(h, w + P.lp.qw, qp, N, C, Q, 0, 1, threads));
-    TRY(mm(h, w + P.lp.kw, kp, N, C, KV, 0, 1, threads));
-    TRY(mm(h, w + P.lp.vw, a + A.la.v, N, C, KV, 0, 1, threads));
+    TRY(mm(h, w->qw, qp, N, C, Q, 0, 1, threads));
+    TRY(mm(h, w->kw, kp, N, C, KV, 0, 1, threads));
+    TRY(mm(h, w->vw, a + A.la.v, N, C, KV, 0, 1, threads));
     if (c->qkv_bias) {
-      j.y = qp, j.bias = w + P.lp.qb, j.width = Q;
+      j.y = qp, j.bias = w->qb, j.width = Q;
       pfor(threads, N, ROWS, bias_rows, &j);
-      j.y = kp, j.bias = w + P.lp.kb, j.width = KV;
+      j.y = kp, j.bias = w->kb, j.width = KV;
       pfor(threads, N, ROWS, bias_rows, &j);
-      j.y = a + A.la.v, j.bias = w + P.lp.vb, j.width = KV;
+      j.y = a + A.la.v, j.bias = w->vb, j.width = KV;
       pfor(threads, N, ROWS, bias_rows, &j);
     }
     if (c->qk_norm) {
-      j.x = qp, j.w = w + P.lp.qn, j.y = a + A.la.q, j.r = 0, j.width = hd;
+      j.x = qp, j.w = w->qn, j.y = a + A.la.q, j.r = 0, j.width = hd;
       pfor(threads, N * c->nh, ROWS, rms_rows, &j);
-      j.x = kp, j.w = w + P.lp.kn, j.y = a + A.la.k;
+      j.x = kp, j.w = w->kn, j.y = a + A.la.k;
       pfor(threads, N * c->nkv, ROWS, rms_rows, &j);
     }
     j.rot = a + A.la.q, j.heads = c->nh;
@@ -692,29 +741,29 @@ const char *rlvr_llama_forward(const RlvrLlamaCfg *c, const float *params, const
     j.q = a + A.la.q, j.k = a + A.la.k, j.v = a + A.la.v, j.atty = a + A.la.atty;
     pfor(threads, B * c->nkv, 1, attn_fwd, &j);
     if (atomic_exchange(&attn_oom, 0)) return "out of memory in attention";
-    TRY(mm(a + A.la.atty, w + P.lp.ow, tmp, N, Q, C, 0, 1, threads));
-    j.res = a + A.la.xin, j.y = tmp, j.bias = c->o_bias ? w + P.lp.ob : 0, j.out = a + A.la.xmid, j.add = 0,
+    TRY(mm(a + A.la.atty, w->ow, tmp, N, Q, C, 0, 1, threads));
+    j.res = a + A.la.xin, j.y = tmp, j.bias = c->o_bias ? w->ob : 0, j.out = a + A.la.xmid, j.add = 0,
     j.width = C;
     pfor(threads, N, ROWS, residual_rows, &j);
     // post-attention norm, SwiGLU MLP, residual
-    j.x = a + A.la.xmid, j.w = w + P.lp.post_norm, j.y = h, j.r = a + A.la.r2, j.width = C;
+    j.x = a + A.la.xmid, j.w = w->post_norm, j.y = h, j.r = a + A.la.r2, j.width = C;
     pfor(threads, N, ROWS, rms_rows, &j);
-    TRY(mm(h, w + P.lp.gw, a + A.la.gate, N, C, I, 0, 1, threads));
-    TRY(mm(h, w + P.lp.uw, a + A.la.up, N, C, I, 0, 1, threads));
+    TRY(mm(h, w->gw, a + A.la.gate, N, C, I, 0, 1, threads));
+    TRY(mm(h, w->uw, a + A.la.up, N, C, I, 0, 1, threads));
     j.gate = a + A.la.gate, j.up = a + A.la.up, j.act = act;
     pfor(threads, N, ROWS, swiglu_rows, &j);
-    TRY(mm(act, w + P.lp.dw, tmp, N, I, C, 0, 1, threads));
+    TRY(mm(act, w->dw, tmp, N, I, C, 0, 1, threads));
     j.res = a + A.la.xmid, j.y = tmp, j.bias = 0, j.out = xout, j.add = l == add_layer ? add_vec : 0, j.width = C;
     pfor(threads, N, ROWS, residual_rows, &j);
   }
   // final norm, the output layer in vocabulary slices
-  j.x = acts + A.xL, j.w = params + P.norm, j.y = acts + A.hn, j.r = acts + A.rf, j.width = C;
+  j.x = acts + A.xL, j.w = PW.norm, j.y = acts + A.hn, j.r = acts + A.rf, j.width = C;
   pfor(threads, N, ROWS, rms_rows, &j);
   for (int r = 0; r < N; r++) hm[r] = -INFINITY, hs[r] = 0, hq[r] = 0, st[r] = 0;
   j.targets = targets, j.hm = hm, j.hs = hs, j.hq = hq, j.st = st, j.dz = zs;
   for (int v0 = 0; v0 < V; v0 += VS) {
     const int vs = V - v0 < VS ? V - v0 : VS;
-    TRY(mm(acts + A.hn, params + P.lm + (size_t)v0 * C, zs, N, C, vs, 0, 1, threads));
+    TRY(mm(acts + A.hn, PW.lm + (size_t)v0 * C, zs, N, C, vs, 0, 1, threads));
     j.v0 = v0, j.vs = vs;
     pfor(threads, N, 16, head_fwd_rows, &j);
   }
@@ -729,12 +778,14 @@ const char *rlvr_llama_forward(const RlvrLlamaCfg *c, const float *params, const
   return 0;
 }
 
-const char *rlvr_llama_backward(const RlvrLlamaCfg *c, const float *params, const int32_t *inputs,
+const char *rlvr_llama_backward(const RlvrLlamaCfg *c, float *const *params, const int32_t *inputs,
                                 const int32_t *targets, const float *cos, const float *sin, float eps,
                                 float temperature, const float *acts, const float *dlogp, const float *dentropy,
-                                float *grads, int threads) {
+                                float *const *grads, int threads) {
   TRY(rlvr_llama_check(c));
-  const ParamLayout P = param_layout(c);
+  Weights PW, GW;
+  TRY(weights_of(c, params, &PW, 0));
+  TRY(weights_of(c, grads, &GW, 1));
   const ActLayout A = act_layout(c);
   const int B = c->B, T = c->T, C = c->C, N = B * T, I = c->I, V = c->V, hd = c->hd;
   const int Q = c->nh * hd, KV = c->nkv * hd, VS = head_slice(c);
@@ -748,7 +799,7 @@ const char *rlvr_llama_backward(const RlvrLlamaCfg *c, const float *params, cons
   float *dx = s, *dh = dx + n * C, *h = dh + n * C, *tmp = h + n * C, *act = tmp + n * C, *dact = act + n * I,
         *dup = dact + n * I, *datty = dup + n * I, *dq = datty + n * Q, *dk = dq + n * Q, *dv = dk + n * KV,
         *rq = dv + n * KV, *zs = rq + n * c->nh;
-  memset(grads, 0, sizeof(float) * P.total);
+  if (!c->tied) memset(GW.emb, 0, sizeof(float) * (size_t)V * C); // the only gradient added to, not written
   Job j = {.c = c, .eps = eps, .tau = temperature, .scale = (float)(1.0 / sqrt((double)hd)), .threads = threads};
   j.cos = cos, j.sin = sin;
   // the output layer, slice by slice: dW rows of the slice, dh accumulated
@@ -757,50 +808,50 @@ const char *rlvr_llama_backward(const RlvrLlamaCfg *c, const float *params, cons
   j.targets = targets, j.lse = acts + A.lse, j.ent = acts + A.ent, j.dlogp = dlogp, j.dent = dentropy, j.dz = zs;
   for (int v0 = 0; v0 < V; v0 += VS) {
     const int vs = V - v0 < VS ? V - v0 : VS;
-    const float *wv = params + P.lm + (size_t)v0 * C;
+    const float *wv = PW.lm + (size_t)v0 * C;
     TRY(mm(hn, wv, zs, N, C, vs, 0, 1, threads));
     j.v0 = v0, j.vs = vs;
     pfor(threads, N, 16, head_bwd_rows, &j);
-    TRY(mm(zs, hn, grads + P.lm + (size_t)v0 * C, vs, N, C, 1, 0, threads));
+    TRY(mm(zs, hn, GW.lm + (size_t)v0 * C, vs, N, C, 1, 0, threads));
     TRY(mm(zs, wv, tmp, N, vs, C, 0, 0, threads));
     j.y = tmp, j.out = dh, j.width = C;
     pfor(threads, N, ROWS, add_rows, &j);
   }
   // final norm: dx = the gradient of the last layer's output
-  j.x = acts + A.xL, j.w = params + P.norm, j.r = (float *)(acts + A.rf), j.dy = dh, j.dx = dx, j.accumulate = 0,
-  j.width = C, j.rows = N, j.dw = grads + P.norm;
+  j.x = acts + A.xL, j.w = PW.norm, j.r = (float *)(acts + A.rf), j.dy = dh, j.dx = dx, j.accumulate = 0,
+  j.width = C, j.rows = N, j.dw = GW.norm;
   pfor(threads, N, ROWS, rms_back_rows, &j);
   pfor(threads, C, 16, rms_back_cols, &j);
   for (int l = c->L - 1; l >= 0; l--) {
-    const float *w = params + P.layer0 + l * P.lp.size;
-    float *gw = grads + P.layer0 + l * P.lp.size;
+    const LayerW *w = &PW.layers[l];
+    const LayerW *gw = &GW.layers[l];
     const float *a = acts + l * A.la.size;
     // MLP (dx: the gradient of the layer's output)
-    j.x = a + A.la.xmid, j.w = w + P.lp.post_norm, j.y = h, j.r = 0, j.width = C;
+    j.x = a + A.la.xmid, j.w = w->post_norm, j.y = h, j.r = 0, j.width = C;
     pfor(threads, N, ROWS, rms_rows, &j);
     j.gate = a + A.la.gate, j.up = a + A.la.up, j.act = act;
     pfor(threads, N, ROWS, swiglu_rows, &j);
-    TRY(mm(dx, act, gw + P.lp.dw, C, N, I, 1, 0, threads));
-    TRY(mm(dx, w + P.lp.dw, dact, N, C, I, 0, 0, threads));
+    TRY(mm(dx, act, gw->dw, C, N, I, 1, 0, threads));
+    TRY(mm(dx, w->dw, dact, N, C, I, 0, 0, threads));
     j.dgate = dact, j.dup = dup;
     pfor(threads, N, ROWS, swiglu_back_rows, &j);
-    TRY(mm(dact, h, gw + P.lp.gw, I, N, C, 1, 0, threads));
-    TRY(mm(dup, h, gw + P.lp.uw, I, N, C, 1, 0, threads));
-    TRY(mm(dact, w + P.lp.gw, dh, N, I, C, 0, 0, threads));
-    TRY(mm(dup, w + P.lp.uw, tmp, N, I, C, 0, 0, threads));
+    TRY(mm(dact, h, gw->gw, I, N, C, 1, 0, threads));
+    TRY(mm(dup, h, gw->uw, I, N, C, 1, 0, threads));
+    TRY(mm(dact, w->gw, dh, N, I, C, 0, 0, threads));
+    TRY(mm(dup, w->uw, tmp, N, I, C, 0, 0, threads));
     j.y = tmp, j.out = dh, j.width = C;
     pfor(threads, N, ROWS, add_rows, &j);
-    j.x = a + A.la.xmid, j.w = w + P.lp.post_norm, j.r = (float *)(a + A.la.r2), j.dy = dh, j.dx = dx,
-    j.accumulate = 1, j.width = C, j.rows = N, j.dw = gw + P.lp.post_norm;
+    j.x = a + A.la.xmid, j.w = w->post_norm, j.r = (float *)(a + A.la.r2), j.dy = dh, j.dx = dx,
+    j.accumulate = 1, j.width = C, j.rows = N, j.dw = gw->post_norm;
     pfor(threads, N, ROWS, rms_back_rows, &j);
     pfor(threads, C, 16, rms_back_cols, &j);
     // attention (dx: the gradient of xmid)
-    TRY(mm(dx, a + A.la.atty, gw + P.lp.ow, C, N, Q, 1, 0, threads));
+    TRY(mm(dx, a + A.la.atty, gw->ow, C, N, Q, 1, 0, threads));
     if (c->o_bias) {
-      j.dy = dx, j.dw = gw + P.lp.ob, j.width = C, j.rows = N;
+      j.dy = dx, j.dw = gw->ob, j.width = C, j.rows = N;
       pfor(threads, C, 16, colsum_cols, &j);
     }
-    TRY(mm(dx, w + P.lp.ow, datty, N, C, Q, 0, 0, threads));
+    TRY(mm(dx, w->ow, datty, N, C, Q, 0, 0, threads));
     j.q = a + A.la.q, j.k = a + A.la.k, j.v = a + A.la.v, j.datty = datty, j.dq = dq, j.dk = dk, j.dv = dv;
     pfor(threads, B * c->nkv, 1, attn_bwd, &j);
     if (atomic_exchange(&attn_oom, 0)) return "out of memory in attention";
@@ -814,10 +865,10 @@ const char *rlvr_llama_backward(const RlvrLlamaCfg *c, const float *params, cons
         const int heads = which ? c->nkv : c->nh;
         float *d = which ? dk : dq;
         // the RMS factors into rq; the normed values into datty (free now: [N, Q] holds [N · heads, hd])
-        j.x = which ? a + A.la.kraw : a + A.la.qraw, j.w = w + (which ? P.lp.kn : P.lp.qn), j.y = datty, j.r = rq,
+        j.x = which ? a + A.la.kraw : a + A.la.qraw, j.w = (which ? w->kn : w->qn), j.y = datty, j.r = rq,
         j.width = hd;
         pfor(threads, N * heads, ROWS, rms_rows, &j);
-        j.dy = d, j.dw = gw + (which ? P.lp.kn : P.lp.qn), j.rows = N * heads;
+        j.dy = d, j.dw = (which ? gw->kn : gw->qn), j.rows = N * heads;
         pfor(threads, hd, 16, rms_back_cols, &j);
         j.dx = d, j.accumulate = 0;
         pfor(threads, N * heads, ROWS, rms_back_rows, &j);
@@ -825,32 +876,32 @@ const char *rlvr_llama_backward(const RlvrLlamaCfg *c, const float *params, cons
     }
     if (c->qkv_bias) {
       j.rows = N;
-      j.dy = dq, j.dw = gw + P.lp.qb, j.width = Q;
+      j.dy = dq, j.dw = gw->qb, j.width = Q;
       pfor(threads, Q, 16, colsum_cols, &j);
-      j.dy = dk, j.dw = gw + P.lp.kb, j.width = KV;
+      j.dy = dk, j.dw = gw->kb, j.width = KV;
       pfor(threads, KV, 16, colsum_cols, &j);
-      j.dy = dv, j.dw = gw + P.lp.vb, j.width = KV;
+      j.dy = dv, j.dw = gw->vb, j.width = KV;
       pfor(threads, KV, 16, colsum_cols, &j);
     }
-    j.x = a + A.la.xin, j.w = w + P.lp.in_norm, j.y = h, j.r = 0, j.width = C;
+    j.x = a + A.la.xin, j.w = w->in_norm, j.y = h, j.r = 0, j.width = C;
     pfor(threads, N, ROWS, rms_rows, &j);
-    TRY(mm(dq, h, gw + P.lp.qw, Q, N, C, 1, 0, threads));
-    TRY(mm(dk, h, gw + P.lp.kw, KV, N, C, 1, 0, threads));
-    TRY(mm(dv, h, gw + P.lp.vw, KV, N, C, 1, 0, threads));
-    TRY(mm(dq, w + P.lp.qw, dh, N, Q, C, 0, 0, threads));
+    TRY(mm(dq, h, gw->qw, Q, N, C, 1, 0, threads));
+    TRY(mm(dk, h, gw->kw, KV, N, C, 1, 0, threads));
+    TRY(mm(dv, h, gw->vw, KV, N, C, 1, 0, threads));
+    TRY(mm(dq, w->qw, dh, N, Q, C, 0, 0, threads));
     j.y = tmp, j.out = dh, j.width = C;
-    TRY(mm(dk, w + P.lp.kw, tmp, N, KV, C, 0, 0, threads));
+    TRY(mm(dk, w->kw, tmp, N, KV, C, 0, 0, threads));
     pfor(threads, N, ROWS, add_rows, &j);
-    TRY(mm(dv, w + P.lp.vw, tmp, N, KV, C, 0, 0, threads));
+    TRY(mm(dv, w->vw, tmp, N, KV, C, 0, 0, threads));
     pfor(threads, N, ROWS, add_rows, &j);
-    j.x = a + A.la.xin, j.w = w + P.lp.in_norm, j.r = (float *)(a + A.la.r1), j.dy = dh, j.dx = dx,
-    j.accumulate = 1, j.width = C, j.rows = N, j.dw = gw + P.lp.in_norm;
+    j.x = a + A.la.xin, j.w = w->in_norm, j.r = (float *)(a + A.la.r1), j.dy = dh, j.dx = dx,
+    j.accumulate = 1, j.width = C, j.rows = N, j.dw = gw->in_norm;
     pfor(threads, N, ROWS, rms_back_rows, &j);
     pfor(threads, C, 16, rms_back_cols, &j);
   }
   // the embedding: a scatter-add (after the tied output layer's rows were written)
   for (int r = 0; r < N; r++) {
-    float *e = grads + P.emb + (size_t)inputs[r] * C;
+    float *e = GW.emb + (size_t)inputs[r] * C;
     const float *d = dx + (size_t)r * C;
     for (int i = 0; i < C; i++) e[i] += d[i];
   }

@@ -14,8 +14,11 @@ typedef struct {
   int B, T, C, L, V, I, nh, nkv, hd, qkv_bias, o_bias, qk_norm, tied;
 } RlvrLlamaCfg;
 
-/** floats of the parameters, concatenated in llamaParamShapes() order (llama.ts; no MLP biases) */
-int64_t rlvr_llama_param_count(const RlvrLlamaCfg *c);
+/** the parameter tensors, in llamaParamShapes() order (llama.ts; no MLP biases): how many, and the
+ * floats of each (sizes: rlvr_llama_tensor_count(c) entries). The kernels take a table of pointers
+ * to them (the tensors where they live, in the tfjs-wasm heap), and one of their gradients. */
+int rlvr_llama_tensor_count(const RlvrLlamaCfg *c);
+void rlvr_llama_tensor_sizes(const RlvrLlamaCfg *c, int64_t *sizes);
 /** floats of the activations the forward keeps for the backward */
 int64_t rlvr_llama_acts_size(const RlvrLlamaCfg *c);
 /** null if the config is usable, else why not */
@@ -24,15 +27,15 @@ const char *rlvr_llama_check(const RlvrLlamaCfg *c);
 /** logp[n] = log softmax(logits / temperature)[n, targets[n]], entropy[n] its entropy; cos and sin
  * [T, hd]: the RoPE tables (sin signed: −sin on the first half, +sin on the second); eps: the
  * RMSNorm epsilon. add_layer >= 0: add_vec [C] joins the residual stream after that layer. */
-const char *rlvr_llama_forward(const RlvrLlamaCfg *c, const float *params, const int32_t *inputs,
+const char *rlvr_llama_forward(const RlvrLlamaCfg *c, float *const *params, const int32_t *inputs,
                                const int32_t *targets, const float *cos, const float *sin, float eps,
                                float temperature, float *acts, float *logp, float *entropy, int add_layer,
                                const float *add_vec, int threads);
 
-/** grads (layout of params, overwritten) of sum(dlogp · logp + dentropy · entropy) from the acts of
- * the forward with the same arguments */
-const char *rlvr_llama_backward(const RlvrLlamaCfg *c, const float *params, const int32_t *inputs,
+/** grads (a table like params, every tensor overwritten) of sum(dlogp · logp + dentropy · entropy),
+ * from the acts of the forward with the same arguments */
+const char *rlvr_llama_backward(const RlvrLlamaCfg *c, float *const *params, const int32_t *inputs,
                                 const int32_t *targets, const float *cos, const float *sin, float eps,
                                 float temperature, const float *acts, const float *dlogp, const float *dentropy,
-                                float *grads, int threads);
+                                float *const *grads, int threads);
 #endif

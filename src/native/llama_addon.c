@@ -4,6 +4,7 @@
 // src/model/llamaFused.ts.
 #include <node_api.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include "llama.h"
 
 #define CHECK(call)                                                                                    \
@@ -57,13 +58,50 @@ static int ids(napi_env env, napi_value v, const RlvrLlamaCfg *c, int32_t **p) {
   return 1;
 }
 
+// the tables of parameter and gradient pointers (slots 0 and 1) and the expected sizes, grown as needed
+static float **tables[2];
+static int64_t *expected;
+static int table_cap;
+
+/** a JS array of Float32Arrays, one per parameter tensor of the config, each of exactly its size:
+ * their data pointers into the table of `slot` */
+static const char *tensor_table(napi_env env, napi_value v, const RlvrLlamaCfg *c, int slot, float ***out) {
+  const int n = rlvr_llama_tensor_count(c);
+  if (n > table_cap) {
+    float **a = realloc(tables[0], sizeof(float *) * n), **b = a ? realloc(tables[1], sizeof(float *) * n) : 0;
+    if (a) tables[0] = a;
+    if (b) tables[1] = b;
+    int64_t *e = b ? realloc(expected, sizeof(int64_t) * n) : 0;
+    if (!e) return "out of memory";
+    expected = e;
+    table_cap = n;
+  }
+  bool is = false;
+  uint32_t len = 0;
+  if (napi_is_array(env, v, &is) != napi_ok || !is || napi_get_array_length(env, v, &len) != napi_ok ||
+      len != (uint32_t)n)
+    return "expected an array of one Float32Array per parameter tensor (llamaParamShapes order)";
+  rlvr_llama_tensor_sizes(c, expected);
+  for (int i = 0; i < n; i++) {
+    napi_value e;
+    void *d;
+    size_t m;
+    if (napi_get_element(env, v, (uint32_t)i, &e) != napi_ok || !typed(env, e, napi_float32_array, &d, &m) ||
+        (int64_t)m != expected[i])
+      return "a parameter tensor is not a Float32Array of its shape's size";
+    tables[slot][i] = d;
+  }
+  *out = tables[slot];
+  return 0;
+}
+
 static int num(napi_env env, napi_value v, double *out) { return napi_get_value_double(env, v, out) == napi_ok; }
 
 #define BAD_CFG                                                                                        \
   "config must be an Int32Array [B, T, C, L, V, I, nh, nkv, hd, qkvBias, oBias, qkNorm, tied] of positive sizes "  \
   "(nkv divides nh, hd even) and 0/1 flags"
 
-/** llamaSizes(cfg) → [parameter floats, activation floats] */
+/** llamaSizes(cfg) → [parameter tensors, activation floats] */
 static napi_value sizes(napi_env env, napi_callback_info cb) {
   size_t argc = 1;
   napi_value argv[1], out, v;
@@ -71,7 +109,7 @@ static napi_value sizes(napi_env env, napi_callback_info cb) {
   CHECK(napi_get_cb_info(env, cb, &argc, argv, 0, 0));
   if (argc != 1 || !read_cfg(env, argv[0], &c)) return fail(env, "llamaSizes: " BAD_CFG);
   CHECK(napi_create_array_with_length(env, 2, &out));
-  CHECK(napi_create_double(env, (double)rlvr_llama_param_count(&c), &v));
+  CHECK(napi_create_double(env, (double)rlvr_llama_tensor_count(&c), &v));
   CHECK(napi_set_element(env, out, 0, v));
   CHECK(napi_create_double(env, (double)rlvr_llama_acts_size(&c), &v));
   CHECK(napi_set_element(env, out, 1, v));
@@ -79,11 +117,11 @@ static napi_value sizes(napi_env env, napi_callback_info cb) {
 }
 
 /** the arguments both calls share: cfg, params, inputs, targets, cos, sin, eps, temperature, acts */
-static const char *common(napi_env env, napi_value *argv, RlvrLlamaCfg *c, float **params, int32_t **inputs,
+static const char *common(napi_env env, napi_value *argv, RlvrLlamaCfg *c, float ***params, int32_t **inputs,
                           int32_t **targets, float **cos, float **sin, double *eps, double *tau, float **acts) {
   if (!read_cfg(env, argv[0], c)) return BAD_CFG;
-  if (!f32(env, argv[1], params, (size_t)rlvr_llama_param_count(c)))
-    return "params must be a Float32Array of every parameter";
+  const char *err = tensor_table(env, argv[1], c, 0, params);
+  if (err) return err;
   if (!ids(env, argv[2], c, inputs) || !ids(env, argv[3], c, targets))
     return "inputs and targets must be Int32Arrays of B*T ids below the vocabulary size";
   const size_t rope = (size_t)c->T * c->hd;
@@ -110,7 +148,7 @@ static napi_value forward(napi_env env, napi_callback_info cb) {
   CHECK(napi_get_cb_info(env, cb, &argc, argv, 0, 0));
   if (argc != 14) return fail(env, "llamaForward: expected 14 arguments");
   RlvrLlamaCfg c;
-  float *params, *cos, *sin, *acts, *logp, *entropy = 0, *add = 0;
+  float **params, *cos, *sin, *acts, *logp, *entropy = 0, *add = 0;
   int32_t *inputs, *targets;
   double eps, tau, add_layer, threads;
   const char *err = common(env, argv, &c, &params, &inputs, &targets, &cos, &sin, &eps, &tau, &acts);
@@ -137,7 +175,7 @@ static napi_value backward(napi_env env, napi_callback_info cb) {
   CHECK(napi_get_cb_info(env, cb, &argc, argv, 0, 0));
   if (argc != 13) return fail(env, "llamaBackward: expected 13 arguments");
   RlvrLlamaCfg c;
-  float *params, *cos, *sin, *acts, *dlogp, *dent = 0, *grads;
+  float **params, **grads, *cos, *sin, *acts, *dlogp, *dent = 0;
   int32_t *inputs, *targets;
   double eps, tau, threads;
   const char *err = common(env, argv, &c, &params, &inputs, &targets, &cos, &sin, &eps, &tau, &acts);
@@ -146,8 +184,8 @@ static napi_value backward(napi_env env, napi_callback_info cb) {
   if (!f32(env, argv[9], &dlogp, N)) return fail(env, "llamaBackward: dlogp must be a Float32Array of B*T floats");
   if (!is_null(env, argv[10]) && !f32(env, argv[10], &dent, N))
     return fail(env, "llamaBackward: dentropy must be null or a Float32Array of B*T floats");
-  if (!f32(env, argv[11], &grads, (size_t)rlvr_llama_param_count(&c)))
-    return fail(env, "llamaBackward: grads must be a Float32Array of every parameter");
+  err = tensor_table(env, argv[11], &c, 1, &grads);
+  if (err) return failed(env, "llamaBackward: grads", err);
   if (!num(env, argv[12], &threads) || threads < 1) return fail(env, "llamaBackward: threads must be >= 1");
   err = rlvr_llama_backward(&c, params, inputs, targets, cos, sin, (float)eps, (float)tau, acts, dlogp, dent,
                             grads, (int)threads);
