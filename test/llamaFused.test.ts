@@ -12,7 +12,7 @@ import { selectBackend } from "../src/engine/backend.js";
 import { makeRng } from "../src/engine/rng.js";
 import { setFusedTraining } from "../src/model/gptFused.js";
 import { LlamaModel } from "../src/model/llama.js";
-import { llamaFusedAvailable, llamaFusedUnavailableReason } from "../src/model/llamaFused.js";
+import { llamaFusedAvailable, llamaFusedUnavailableReason, setLlamaHeadKeepBytes } from "../src/model/llamaFused.js";
 import { matmulThreads, setMatmulThreads } from "../src/kernels/matmul.js";
 import { selectKernels } from "../src/model/generate.js";
 import { availableOrFailInCI } from "./ci.js";
@@ -166,6 +166,26 @@ describe.skipIf(!available)("fused native Llama-family forward/backward", () => 
           m.setResidualAddition(null);
         }
       });
+
+  for (const name of ["qwen2, tied, 3 query heads per key-value head", "qwen3, q/k norms, untied"])
+    it(`${name}: the backward that computes the logits again (not kept by the forward) agrees too`, () => {
+      const m = models[name];
+      const ref = lossAndGrads(m, batches[name], 0.7, false);
+      const old = setLlamaHeadKeepBytes(0);
+      let got: ReturnType<typeof lossAndGrads>;
+      try {
+        got = lossAndGrads(m, batches[name], 0.7, true);
+      } finally {
+        setLlamaHeadKeepBytes(old);
+      }
+      const kept = lossAndGrads(m, batches[name], 0.7, true);
+      expect(relErr(got.logp, ref.logp)).toBeLessThan(TOL);
+      expect(relErr(got.entropy, ref.entropy)).toBeLessThan(TOL);
+      for (const k of Object.keys(m.params)) {
+        expect(relErr(got.grads[k], ref.grads[k]), k).toBeLessThan(TOL);
+        expect(Array.from(got.grads[k]), k).toEqual(Array.from(kept.grads[k])); // the same logits either way
+      }
+    });
 
   it("is causal: changing the last real token changes no earlier log-prob", () => {
     const m = models["qwen2, tied, 3 query heads per key-value head"];

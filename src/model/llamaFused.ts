@@ -15,7 +15,8 @@ import { llamaParamShapes, type LlamaConfig } from "./llama.js";
 
 /** The addon's exports for the Llama family (src/native/llama_addon.c). */
 interface LlamaNative {
-  /** [parameter tensors, activation floats] of a config [B, T, C, L, V, I, nh, nkv, hd, qkvBias, oBias, qkNorm, tied] */
+  /** [parameter tensors, activation floats] of a config [B, T, C, L, V, I, nh, nkv, hd, qkvBias, oBias, qkNorm,
+   * tied, keepLogits] */
   llamaSizes(cfg: Int32Array): [number, number];
   /** params, grads: one Float32Array per parameter tensor, in llamaParamShapes() order */
   llamaForward(
@@ -73,6 +74,17 @@ export function llamaFusedUnavailableReason(): string {
 export function llamaFusedUnsupported(cfg: LlamaConfig): string {
   if (cfg.mlpBias) return "mlp_bias is not supported by the native kernels";
   return "";
+}
+
+/** The forward keeps the output layer's logits for the backward when they take at most this many bytes
+ * (B·T·V floats); above it, the backward computes each vocabulary slice's logits again. */
+let headKeepBytes = 256 * 2 ** 20;
+
+/** sets the limit above (for tests: 0 makes the backward always recompute); returns the previous one */
+export function setLlamaHeadKeepBytes(bytes: number): number {
+  const old = headKeepBytes;
+  headKeepBytes = bytes;
+  return old;
 }
 
 let spare: Float32Array | null = null;
@@ -164,6 +176,7 @@ export function llamaTokenLogProbsFused(
     cfg.oBias ? 1 : 0,
     cfg.qkNorm ? 1 : 0,
     cfg.tieWordEmbeddings ? 1 : 0,
+    N * cfg.vocabSize * 4 <= headKeepBytes ? 1 : 0,
   ]);
   const [nTensors, nActs] = nat.llamaSizes(ncfg);
   if (nTensors !== shapes.length)

@@ -1,14 +1,15 @@
 // The Llama family's teacher-forced forward (embedding gather, blocks, final norm, output layer,
 // log-softmax at a temperature, target log-probs, entropy) and its whole backward, one call each
-// (llama.h). Parameters: llamaParamShapes() of src/model/llama.ts, concatenated. Matmuls go to
-// rlvr_gemm (weights are [out, in]: x Wᵀ is a product with a transposed B); RMSNorm, RoPE,
-// attention, SwiGLU and the softmax head are split over rows, (sequence, key-value head) pairs or
-// columns on the pool. The output layer runs over vocabulary slices: the forward keeps per row a
-// running maximum, Σ exp and Σ exp · shifted logit (in double), the backward recomputes each
-// slice's logits, so nothing of size rows × vocabulary is held. The backward also recomputes the
-// normed inputs of the projections, the SwiGLU product and the attention probabilities from what
-// the forward kept. The small helpers (exp, the register-held attention sums, the parallel loop)
-// are the ones of gpt.c, repeated here as statics.
+// (llama.h). Parameters and gradients: tables of pointers, one tensor each, in llamaParamShapes()
+// order (src/model/llama.ts). Matmuls go to rlvr_gemm (weights are [out, in]: x Wᵀ is a product
+// with a transposed B); RMSNorm, RoPE, attention, SwiGLU and the softmax head are split over rows,
+// (sequence, key-value head) pairs or columns on the pool. The output layer runs over vocabulary
+// slices: the forward keeps per row a running maximum, Σ exp and Σ exp · shifted logit (in double);
+// the backward takes each slice's logits from the activations where the caller asked to keep them
+// (keep_logits: the caller bounds that memory), else computes them again. The backward also
+// recomputes the normed inputs of the projections, the SwiGLU product and the attention
+// probabilities from what the forward kept. The small helpers (exp, the register-held attention
+// sums, the parallel loop) are the ones of gpt.c, repeated here as statics.
 #include "llama.h"
 #include <math.h>
 #include <stdatomic.h>
@@ -121,9 +122,10 @@ typedef struct {
 } LayerActs;
 
 typedef struct {
-  int64_t xL, rf, hn, lse, ent, total;
+  int64_t xL, rf, hn, lse, ent, z, zsize, total;
   LayerActs la;
 } ActLayout;
+
 
 static ActLayout act_layout(const RlvrLlamaCfg *c) {
   const int64_t N = (int64_t)c->B * c->T, C = c->C, I = c->I, Q = (int64_t)c->nh * c->hd,
@@ -150,6 +152,8 @@ static ActLayout act_layout(const RlvrLlamaCfg *c) {
   a.hn = o, o += N * C;
   a.lse = o, o += N;
   a.ent = o, o += N;
+  a.zsize = c->keep_logits ? N * c->V : 0;
+  a.z = o, o += a.zsize;
   a.total = o;
   return a;
 }
@@ -439,16 +443,25 @@ VEC static void rope_rows_dir(const Job *j, int lo, int hi, int back) {
 static void rope_rows(void *p, int lo, int hi) { rope_rows_dir(p, lo, hi, 0); }
 static void rope_back_rows(void *p, int lo, int hi) { rope_rows_dir(p, lo, hi, 1); }
 
+/** s[i] = sigmoid(g[i]) = 1 / (1 + exp(−g[i])) for i < n (n <= 256), the exponentials vectorised */
+VEC static inline void sigmoid_block(const float *g, float *s, int n) {
+  for (int i = 0; i < n; i++) s[i] = -g[i];
+  exp_shifted(s, n, 0.0f);
+  for (int i = 0; i < n; i++) s[i] = 1.0f / (1.0f + s[i]);
+}
+
 /** rows [lo, hi) of [N, I]: act = silu(gate) · up */
 VEC static void swiglu_rows(void *p, int lo, int hi) {
   const Job *j = p;
   const int I = j->c->I;
+  float s[256];
   for (int row = lo; row < hi; row++) {
     const float *g = j->gate + (size_t)row * I, *u = j->up + (size_t)row * I;
     float *a = j->act + (size_t)row * I;
-    for (int i = 0; i < I; i++) {
-      const float s = 1.0f / (1.0f + expf(-g[i]));
-      a[i] = g[i] * s * u[i];
+    for (int i0 = 0; i0 < I; i0 += 256) {
+      const int n = I - i0 < 256 ? I - i0 : 256;
+      sigmoid_block(g + i0, s, n);
+      for (int i = 0; i < n; i++) a[i0 + i] = g[i0 + i] * s[i] * u[i0 + i];
     }
   }
 }
@@ -457,13 +470,18 @@ VEC static void swiglu_rows(void *p, int lo, int hi) {
 VEC static void swiglu_back_rows(void *p, int lo, int hi) {
   const Job *j = p;
   const int I = j->c->I;
+  float s[256];
   for (int row = lo; row < hi; row++) {
     const float *g = j->gate + (size_t)row * I, *u = j->up + (size_t)row * I;
     float *dg = j->dgate + (size_t)row * I, *du = j->dup + (size_t)row * I;
-    for (int i = 0; i < I; i++) {
-      const float s = 1.0f / (1.0f + expf(-g[i])), d = dg[i];
-      du[i] = d * (g[i] * s);
-      dg[i] = d * u[i] * (s * (1.0f + g[i] * (1.0f - s)));
+    for (int i0 = 0; i0 < I; i0 += 256) {
+      const int n = I - i0 < 256 ? I - i0 : 256;
+      sigmoid_block(g + i0, s, n);
+      for (int i = 0; i < n; i++) {
+        const float gi = g[i0 + i], si = s[i], d = dg[i0 + i];
+        du[i0 + i] = d * (gi * si);
+        dg[i0 + i] = d * u[i0 + i] * (si * (1.0f + gi * (1.0f - si)));
+      }
     }
   }
 }
@@ -615,33 +633,27 @@ VEC static void attn_bwd(void *p, int lo, int hi) {
 
 // ---- the output layer ---------------------------------------------------------------------------
 
-/** rows [lo, hi) of a vocabulary slice z [N, vs] (logits, overwritten): merges the slice into each
+/** rows [lo, hi) of a vocabulary slice z [N, vs] of logits (read only): merges the slice into each
  * row's running max m, Σ exp(s − m) and Σ exp(s − m)(s − m), s = z / τ; notes the target's s */
 VEC static void head_fwd_rows(void *p, int lo, int hi) {
   const Job *j = p;
   const int vs = j->vs;
+  float buf[256], sh[256];
   for (int row = lo; row < hi; row++) {
-    float *s = j->dz + (size_t)row * vs;
+    const float *z = j->z + (size_t)row * vs;
     float mx = -INFINITY;
     for (int v = 0; v < vs; v++) {
-      s[v] = s[v] / j->tau;
-      mx = s[v] > mx ? s[v] : mx;
+      const float s = z[v] / j->tau;
+      mx = s > mx ? s : mx;
     }
     const int tg = j->targets[row] - j->v0;
-    if (tg >= 0 && tg < vs) j->st[row] = s[tg];
-    double q = 0;
-    for (int v = 0; v < vs; v++) s[v] -= mx;
-    float *e = s; // the shifted logits, then their exponentials
-    double sum = 0;
-    {
-      // Σ e^x · x needs both: one pass computing e^x into a block buffer
-      float buf[256];
-      for (int v0 = 0; v0 < vs; v0 += 256) {
-        const int n = vs - v0 < 256 ? vs - v0 : 256;
-        memcpy(buf, e + v0, sizeof(float) * n);
-        sum += exp_shifted(buf, n, 0.0f);
-        for (int v = 0; v < n; v++) q += (double)buf[v] * e[v0 + v];
-      }
+    if (tg >= 0 && tg < vs) j->st[row] = z[tg] / j->tau;
+    double sum = 0, q = 0;
+    for (int v0 = 0; v0 < vs; v0 += 256) {
+      const int n = vs - v0 < 256 ? vs - v0 : 256;
+      for (int v = 0; v < n; v++) sh[v] = buf[v] = z[v0 + v] / j->tau - mx;
+      sum += exp_shifted(buf, n, 0.0f);
+      for (int v = 0; v < n; v++) q += (double)buf[v] * sh[v];
     }
     const double m0 = j->hm[row];
     if (m0 == -INFINITY) {
@@ -655,20 +667,21 @@ VEC static void head_fwd_rows(void *p, int lo, int hi) {
   }
 }
 
-/** rows [lo, hi) of a slice z [N, vs] (overwritten with dz): dz = (dlogp (onehot − p) − dent p
- * (log p + H)) / τ, log p = z / τ − lse */
+/** rows [lo, hi) of a slice: dz = (dlogp (onehot − p) − dent p (log p + H)) / τ from the logits z
+ * (log p = z / τ − lse); z and dz may be the same array */
 VEC static void head_bwd_rows(void *p, int lo, int hi) {
   const Job *j = p;
   const int vs = j->vs;
+  float buf[256], lp[256];
   for (int row = lo; row < hi; row++) {
+    const float *z = j->z + (size_t)row * vs;
     float *d = j->dz + (size_t)row * vs;
     const float lse = j->lse[row], H = j->ent[row], gl = j->dlogp[row], ge = j->dent ? j->dent[row] : 0.0f;
-    float buf[256];
     for (int v0 = 0; v0 < vs; v0 += 256) {
       const int n = vs - v0 < 256 ? vs - v0 : 256;
-      for (int v = 0; v < n; v++) buf[v] = d[v0 + v] = d[v0 + v] / j->tau - lse; // log p
-      exp_shifted(buf, n, 0.0f);                                                 // p
-      for (int v = 0; v < n; v++) d[v0 + v] = -buf[v] * (gl + ge * (d[v0 + v] + H)) / j->tau;
+      for (int v = 0; v < n; v++) buf[v] = lp[v] = z[v0 + v] / j->tau - lse;
+      exp_shifted(buf, n, 0.0f); // p
+      for (int v = 0; v < n; v++) d[v0 + v] = -buf[v] * (gl + ge * (lp[v] + H)) / j->tau;
     }
     const int tg = j->targets[row] - j->v0;
     if (tg >= 0 && tg < vs) d[tg] += gl / j->tau;
@@ -760,10 +773,12 @@ const char *rlvr_llama_forward(const RlvrLlamaCfg *c, float *const *params, cons
   j.x = acts + A.xL, j.w = PW.norm, j.y = acts + A.hn, j.r = acts + A.rf, j.width = C;
   pfor(threads, N, ROWS, rms_rows, &j);
   for (int r = 0; r < N; r++) hm[r] = -INFINITY, hs[r] = 0, hq[r] = 0, st[r] = 0;
-  j.targets = targets, j.hm = hm, j.hs = hs, j.hq = hq, j.st = st, j.dz = zs;
+  j.targets = targets, j.hm = hm, j.hs = hs, j.hq = hq, j.st = st;
   for (int v0 = 0; v0 < V; v0 += VS) {
     const int vs = V - v0 < VS ? V - v0 : VS;
-    TRY(mm(acts + A.hn, PW.lm + (size_t)v0 * C, zs, N, C, vs, 0, 1, threads));
+    float *z = A.zsize ? acts + A.z + n * v0 : zs;
+    TRY(mm(acts + A.hn, PW.lm + (size_t)v0 * C, z, N, C, vs, 0, 1, threads));
+    j.z = z;
     j.v0 = v0, j.vs = vs;
     pfor(threads, N, 16, head_fwd_rows, &j);
   }
@@ -809,7 +824,12 @@ const char *rlvr_llama_backward(const RlvrLlamaCfg *c, float *const *params, con
   for (int v0 = 0; v0 < V; v0 += VS) {
     const int vs = V - v0 < VS ? V - v0 : VS;
     const float *wv = PW.lm + (size_t)v0 * C;
-    TRY(mm(hn, wv, zs, N, C, vs, 0, 1, threads));
+    if (A.zsize)
+      j.z = acts + A.z + n * v0; // kept by the forward
+    else {
+      TRY(mm(hn, wv, zs, N, C, vs, 0, 1, threads));
+      j.z = zs;
+    }
     j.v0 = v0, j.vs = vs;
     pfor(threads, N, 16, head_bwd_rows, &j);
     TRY(mm(zs, hn, GW.lm + (size_t)v0 * C, vs, N, C, 1, 0, threads));

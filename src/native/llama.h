@@ -9,9 +9,11 @@
 #include <stdint.h>
 
 /** B sequences of T tokens; hidden C, L layers, vocabulary V, MLP intermediate I, nh query heads,
- * nkv key-value heads, head_dim hd; flags: qkv biases, o_proj bias, q/k norm, tied output layer */
+ * nkv key-value heads, head_dim hd; flags: qkv biases, o_proj bias, q/k norm, tied output layer, and
+ * keep_logits: the forward keeps the output layer's logits (B·T·V floats, slice after slice) in the
+ * activations for the backward, which otherwise computes them again */
 typedef struct {
-  int B, T, C, L, V, I, nh, nkv, hd, qkv_bias, o_bias, qk_norm, tied;
+  int B, T, C, L, V, I, nh, nkv, hd, qkv_bias, o_bias, qk_norm, tied, keep_logits;
 } RlvrLlamaCfg;
 
 /** the parameter tensors, in llamaParamShapes() order (llama.ts; no MLP biases): how many, and the

@@ -33,14 +33,14 @@ static int is_null(napi_env env, napi_value v) {
   return napi_typeof(env, v, &t) == napi_ok && (t == napi_null || t == napi_undefined);
 }
 
-/** the config Int32Array [B, T, C, L, V, I, nh, nkv, hd, qkvBias, oBias, qkNorm, tied], checked */
+/** the config Int32Array [B, T, C, L, V, I, nh, nkv, hd, qkvBias, oBias, qkNorm, tied, keepLogits], checked */
 static int read_cfg(napi_env env, napi_value v, RlvrLlamaCfg *c) {
   void *d;
   size_t n;
-  if (!typed(env, v, napi_int32_array, &d, &n) || n != 13) return 0;
+  if (!typed(env, v, napi_int32_array, &d, &n) || n != 14) return 0;
   const int32_t *x = d;
-  *c = (RlvrLlamaCfg){x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7], x[8], x[9], x[10], x[11], x[12]};
-  for (int i = 9; i < 13; i++)
+  *c = (RlvrLlamaCfg){x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7], x[8], x[9], x[10], x[11], x[12], x[13]};
+  for (int i = 9; i < 14; i++)
     if (x[i] != 0 && x[i] != 1) return 0;
   return rlvr_llama_check(c) == 0 && rlvr_llama_acts_size(c) < ((int64_t)1 << 40);
 }
@@ -98,8 +98,8 @@ static const char *tensor_table(napi_env env, napi_value v, const RlvrLlamaCfg *
 static int num(napi_env env, napi_value v, double *out) { return napi_get_value_double(env, v, out) == napi_ok; }
 
 #define BAD_CFG                                                                                        \
-  "config must be an Int32Array [B, T, C, L, V, I, nh, nkv, hd, qkvBias, oBias, qkNorm, tied] of positive sizes "  \
-  "(nkv divides nh, hd even) and 0/1 flags"
+  "config must be an Int32Array [B, T, C, L, V, I, nh, nkv, hd, qkvBias, oBias, qkNorm, tied, keepLogits] of "  \
+  "positive sizes (nkv divides nh, hd even) and 0/1 flags"
 
 /** llamaSizes(cfg) → [parameter tensors, activation floats] */
 static napi_value sizes(napi_env env, napi_callback_info cb) {
