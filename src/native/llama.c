@@ -20,7 +20,8 @@
 
 #if defined(__x86_64__)
 #include <immintrin.h>
-#define VEC __attribute__((target("avx2")))
+// (fma: only where an intrinsic asks for it; -ffp-contract=off keeps the compiler from fusing others)
+#define VEC __attribute__((target("avx2,fma")))
 #else
 #define VEC
 #endif
@@ -488,22 +489,43 @@ VEC static void swiglu_back_rows(void *p, int lo, int hi) {
 
 // ---- attention ----------------------------------------------------------------------------------
 
+// Attention's small products keep their running sums in registers, several independent ones at a
+// time (one broadcast feeds them all), with fused multiply-adds.
+
 /** s[t] = Σ_e q[e] · xt[e][t] for t < n rounded up to 8 (xt transposed [hd][T8], zero-padded) */
 VEC static inline void dots(int n, int hd, int T8, const float *restrict q, const float *restrict xt,
                             float *restrict s) {
-  for (int t0 = 0; t0 < n; t0 += 8) {
+  int t0 = 0;
 #if defined(__x86_64__)
+  for (; t0 + 24 < n; t0 += 32) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    for (int e = 0; e < hd; e++) {
+      const __m256 qb = _mm256_set1_ps(q[e]);
+      const float *x = xt + (size_t)e * T8 + t0;
+      a0 = _mm256_fmadd_ps(qb, _mm256_loadu_ps(x), a0);
+      a1 = _mm256_fmadd_ps(qb, _mm256_loadu_ps(x + 8), a1);
+      a2 = _mm256_fmadd_ps(qb, _mm256_loadu_ps(x + 16), a2);
+      a3 = _mm256_fmadd_ps(qb, _mm256_loadu_ps(x + 24), a3);
+    }
+    _mm256_storeu_ps(s + t0, a0);
+    _mm256_storeu_ps(s + t0 + 8, a1);
+    _mm256_storeu_ps(s + t0 + 16, a2);
+    _mm256_storeu_ps(s + t0 + 24, a3);
+  }
+  for (; t0 < n; t0 += 8) {
     __m256 acc = _mm256_setzero_ps();
     for (int e = 0; e < hd; e++)
-      acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_set1_ps(q[e]), _mm256_loadu_ps(xt + (size_t)e * T8 + t0)));
+      acc = _mm256_fmadd_ps(_mm256_set1_ps(q[e]), _mm256_loadu_ps(xt + (size_t)e * T8 + t0), acc);
     _mm256_storeu_ps(s + t0, acc);
+  }
 #else
+  for (; t0 < n; t0 += 8) {
     float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     for (int e = 0; e < hd; e++)
       for (int k = 0; k < 8; k++) acc[k] += q[e] * xt[(size_t)e * T8 + t0 + k];
     for (int k = 0; k < 8; k++) s[t0 + k] = acc[k];
-#endif
   }
+#endif
 }
 
 /** y[e] += Σ_{t < n} w[t · ws] · x[t · stride + e] for e < hd */
@@ -511,10 +533,25 @@ VEC static inline void wsum(int n, int hd, const float *restrict w, size_t ws, c
                             size_t stride, float *restrict y) {
   int e0 = 0;
 #if defined(__x86_64__)
+  for (; e0 + 32 <= hd; e0 += 32) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    for (int t = 0; t < n; t++) {
+      const __m256 wb = _mm256_set1_ps(w[t * ws]);
+      const float *xr = x + t * stride + e0;
+      a0 = _mm256_fmadd_ps(wb, _mm256_loadu_ps(xr), a0);
+      a1 = _mm256_fmadd_ps(wb, _mm256_loadu_ps(xr + 8), a1);
+      a2 = _mm256_fmadd_ps(wb, _mm256_loadu_ps(xr + 16), a2);
+      a3 = _mm256_fmadd_ps(wb, _mm256_loadu_ps(xr + 24), a3);
+    }
+    _mm256_storeu_ps(y + e0, _mm256_add_ps(_mm256_loadu_ps(y + e0), a0));
+    _mm256_storeu_ps(y + e0 + 8, _mm256_add_ps(_mm256_loadu_ps(y + e0 + 8), a1));
+    _mm256_storeu_ps(y + e0 + 16, _mm256_add_ps(_mm256_loadu_ps(y + e0 + 16), a2));
+    _mm256_storeu_ps(y + e0 + 24, _mm256_add_ps(_mm256_loadu_ps(y + e0 + 24), a3));
+  }
   for (; e0 + 8 <= hd; e0 += 8) {
     __m256 acc = _mm256_setzero_ps();
     for (int t = 0; t < n; t++)
-      acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_set1_ps(w[t * ws]), _mm256_loadu_ps(x + t * stride + e0)));
+      acc = _mm256_fmadd_ps(_mm256_set1_ps(w[t * ws]), _mm256_loadu_ps(x + t * stride + e0), acc);
     _mm256_storeu_ps(y + e0, _mm256_add_ps(_mm256_loadu_ps(y + e0), acc));
   }
 #endif
