@@ -284,3 +284,46 @@ describe.skipIf(!available)("fused native Llama-family forward/backward", () => 
     expect(tf.memory().numTensors).toBe(before);
   });
 });
+
+// The cpu backend: the kernels read its arrays in place, and the gradients become tensors afterwards
+// (llamaFused.ts views / outputs), another path than the wasm heap's.
+describe.skipIf(!available)("fused native Llama-family forward/backward on the cpu backend", () => {
+  const name = "qwen3, q/k norms, untied";
+  let dir = "";
+  let m: LlamaModel;
+  let batch: Batch;
+
+  beforeAll(async () => {
+    await selectBackend("cpu");
+    selectKernels("auto");
+    dir = tinyCheckpoint("qwen3-untied");
+    m = LlamaModel.load(dir);
+    batch = makeBatch(m.vocabSize, 4, 13, 9);
+  });
+
+  afterAll(() => {
+    m.dispose();
+    tf.dispose(Object.values(batch));
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it(`${name}, temperature 0.7, a residual addition: matches the tfjs graph and keeps no tensors`, () => {
+    m.setResidualAddition({
+      layer: 1,
+      vector: Float32Array.from({ length: m.hiddenSize }, (_, i) => Math.cos(i)),
+      scale: 0.3,
+    });
+    try {
+      const ref = lossAndGrads(m, batch, 0.7, false);
+      const before = tf.memory().numTensors;
+      const got = lossAndGrads(m, batch, 0.7, true);
+      expect(tf.memory().numTensors).toBe(before);
+      expect(Array.from(got.logp)).not.toEqual(Array.from(ref.logp)); // not bit for bit: it took the native path
+      expect(relErr(got.logp, ref.logp)).toBeLessThan(TOL);
+      expect(relErr(got.entropy, ref.entropy)).toBeLessThan(TOL);
+      for (const k of Object.keys(m.params)) expect(relErr(got.grads[k], ref.grads[k]), k).toBeLessThan(TOL);
+    } finally {
+      m.setResidualAddition(null);
+    }
+  });
+});
