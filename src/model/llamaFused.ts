@@ -162,6 +162,7 @@ export function llamaTokenLogProbsFused(
   const N = B * T;
   const shapes = llamaParamShapes(cfg);
   const vars = shapes.map(([name]) => m.params[name]);
+  const taped = tapeRecording();
   const ncfg = Int32Array.from([
     B,
     T,
@@ -176,7 +177,7 @@ export function llamaTokenLogProbsFused(
     cfg.oBias ? 1 : 0,
     cfg.qkNorm ? 1 : 0,
     cfg.tieWordEmbeddings ? 1 : 0,
-    N * cfg.vocabSize * 4 <= headKeepBytes ? 1 : 0,
+    taped && N * cfg.vocabSize * 4 <= headKeepBytes ? 1 : 0, // (no backward will read them otherwise)
   ]);
   const [nTensors, nActs] = nat.llamaSizes(ncfg);
   if (nTensors !== shapes.length)
@@ -185,7 +186,6 @@ export function llamaTokenLogProbsFused(
   const tgt = Int32Array.from(targets.dataSync());
   const eps = cfg.rmsNormEps;
   const threads = matmulThreads();
-  const taped = tapeRecording();
   const add = m.addition;
   const op = tf.customGrad((() => {
     let acts: Float32Array | null = takeActs(nActs);
