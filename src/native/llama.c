@@ -839,10 +839,9 @@ const char *rlvr_llama_backward(const RlvrLlamaCfg *c, float *const *params, con
   TRY(weights_of(c, params, &PW, 0));
   TRY(weights_of(c, grads, &GW, 1));
   const ActLayout A = act_layout(c);
-  const int B = c->B, T = c->T, C = c->C, N = B * T, I = c->I, V = c->V, hd = c->hd;
+  const int B = c->B, C = c->C, N = B * c->T, I = c->I, V = c->V, hd = c->hd;
   const int Q = c->nh * hd, KV = c->nkv * hd, VS = head_slice(c);
   const size_t n = (size_t)N;
-  (void)T;
   // dx, dh, h, tmp [N, C]; act, dact, dup [N, I]; datty, dq [N, Q]; dk, dv [N, KV]; rq [N · nh];
   // then the head's slice
   const size_t need = n * C * 4 + n * I * 3 + n * Q * 2 + n * KV * 2 + n * c->nh + n * VS;
