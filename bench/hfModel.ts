@@ -13,8 +13,10 @@
 //    in micro-batches of `microBatch`, AdamW applied), as `npm run experiment` runs it: the rollouts
 //    never stop early (no stop ids), so it is the step's longest case;
 //  - peak resident memory of the process (maxRSS) after each part.
+// Kernels `fused` sample as `fast` does; its update and forward run through the native Llama-family
+// forward/backward (src/model/llamaFused.ts).
 // Call benchHfModel() after the backend is set (bench/bench.ts), or run this file:
-//   npx tsx bench/hfModel.ts [--json] [--backend wasm|cpu] [--kernels fast,stock] [--preset smollm2-135m]
+//   npx tsx bench/hfModel.ts [--json] [--backend wasm|cpu] [--kernels fast,stock,fused] [--preset smollm2-135m]
 //     [--checkpoint DIR] [--sequences 64] [--new-tokens 128] [--prompt-tokens 32] [--update-batch 64]
 //     [--update-length 160] [--micro-batch 8] [--update-micro-batches N] [--grpo-step] [--parts false]
 import fs from "node:fs";
@@ -36,7 +38,7 @@ export interface HfModelBenchOptions {
   /** a checkpoint directory; default: a random one of `preset`, made once in the temp directory */
   checkpoint?: string;
   preset?: string;
-  kernels?: ("fast" | "stock")[];
+  kernels?: ("fast" | "stock" | "fused")[];
   sequences?: number;
   newTokens?: number;
   promptTokens?: number;
@@ -54,7 +56,7 @@ export interface HfModelBenchOptions {
 
 /** The parts' fields are absent when only the GRPO step was asked for (`parts: false`). */
 export interface HfModelKernelResult {
-  kernels: "fast" | "stock";
+  kernels: "fast" | "stock" | "fused";
   samplingSeconds?: number;
   samplingTokens?: number;
   samplingTokensPerSecond?: number;
@@ -379,7 +381,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   const result = await benchHfModel({
     checkpoint: arg("checkpoint"),
     preset: arg("preset"),
-    kernels: arg("kernels")?.split(",") as ("fast" | "stock")[] | undefined,
+    kernels: arg("kernels")?.split(",") as ("fast" | "stock" | "fused")[] | undefined,
     sequences: num("sequences"),
     newTokens: num("new-tokens"),
     promptTokens: num("prompt-tokens"),

@@ -3,7 +3,8 @@
 // random numbers in the same order (tested token for token). `auto` takes `fast` where
 // fastDecoder.wasm loads and says so. selectKernels() sets the decoder and our tfjs kernels
 // (src/kernels/select.ts) together, once at a command's start, after the tfjs backend is set.
-// `fused` is `fast` plus the organism's training forward/backward as native calls (gptFused.ts).
+// `fused` is `fast` plus the training forward/backward as native calls: the organism's (gptFused.ts)
+// and the Llama family's (llamaFused.ts).
 import type { Rng } from "../engine/rng.js";
 import { checkKernelsName, selectFastKernels } from "../kernels/select.js";
 import { generate, type GenerateOptions, type HostWeights } from "./decode.js";
@@ -43,7 +44,7 @@ export function selectKernels(requested: string = "auto"): {
   const ops = selectFastKernels(requested);
   const fused = requested === "fused";
   const training = fused
-    ? "; the organism's training forward/backward: one native call each (src/native/gpt.c, build/rlvr_native.node)"
+    ? "; the training forward/backward of the organism and of the Llama family: one native call each (src/native/gpt.c, llama.c; build/rlvr_native.node)"
     : "";
   return {
     name: active,

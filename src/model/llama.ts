@@ -33,6 +33,8 @@ import {
   TORCH_DTYPE,
   writeJsonAtomic,
 } from "./hfCheckpoint.js";
+import { fusedTrainingActive } from "./gptFused.js";
+import { llamaFusedUnsupported, llamaTokenLogProbsFused } from "./llamaFused.js";
 import type { WeightDType } from "./safetensors.js";
 
 export const LLAMA_FAMILIES = ["llama", "qwen2", "qwen3"] as const;
@@ -672,6 +674,16 @@ export class LlamaModel implements CausalLM {
     });
     if (lo < 0 || hi >= this.vocabSize)
       throw new Error(`tokenLogProbs: token ids must lie in [0, ${this.vocabSize}), got ${lo < 0 ? lo : hi}`);
+    // `--kernels fused`: the native forward/backward (llamaFused.ts), steering included; a config it
+    // does not cover (llamaFusedUnsupported: MLP biases) takes the tfjs graph below
+    if (fusedTrainingActive() && !llamaFusedUnsupported(this.config)) {
+      const { cos, sin } = this.ropeTables(Array.from({ length: T }, (_, t) => t));
+      const addition = this.steer
+        ? { layer: this.steer.layer, vector: this.steer.add.dataSync() as Float32Array }
+        : null;
+      const model = { config: this.config, params: this.params, cos, sin, addition };
+      return llamaTokenLogProbsFused(model, inputs, targets, opts.temperature, opts.entropy);
+    }
     return tf.tidy(() => {
       const pos = Array.from({ length: T }, (_, t) => t);
       const { cos, sin } = this.ropeTables(pos);

@@ -114,6 +114,7 @@ static napi_value fma_peak(napi_env env, napi_callback_info cb) {
 
 /** more exports, defined in other files of the addon where they exist */
 __attribute__((weak)) napi_value rlvr_register_gpt(napi_env env, napi_value exports);
+__attribute__((weak)) napi_value rlvr_register_llama(napi_env env, napi_value exports);
 
 static napi_value init(napi_env env, napi_value exports) {
   const napi_property_descriptor props[] = {
@@ -124,7 +125,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"fmaPeak", 0, fma_peak, 0, 0, 0, napi_default, 0},
   };
   CHECK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
-  if (rlvr_register_gpt) return rlvr_register_gpt(env, exports);
+  if (rlvr_register_gpt && !rlvr_register_gpt(env, exports)) return 0;
+  if (rlvr_register_llama && !rlvr_register_llama(env, exports)) return 0;
   return exports;
 }
 
