@@ -682,9 +682,10 @@ type HfResult = Awaited<ReturnType<typeof benchHfModel>>;
 let hfModel: HfResult | undefined;
 let torchHf: Record<string, unknown> | undefined;
 if (has("hf")) {
-  const hfKernels = arg("hf-kernels", "fast,stock").split(",") as Kernels[];
+  const hfKernels = arg("hf-kernels", "fast,stock").split(",") as GrpoKernels[];
   for (const k of hfKernels)
-    if (!KERNELS.includes(k)) throw new Error(`--hf-kernels: use fast and/or stock, got ${JSON.stringify(k)}`);
+    if (!["fast", "stock", "fused"].includes(k))
+      throw new Error(`--hf-kernels: use fast, stock and/or fused, got ${JSON.stringify(k)}`);
   const hfOpts = { log, updateMicroBatches: 1 };
   for (const [i, k] of hfKernels.entries()) {
     const r = await benchHfModel({ ...hfOpts, kernels: [k] });

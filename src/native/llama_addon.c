@@ -3,35 +3,10 @@
 // implies, and every token id against the vocabulary, before a kernel runs. Used by
 // src/model/llamaFused.ts.
 #include <node_api.h>
+#include "napi_util.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include "llama.h"
-
-#define CHECK(call)                                                                                    \
-  do {                                                                                                 \
-    if ((call) != napi_ok) {                                                                           \
-      napi_throw_error(env, 0, "rlvr_native: Node-API call failed: " #call);                           \
-      return 0;                                                                                        \
-    }                                                                                                  \
-  } while (0)
-
-static napi_value fail(napi_env env, const char *msg) {
-  napi_throw_error(env, 0, msg);
-  return 0;
-}
-
-static int typed(napi_env env, napi_value v, napi_typedarray_type want, void **data, size_t *len) {
-  bool is = false;
-  if (napi_is_typedarray(env, v, &is) != napi_ok || !is) return 0;
-  napi_typedarray_type type;
-  if (napi_get_typedarray_info(env, v, &type, len, data, 0, 0) != napi_ok) return 0;
-  return type == want;
-}
-
-static int is_null(napi_env env, napi_value v) {
-  napi_valuetype t;
-  return napi_typeof(env, v, &t) == napi_ok && (t == napi_null || t == napi_undefined);
-}
 
 /** the config Int32Array [B, T, C, L, V, I, nh, nkv, hd, qkvBias, oBias, qkNorm, tied, keepLogits], checked */
 static int read_cfg(napi_env env, napi_value v, RlvrLlamaCfg *c) {
