@@ -13,6 +13,10 @@
 #include <string.h>
 #include "native.h"
 #include "pool.h"
+#include "fused.h"
+
+/** the forward's and backward's working memory, kept between calls */
+static RlvrScratch scratch;
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -112,60 +116,6 @@ static ActLayout act_layout(const RlvrGptCfg *c) {
 int64_t rlvr_gpt_param_count(const RlvrGptCfg *c) { return param_layout(c).total; }
 int64_t rlvr_gpt_acts_size(const RlvrGptCfg *c) { return act_layout(c).total; }
 
-// ---- scratch and the parallel loop ----------------------------------------------------------------
-
-static float *scratch;
-static size_t scratch_cap;
-
-static float *ensure_scratch_floats(size_t n) {
-  if (n <= scratch_cap) return scratch;
-  float *p = aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64);
-  if (!p) return 0;
-  free(scratch);
-  scratch = p;
-  scratch_cap = n;
-  return p;
-}
-
-typedef void (*range_fn)(void *ctx, int lo, int hi);
-
-typedef struct {
-  range_fn fn;
-  void *ctx;
-  int n, chunk;
-  atomic_int next;
-} PFor;
-
-static void pfor_thread(void *p, int t) {
-  (void)t;
-  PFor *f = p;
-  for (;;) {
-    const int lo = atomic_fetch_add(&f->next, f->chunk);
-    if (lo >= f->n) break;
-    f->fn(f->ctx, lo, lo + f->chunk < f->n ? lo + f->chunk : f->n);
-  }
-}
-
-/** fn over [0, n) in chunks of `chunk`, on up to `threads` threads */
-static void pfor(int threads, int n, int chunk, range_fn fn, void *ctx) {
-  if (n <= 0) return;
-  const int tasks = (n + chunk - 1) / chunk;
-  if (threads <= 1 || tasks <= 1) {
-    fn(ctx, 0, n);
-    return;
-  }
-  PFor f = {.fn = fn, .ctx = ctx, .n = n, .chunk = chunk};
-  atomic_store(&f.next, 0);
-  rlvr_pool_run(threads < tasks ? threads : tasks, pfor_thread, &f);
-}
-
-static const int32_t ZERO_OFF[1] = {0};
-
-/** C[M, N] = op(A) op(B), one matrix */
-static const char *mm(const float *A, const float *B, float *C, int M, int K, int N, int ta, int tb, int threads) {
-  return rlvr_gemm(A, B, C, ZERO_OFF, ZERO_OFF, 1, M, K, N, ta, tb, 1, threads);
-}
-
 // ---- GELU (tanh approximation, as src/kernels/vmath.h) ----------------------------------------------
 
 static inline float gelu_tanh1(float u) {
@@ -173,24 +123,6 @@ static inline float gelu_tanh1(float u) {
 }
 
 #if defined(__x86_64__)
-__attribute__((target("avx2"))) static inline __m256 vexp8(__m256 x) {
-  x = _mm256_max_ps(x, _mm256_set1_ps(-87.3f));
-  x = _mm256_min_ps(x, _mm256_set1_ps(88.3f));
-  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_sub_ps(x, _mm256_mul_ps(n, _mm256_set1_ps(0.693145751953125f)));
-  r = _mm256_sub_ps(r, _mm256_mul_ps(n, _mm256_set1_ps(1.42860682030941723212e-6f)));
-  __m256 p = _mm256_set1_ps(1.0f / 5040.0f);
-  p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(1.0f / 720.0f));
-  p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(1.0f / 120.0f));
-  p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(1.0f / 24.0f));
-  p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(1.0f / 6.0f));
-  p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(0.5f));
-  p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(1.0f));
-  p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(1.0f));
-  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-  return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
-}
 
 __attribute__((target("avx2"))) static inline __m256 vgelu_tanh8(__m256 u) {
   const __m256 u3 = _mm256_mul_ps(_mm256_mul_ps(u, u), u);
@@ -198,7 +130,7 @@ __attribute__((target("avx2"))) static inline __m256 vgelu_tanh8(__m256 u) {
       _mm256_mul_ps(_mm256_set1_ps(GELU_C), _mm256_add_ps(u, _mm256_mul_ps(_mm256_set1_ps(GELU_A), u3)));
   const __m256 sign = _mm256_and_ps(y, _mm256_castsi256_ps(_mm256_set1_epi32((int)0x80000000)));
   const __m256 a = _mm256_andnot_ps(_mm256_castsi256_ps(_mm256_set1_epi32((int)0x80000000)), y);
-  const __m256 e = vexp8(_mm256_mul_ps(a, _mm256_set1_ps(-2.0f)));
+  const __m256 e = rlvr_vexp8(_mm256_mul_ps(a, _mm256_set1_ps(-2.0f)));
   const __m256 one = _mm256_set1_ps(1.0f);
   return _mm256_or_ps(_mm256_div_ps(_mm256_sub_ps(one, e), _mm256_add_ps(one, e)), sign);
 }
@@ -391,7 +323,7 @@ VEC static inline float exp_shifted(float *s, int n, float mx) {
 #if defined(__x86_64__)
   __m256 acc = _mm256_setzero_ps();
   for (; t + 8 <= n; t += 8) {
-    const __m256 e = vexp8(_mm256_sub_ps(_mm256_loadu_ps(s + t), _mm256_set1_ps(mx)));
+    const __m256 e = rlvr_vexp8(_mm256_sub_ps(_mm256_loadu_ps(s + t), _mm256_set1_ps(mx)));
     _mm256_storeu_ps(s + t, e);
     acc = _mm256_add_ps(acc, e);
   }
@@ -409,30 +341,12 @@ VEC static inline float exp_shifted(float *s, int n, float mx) {
 /** set when an attention task could not allocate its buffer */
 static atomic_int attn_oom;
 
-// One attention buffer per thread, kept (pool threads live as long as the process), zeroed per use.
-static _Thread_local float *tl_attn;
-static _Thread_local size_t tl_attn_cap;
-
-static float *attn_buffer(size_t n) {
-  if (n > tl_attn_cap) {
-    free(tl_attn);
-    tl_attn = malloc(sizeof(float) * n);
-    tl_attn_cap = tl_attn ? n : 0;
-    if (!tl_attn) {
-      atomic_store(&attn_oom, 1);
-      return 0;
-    }
-  }
-  memset(tl_attn, 0, sizeof(float) * n);
-  return tl_attn;
-}
-
 /** causal attention of (sequence, head) pairs [lo, hi). Keys are copied transposed ([hd, T]) so that
  * every loop runs along contiguous memory without a reduction (the compiler vectorises them). */
 VEC static void attn_fwd(void *p, int lo, int hi) {
   const Job *j = p;
   const int T = j->c->T, C = j->c->C, NH = j->c->NH, hd = C / NH, C3 = 3 * C, T8 = (T + 7) / 8 * 8;
-  float *kt = attn_buffer((size_t)hd * T8 + T8);
+  float *kt = rlvr_thread_buffer((size_t)hd * T8 + T8, &attn_oom);
   if (!kt) return;
   float *s = kt + (size_t)hd * T8;
   for (int bh = lo; bh < hi; bh++) {
@@ -590,7 +504,7 @@ static void gelu_back_rows(void *p, int lo, int hi) {
 VEC static void attn_bwd(void *p, int lo, int hi) {
   const Job *j = p;
   const int T = j->c->T, C = j->c->C, NH = j->c->NH, hd = C / NH, C3 = 3 * C, T8 = (T + 7) / 8 * 8;
-  float *vt = attn_buffer((size_t)hd * T8 + T8 + (size_t)T * T);
+  float *vt = rlvr_thread_buffer((size_t)hd * T8 + T8 + (size_t)T * T, &attn_oom);
   if (!vt) return;
   float *dp = vt + (size_t)hd * T8, *ds = dp + T8;
   for (int bh = lo; bh < hi; bh++) {
@@ -624,11 +538,6 @@ VEC static void attn_bwd(void *p, int lo, int hi) {
 // ---- the whole forward and backward ---------------------------------------------------------------
 
 #define ROWS 64
-#define TRY(call)                                                                                      \
-  do {                                                                                                 \
-    const char *e_ = (call);                                                                           \
-    if (e_) return e_;                                                                                 \
-  } while (0)
 
 static const char *check_cfg(const RlvrGptCfg *c) {
   if (c->B <= 0 || c->T <= 0 || c->C <= 0 || c->NH <= 0 || c->L <= 0 || c->V <= 0 || c->H <= 0 || c->ctx <= 0)
@@ -645,7 +554,7 @@ const char *rlvr_gpt_forward(const RlvrGptCfg *c, const float *params, const int
   const ParamLayout P = param_layout(c);
   const ActLayout A = act_layout(c);
   const int B = c->B, T = c->T, C = c->C, N = B * T, H = c->H, V = c->V;
-  float *tmp = ensure_scratch_floats((size_t)N * (C > V ? C : V));
+  float *tmp = rlvr_scratch(&scratch, (size_t)N * (C > V ? C : V));
   if (!tmp) return "out of memory for the scratch";
   // embeddings
   float *x0 = acts + A.la.xin;
@@ -661,35 +570,35 @@ const char *rlvr_gpt_forward(const RlvrGptCfg *c, const float *params, const int
     // ln_1, c_attn
     j.x = a + A.la.xin, j.g = w + P.lp.ln1g, j.b = w + P.lp.ln1b, j.y = a + A.la.ln1, j.mean = a + A.la.ln1m,
     j.rstd = a + A.la.ln1r;
-    pfor(threads, N, ROWS, ln_rows, &j);
-    TRY(mm(a + A.la.ln1, w + P.lp.aw, a + A.la.qkv, N, C, 3 * C, 0, 0, threads));
+    rlvr_pfor(threads, N, ROWS, ln_rows, &j);
+    TRY(rlvr_mm(a + A.la.ln1, w + P.lp.aw, a + A.la.qkv, N, C, 3 * C, 0, 0, threads));
     j.y = a + A.la.qkv, j.bias = w + P.lp.ab, j.width = 3 * C;
-    pfor(threads, N, ROWS, bias_rows, &j);
+    rlvr_pfor(threads, N, ROWS, bias_rows, &j);
     // attention, c_proj, residual
     j.qkv = a + A.la.qkv, j.att = a + A.la.att, j.atty = a + A.la.atty;
-    pfor(threads, B * c->NH, 4, attn_fwd, &j);
+    rlvr_pfor(threads, B * c->NH, 4, attn_fwd, &j);
     if (atomic_exchange(&attn_oom, 0)) return "out of memory in attention";
-    TRY(mm(a + A.la.atty, w + P.lp.pw, tmp, N, C, C, 0, 0, threads));
+    TRY(rlvr_mm(a + A.la.atty, w + P.lp.pw, tmp, N, C, C, 0, 0, threads));
     j.res = a + A.la.xin, j.y = tmp, j.bias = w + P.lp.pb, j.out = a + A.la.xmid, j.add = 0;
-    pfor(threads, N, ROWS, residual_rows, &j);
+    rlvr_pfor(threads, N, ROWS, residual_rows, &j);
     // ln_2, MLP, residual
     j.x = a + A.la.xmid, j.g = w + P.lp.ln2g, j.b = w + P.lp.ln2b, j.y = a + A.la.ln2, j.mean = a + A.la.ln2m,
     j.rstd = a + A.la.ln2r;
-    pfor(threads, N, ROWS, ln_rows, &j);
-    TRY(mm(a + A.la.ln2, w + P.lp.fw, a + A.la.fch, N, C, H, 0, 0, threads));
+    rlvr_pfor(threads, N, ROWS, ln_rows, &j);
+    TRY(rlvr_mm(a + A.la.ln2, w + P.lp.fw, a + A.la.fch, N, C, H, 0, 0, threads));
     j.h = a + A.la.fch, j.hg = a + A.la.fcg, j.bias = w + P.lp.fb, j.width = H;
-    pfor(threads, N, ROWS, bias_gelu_rows, &j);
-    TRY(mm(a + A.la.fcg, w + P.lp.fpw, tmp, N, H, C, 0, 0, threads));
+    rlvr_pfor(threads, N, ROWS, bias_gelu_rows, &j);
+    TRY(rlvr_mm(a + A.la.fcg, w + P.lp.fpw, tmp, N, H, C, 0, 0, threads));
     j.res = a + A.la.xmid, j.y = tmp, j.bias = w + P.lp.fpb, j.out = xout, j.add = l == add_layer ? add_vec : 0;
-    pfor(threads, N, ROWS, residual_rows, &j);
+    rlvr_pfor(threads, N, ROWS, residual_rows, &j);
   }
   // ln_f, lm_head, log-softmax
   j.x = acts + A.xL, j.g = params + P.lnfg, j.b = params + P.lnfb, j.y = acts + A.lnf, j.mean = acts + A.lnfm,
   j.rstd = acts + A.lnfr;
-  pfor(threads, N, ROWS, ln_rows, &j);
-  TRY(mm(acts + A.lnf, params + P.lmw, tmp, N, C, V, 0, 0, threads));
+  rlvr_pfor(threads, N, ROWS, ln_rows, &j);
+  TRY(rlvr_mm(acts + A.lnf, params + P.lmw, tmp, N, C, V, 0, 0, threads));
   j.d = tmp, j.lp = acts + A.lp, j.ent = acts + A.ent, j.targets = targets, j.logp = logp, j.entropy = entropy;
-  pfor(threads, N, ROWS, head_fwd, &j);
+  rlvr_pfor(threads, N, ROWS, head_fwd, &j);
   return 0;
 }
 
@@ -701,7 +610,7 @@ const char *rlvr_gpt_backward(const RlvrGptCfg *c, const float *params, const in
   const ActLayout A = act_layout(c);
   const int B = c->B, T = c->T, C = c->C, N = B * T, H = c->H, V = c->V;
   const size_t n = (size_t)N;
-  float *s = ensure_scratch_floats(n * (V + C + C + H + C + 3 * C));
+  float *s = rlvr_scratch(&scratch, n * (V + C + C + H + C + 3 * C));
   if (!s) return "out of memory for the scratch";
   float *dlogits = s, *dx = dlogits + n * V, *dln = dx + n * C, *dh = dln + n * C, *datty = dh + n * H,
         *dqkv = datty + n * C;
@@ -710,49 +619,49 @@ const char *rlvr_gpt_backward(const RlvrGptCfg *c, const float *params, const in
   // head
   j.lp = (float *)(acts + A.lp), j.ent = (float *)(acts + A.ent), j.targets = targets, j.dlogp = dlogp,
   j.dent = dentropy, j.d = dlogits;
-  pfor(threads, N, ROWS, head_bwd, &j);
-  TRY(mm(acts + A.lnf, dlogits, grads + P.lmw, C, N, V, 1, 0, threads));
-  TRY(mm(dlogits, params + P.lmw, dln, N, V, C, 0, 1, threads));
+  rlvr_pfor(threads, N, ROWS, head_bwd, &j);
+  TRY(rlvr_mm(acts + A.lnf, dlogits, grads + P.lmw, C, N, V, 1, 0, threads));
+  TRY(rlvr_mm(dlogits, params + P.lmw, dln, N, V, C, 0, 1, threads));
   memset(dx, 0, sizeof(float) * n * C);
   j.x = acts + A.xL, j.mean = (float *)(acts + A.lnfm), j.rstd = (float *)(acts + A.lnfr), j.g = params + P.lnfg,
   j.dout = dln, j.dx = dx, j.dg = grads + P.lnfg, j.db = grads + P.lnfb;
-  pfor(threads, N, ROWS, ln_back_rows, &j);
-  pfor(threads, C, 16, ln_back_cols, &j);
+  rlvr_pfor(threads, N, ROWS, ln_back_rows, &j);
+  rlvr_pfor(threads, C, 16, ln_back_cols, &j);
   for (int l = c->L - 1; l >= 0; l--) {
     const float *w = params + P.layer0 + l * P.lp.size;
     float *gw = grads + P.layer0 + l * P.lp.size;
     const float *a = acts + l * A.la.size;
     // MLP: dx is the gradient of the block's output
-    TRY(mm(dx, w + P.lp.fpw, dh, N, C, H, 0, 1, threads));
-    TRY(mm(a + A.la.fcg, dx, gw + P.lp.fpw, H, N, C, 1, 0, threads));
+    TRY(rlvr_mm(dx, w + P.lp.fpw, dh, N, C, H, 0, 1, threads));
+    TRY(rlvr_mm(a + A.la.fcg, dx, gw + P.lp.fpw, H, N, C, 1, 0, threads));
     j.dout = dx, j.db = gw + P.lp.fpb, j.width = C;
-    pfor(threads, C, 16, colsum_cols, &j);
+    rlvr_pfor(threads, C, 16, colsum_cols, &j);
     j.d = dh, j.h = (float *)(a + A.la.fch), j.width = H;
-    pfor(threads, N, ROWS, gelu_back_rows, &j);
+    rlvr_pfor(threads, N, ROWS, gelu_back_rows, &j);
     j.dout = dh, j.db = gw + P.lp.fb, j.width = H;
-    pfor(threads, H, 16, colsum_cols, &j);
-    TRY(mm(a + A.la.ln2, dh, gw + P.lp.fw, C, N, H, 1, 0, threads));
-    TRY(mm(dh, w + P.lp.fw, dln, N, H, C, 0, 1, threads));
+    rlvr_pfor(threads, H, 16, colsum_cols, &j);
+    TRY(rlvr_mm(a + A.la.ln2, dh, gw + P.lp.fw, C, N, H, 1, 0, threads));
+    TRY(rlvr_mm(dh, w + P.lp.fw, dln, N, H, C, 0, 1, threads));
     j.x = a + A.la.xmid, j.mean = (float *)(a + A.la.ln2m), j.rstd = (float *)(a + A.la.ln2r), j.g = w + P.lp.ln2g,
     j.dout = dln, j.dx = dx, j.dg = gw + P.lp.ln2g, j.db = gw + P.lp.ln2b;
-    pfor(threads, N, ROWS, ln_back_rows, &j);
-    pfor(threads, C, 16, ln_back_cols, &j);
+    rlvr_pfor(threads, N, ROWS, ln_back_rows, &j);
+    rlvr_pfor(threads, C, 16, ln_back_cols, &j);
     // attention: dx is now the gradient of xmid
-    TRY(mm(dx, w + P.lp.pw, datty, N, C, C, 0, 1, threads));
-    TRY(mm(a + A.la.atty, dx, gw + P.lp.pw, C, N, C, 1, 0, threads));
+    TRY(rlvr_mm(dx, w + P.lp.pw, datty, N, C, C, 0, 1, threads));
+    TRY(rlvr_mm(a + A.la.atty, dx, gw + P.lp.pw, C, N, C, 1, 0, threads));
     j.dout = dx, j.db = gw + P.lp.pb, j.width = C;
-    pfor(threads, C, 16, colsum_cols, &j);
+    rlvr_pfor(threads, C, 16, colsum_cols, &j);
     j.qkv = a + A.la.qkv, j.att_c = a + A.la.att, j.datty = datty, j.dqkv = dqkv;
-    pfor(threads, B * c->NH, 4, attn_bwd, &j);
+    rlvr_pfor(threads, B * c->NH, 4, attn_bwd, &j);
     if (atomic_exchange(&attn_oom, 0)) return "out of memory in attention";
     j.dout = dqkv, j.db = gw + P.lp.ab, j.width = 3 * C;
-    pfor(threads, 3 * C, 16, colsum_cols, &j);
-    TRY(mm(a + A.la.ln1, dqkv, gw + P.lp.aw, C, N, 3 * C, 1, 0, threads));
-    TRY(mm(dqkv, w + P.lp.aw, dln, N, 3 * C, C, 0, 1, threads));
+    rlvr_pfor(threads, 3 * C, 16, colsum_cols, &j);
+    TRY(rlvr_mm(a + A.la.ln1, dqkv, gw + P.lp.aw, C, N, 3 * C, 1, 0, threads));
+    TRY(rlvr_mm(dqkv, w + P.lp.aw, dln, N, 3 * C, C, 0, 1, threads));
     j.x = a + A.la.xin, j.mean = (float *)(a + A.la.ln1m), j.rstd = (float *)(a + A.la.ln1r), j.g = w + P.lp.ln1g,
     j.dout = dln, j.dx = dx, j.dg = gw + P.lp.ln1g, j.db = gw + P.lp.ln1b;
-    pfor(threads, N, ROWS, ln_back_rows, &j);
-    pfor(threads, C, 16, ln_back_cols, &j);
+    rlvr_pfor(threads, N, ROWS, ln_back_rows, &j);
+    rlvr_pfor(threads, C, 16, ln_back_cols, &j);
   }
   // embeddings
   for (int r = 0; r < N; r++) {

@@ -17,6 +17,10 @@
 #include <string.h>
 #include "native.h"
 #include "pool.h"
+#include "fused.h"
+
+/** the forward's and backward's working memory, kept between calls */
+static RlvrScratch scratch;
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -127,7 +131,6 @@ typedef struct {
   LayerActs la;
 } ActLayout;
 
-
 static ActLayout act_layout(const RlvrLlamaCfg *c) {
   const int64_t N = (int64_t)c->B * c->T, C = c->C, I = c->I, Q = (int64_t)c->nh * c->hd,
                 KV = (int64_t)c->nkv * c->hd;
@@ -173,82 +176,7 @@ const char *rlvr_llama_check(const RlvrLlamaCfg *c) {
   return 0;
 }
 
-// ---- scratch and the parallel loop ----------------------------------------------------------------
-
-static float *scratch;
-static size_t scratch_cap;
-
-static float *ensure_scratch(size_t n) {
-  if (n <= scratch_cap) return scratch;
-  float *p = aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64);
-  if (!p) return 0;
-  free(scratch);
-  scratch = p;
-  scratch_cap = n;
-  return p;
-}
-
-typedef void (*range_fn)(void *ctx, int lo, int hi);
-
-typedef struct {
-  range_fn fn;
-  void *ctx;
-  int n, chunk;
-  atomic_int next;
-} PFor;
-
-static void pfor_thread(void *p, int t) {
-  (void)t;
-  PFor *f = p;
-  for (;;) {
-    const int lo = atomic_fetch_add(&f->next, f->chunk);
-    if (lo >= f->n) break;
-    f->fn(f->ctx, lo, lo + f->chunk < f->n ? lo + f->chunk : f->n);
-  }
-}
-
-/** fn over [0, n) in chunks of `chunk`, on up to `threads` threads */
-static void pfor(int threads, int n, int chunk, range_fn fn, void *ctx) {
-  if (n <= 0) return;
-  const int tasks = (n + chunk - 1) / chunk;
-  if (threads <= 1 || tasks <= 1) {
-    fn(ctx, 0, n);
-    return;
-  }
-  PFor f = {.fn = fn, .ctx = ctx, .n = n, .chunk = chunk};
-  atomic_store(&f.next, 0);
-  rlvr_pool_run(threads < tasks ? threads : tasks, pfor_thread, &f);
-}
-
-static const int32_t ZERO_OFF[1] = {0};
-
-/** C[M, N] = op(A) op(B), one matrix */
-static const char *mm(const float *A, const float *B, float *C, int M, int K, int N, int ta, int tb, int threads) {
-  return rlvr_gemm(A, B, C, ZERO_OFF, ZERO_OFF, 1, M, K, N, ta, tb, 1, threads);
-}
-
 // ---- exp ----------------------------------------------------------------------------------------
-
-#if defined(__x86_64__)
-__attribute__((target("avx2"))) static inline __m256 vexp8(__m256 x) {
-  x = _mm256_max_ps(x, _mm256_set1_ps(-87.3f));
-  x = _mm256_min_ps(x, _mm256_set1_ps(88.3f));
-  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_sub_ps(x, _mm256_mul_ps(n, _mm256_set1_ps(0.693145751953125f)));
-  r = _mm256_sub_ps(r, _mm256_mul_ps(n, _mm256_set1_ps(1.42860682030941723212e-6f)));
-  __m256 p = _mm256_set1_ps(1.0f / 5040.0f);
-  p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(1.0f / 720.0f));
-  p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(1.0f / 120.0f));
-  p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(1.0f / 24.0f));
-  p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(1.0f / 6.0f));
-  p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(0.5f));
-  p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(1.0f));
-  p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(1.0f));
-  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-  return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
-}
-#endif
 
 /** s[t] = exp(s[t] − mx) for t < n; returns their sum */
 VEC static inline float exp_shifted(float *s, int n, float mx) {
@@ -257,7 +185,7 @@ VEC static inline float exp_shifted(float *s, int n, float mx) {
 #if defined(__x86_64__)
   __m256 acc = _mm256_setzero_ps();
   for (; t + 8 <= n; t += 8) {
-    const __m256 e = vexp8(_mm256_sub_ps(_mm256_loadu_ps(s + t), _mm256_set1_ps(mx)));
+    const __m256 e = rlvr_vexp8(_mm256_sub_ps(_mm256_loadu_ps(s + t), _mm256_set1_ps(mx)));
     _mm256_storeu_ps(s + t, e);
     acc = _mm256_add_ps(acc, e);
   }
@@ -304,12 +232,6 @@ typedef struct {
   float *st;
   const float *lse, *ent, *dlogp, *dent;
 } Job;
-
-#define TRY(call)                                                                                      \
-  do {                                                                                                 \
-    const char *e_ = (call);                                                                           \
-    if (e_) return e_;                                                                                 \
-  } while (0)
 
 /** RMSNorm rows [lo, hi) of [*, width]: y = x · r · w with r = 1 / sqrt(mean(x²) + eps), r kept */
 VEC static void rms_rows(void *p, int lo, int hi) {
@@ -563,22 +485,6 @@ VEC static inline void wsum(int n, int hd, const float *restrict w, size_t ws, c
 }
 
 static atomic_int attn_oom;
-static _Thread_local float *tl_attn;
-static _Thread_local size_t tl_attn_cap;
-
-static float *attn_buffer(size_t n) {
-  if (n > tl_attn_cap) {
-    free(tl_attn);
-    tl_attn = malloc(sizeof(float) * n);
-    tl_attn_cap = tl_attn ? n : 0;
-    if (!tl_attn) {
-      atomic_store(&attn_oom, 1);
-      return 0;
-    }
-  }
-  memset(tl_attn, 0, sizeof(float) * n);
-  return tl_attn;
-}
 
 /** probabilities a [T, T] (row i: positions 0 … i, zeros after) of query head h of sequence b */
 VEC static void attn_probs(const Job *j, int b, int h, const float *kt, int T8, float *a) {
@@ -604,7 +510,7 @@ VEC static void attn_fwd(void *p, int lo, int hi) {
   const Job *j = p;
   const int T = j->c->T, hd = j->c->hd, nkv = j->c->nkv, r = j->c->nh / nkv, T8 = (T + 7) / 8 * 8;
   const int Q = j->c->nh * hd, KV = nkv * hd;
-  float *kt = attn_buffer((size_t)hd * T8 + (size_t)T * T8);
+  float *kt = rlvr_thread_buffer((size_t)hd * T8 + (size_t)T * T8, &attn_oom);
   if (!kt) return;
   float *a = kt + (size_t)hd * T8;
   for (int bg = lo; bg < hi; bg++) {
@@ -629,7 +535,7 @@ VEC static void attn_bwd(void *p, int lo, int hi) {
   const Job *j = p;
   const int T = j->c->T, hd = j->c->hd, nkv = j->c->nkv, r = j->c->nh / nkv, T8 = (T + 7) / 8 * 8;
   const int Q = j->c->nh * hd, KV = nkv * hd;
-  float *kt = attn_buffer(2 * (size_t)hd * T8 + 2 * (size_t)T * T8 + T8);
+  float *kt = rlvr_thread_buffer(2 * (size_t)hd * T8 + 2 * (size_t)T * T8 + T8, &attn_oom);
   if (!kt) return;
   float *vt = kt + (size_t)hd * T8, *a = vt + (size_t)hd * T8, *ds = a + (size_t)T * T8, *dp = ds + (size_t)T * T8;
   for (int bg = lo; bg < hi; bg++) {
@@ -750,7 +656,7 @@ const char *rlvr_llama_forward(const RlvrLlamaCfg *c, float *const *params, cons
   const size_t n = (size_t)N;
   // h [N, C], tmp [N, C], act [N, I], then the head's slice and its per-row statistics
   const size_t need = n * C * 2 + n * I + n * VS + n * 7 + 2;
-  float *s = ensure_scratch(need);
+  float *s = rlvr_scratch(&scratch, need);
   if (!s) return "out of memory for the scratch";
   float *h = s, *tmp = h + n * C, *act = tmp + n * C, *zs = act + n * I, *st = zs + n * VS;
   double *hm = (double *)(s + ((size_t)(st - s) + n + 1) / 2 * 2), *hs = hm + n, *hq = hs + n;
@@ -764,60 +670,60 @@ const char *rlvr_llama_forward(const RlvrLlamaCfg *c, float *const *params, cons
     float *xout = l + 1 < c->L ? acts + (l + 1) * A.la.size + A.la.xin : acts + A.xL;
     // input norm, q/k/v
     j.x = a + A.la.xin, j.w = w->in_norm, j.y = h, j.r = a + A.la.r1, j.width = C;
-    pfor(threads, N, ROWS, rms_rows, &j);
+    rlvr_pfor(threads, N, ROWS, rms_rows, &j);
     float *qp = c->qk_norm ? a + A.la.qraw : a + A.la.q, *kp = c->qk_norm ? a + A.la.kraw : a + A.la.k;
-    TRY(mm(h, w->qw, qp, N, C, Q, 0, 1, threads));
-    TRY(mm(h, w->kw, kp, N, C, KV, 0, 1, threads));
-    TRY(mm(h, w->vw, a + A.la.v, N, C, KV, 0, 1, threads));
+    TRY(rlvr_mm(h, w->qw, qp, N, C, Q, 0, 1, threads));
+    TRY(rlvr_mm(h, w->kw, kp, N, C, KV, 0, 1, threads));
+    TRY(rlvr_mm(h, w->vw, a + A.la.v, N, C, KV, 0, 1, threads));
     if (c->qkv_bias) {
       j.y = qp, j.bias = w->qb, j.width = Q;
-      pfor(threads, N, ROWS, bias_rows, &j);
+      rlvr_pfor(threads, N, ROWS, bias_rows, &j);
       j.y = kp, j.bias = w->kb, j.width = KV;
-      pfor(threads, N, ROWS, bias_rows, &j);
+      rlvr_pfor(threads, N, ROWS, bias_rows, &j);
       j.y = a + A.la.v, j.bias = w->vb, j.width = KV;
-      pfor(threads, N, ROWS, bias_rows, &j);
+      rlvr_pfor(threads, N, ROWS, bias_rows, &j);
     }
     if (c->qk_norm) {
       j.x = qp, j.w = w->qn, j.y = a + A.la.q, j.r = 0, j.width = hd;
-      pfor(threads, N * c->nh, ROWS, rms_rows, &j);
+      rlvr_pfor(threads, N * c->nh, ROWS, rms_rows, &j);
       j.x = kp, j.w = w->kn, j.y = a + A.la.k;
-      pfor(threads, N * c->nkv, ROWS, rms_rows, &j);
+      rlvr_pfor(threads, N * c->nkv, ROWS, rms_rows, &j);
     }
     j.rot = a + A.la.q, j.heads = c->nh;
-    pfor(threads, N, ROWS, rope_rows, &j);
+    rlvr_pfor(threads, N, ROWS, rope_rows, &j);
     j.rot = a + A.la.k, j.heads = c->nkv;
-    pfor(threads, N, ROWS, rope_rows, &j);
+    rlvr_pfor(threads, N, ROWS, rope_rows, &j);
     // attention, o_proj, residual
     j.q = a + A.la.q, j.k = a + A.la.k, j.v = a + A.la.v, j.atty = a + A.la.atty;
-    pfor(threads, B * c->nkv, 1, attn_fwd, &j);
+    rlvr_pfor(threads, B * c->nkv, 1, attn_fwd, &j);
     if (atomic_exchange(&attn_oom, 0)) return "out of memory in attention";
-    TRY(mm(a + A.la.atty, w->ow, tmp, N, Q, C, 0, 1, threads));
+    TRY(rlvr_mm(a + A.la.atty, w->ow, tmp, N, Q, C, 0, 1, threads));
     j.res = a + A.la.xin, j.y = tmp, j.bias = c->o_bias ? w->ob : 0, j.out = a + A.la.xmid, j.add = 0,
     j.width = C;
-    pfor(threads, N, ROWS, residual_rows, &j);
+    rlvr_pfor(threads, N, ROWS, residual_rows, &j);
     // post-attention norm, SwiGLU MLP, residual
     j.x = a + A.la.xmid, j.w = w->post_norm, j.y = h, j.r = a + A.la.r2, j.width = C;
-    pfor(threads, N, ROWS, rms_rows, &j);
-    TRY(mm(h, w->gw, a + A.la.gate, N, C, I, 0, 1, threads));
-    TRY(mm(h, w->uw, a + A.la.up, N, C, I, 0, 1, threads));
+    rlvr_pfor(threads, N, ROWS, rms_rows, &j);
+    TRY(rlvr_mm(h, w->gw, a + A.la.gate, N, C, I, 0, 1, threads));
+    TRY(rlvr_mm(h, w->uw, a + A.la.up, N, C, I, 0, 1, threads));
     j.gate = a + A.la.gate, j.up = a + A.la.up, j.act = act;
-    pfor(threads, N, ROWS, swiglu_rows, &j);
-    TRY(mm(act, w->dw, tmp, N, I, C, 0, 1, threads));
+    rlvr_pfor(threads, N, ROWS, swiglu_rows, &j);
+    TRY(rlvr_mm(act, w->dw, tmp, N, I, C, 0, 1, threads));
     j.res = a + A.la.xmid, j.y = tmp, j.bias = 0, j.out = xout, j.add = l == add_layer ? add_vec : 0, j.width = C;
-    pfor(threads, N, ROWS, residual_rows, &j);
+    rlvr_pfor(threads, N, ROWS, residual_rows, &j);
   }
   // final norm, the output layer in vocabulary slices
   j.x = acts + A.xL, j.w = PW.norm, j.y = acts + A.hn, j.r = acts + A.rf, j.width = C;
-  pfor(threads, N, ROWS, rms_rows, &j);
+  rlvr_pfor(threads, N, ROWS, rms_rows, &j);
   for (int r = 0; r < N; r++) hm[r] = -INFINITY, hs[r] = 0, hq[r] = 0, st[r] = 0;
   j.targets = targets, j.hm = hm, j.hs = hs, j.hq = hq, j.st = st;
   for (int v0 = 0; v0 < V; v0 += VS) {
     const int vs = V - v0 < VS ? V - v0 : VS;
     float *z = A.zsize ? acts + A.z + n * v0 : zs;
-    TRY(mm(acts + A.hn, PW.lm + (size_t)v0 * C, z, N, C, vs, 0, 1, threads));
+    TRY(rlvr_mm(acts + A.hn, PW.lm + (size_t)v0 * C, z, N, C, vs, 0, 1, threads));
     j.z = z;
     j.v0 = v0, j.vs = vs;
-    pfor(threads, N, 16, head_fwd_rows, &j);
+    rlvr_pfor(threads, N, 16, head_fwd_rows, &j);
   }
   float *lse = acts + A.lse, *ent = acts + A.ent;
   for (int r = 0; r < N; r++) {
@@ -845,7 +751,7 @@ const char *rlvr_llama_backward(const RlvrLlamaCfg *c, float *const *params, con
   // dx, dh, h, tmp [N, C]; act, dact, dup [N, I]; datty, dq [N, Q]; dk, dv [N, KV]; rq [N · nh];
   // then the head's slice
   const size_t need = n * C * 4 + n * I * 3 + n * Q * 2 + n * KV * 2 + n * c->nh + n * VS;
-  float *s = ensure_scratch(need);
+  float *s = rlvr_scratch(&scratch, need);
   if (!s) return "out of memory for the scratch";
   float *dx = s, *dh = dx + n * C, *h = dh + n * C, *tmp = h + n * C, *act = tmp + n * C, *dact = act + n * I,
         *dup = dact + n * I, *datty = dup + n * I, *dq = datty + n * Q, *dk = dq + n * Q, *dv = dk + n * KV,
@@ -863,58 +769,58 @@ const char *rlvr_llama_backward(const RlvrLlamaCfg *c, float *const *params, con
     if (A.zsize)
       j.z = acts + A.z + n * v0; // kept by the forward
     else {
-      TRY(mm(hn, wv, zs, N, C, vs, 0, 1, threads));
+      TRY(rlvr_mm(hn, wv, zs, N, C, vs, 0, 1, threads));
       j.z = zs;
     }
     j.v0 = v0, j.vs = vs;
-    pfor(threads, N, 16, head_bwd_rows, &j);
-    TRY(mm(zs, hn, GW.lm + (size_t)v0 * C, vs, N, C, 1, 0, threads));
-    TRY(mm(zs, wv, tmp, N, vs, C, 0, 0, threads));
+    rlvr_pfor(threads, N, 16, head_bwd_rows, &j);
+    TRY(rlvr_mm(zs, hn, GW.lm + (size_t)v0 * C, vs, N, C, 1, 0, threads));
+    TRY(rlvr_mm(zs, wv, tmp, N, vs, C, 0, 0, threads));
     j.y = tmp, j.out = dh, j.width = C;
-    pfor(threads, N, ROWS, add_rows, &j);
+    rlvr_pfor(threads, N, ROWS, add_rows, &j);
   }
   // final norm: dx = the gradient of the last layer's output
   j.x = acts + A.xL, j.w = PW.norm, j.r = (float *)(acts + A.rf), j.dy = dh, j.dx = dx, j.accumulate = 0,
   j.width = C, j.rows = N, j.dw = GW.norm;
-  pfor(threads, N, ROWS, rms_back_rows, &j);
-  pfor(threads, C, 16, rms_back_cols, &j);
+  rlvr_pfor(threads, N, ROWS, rms_back_rows, &j);
+  rlvr_pfor(threads, C, 16, rms_back_cols, &j);
   for (int l = c->L - 1; l >= 0; l--) {
     const LayerW *w = &PW.layers[l];
     const LayerW *gw = &GW.layers[l];
     const float *a = acts + l * A.la.size;
     // MLP (dx: the gradient of the layer's output)
     j.x = a + A.la.xmid, j.w = w->post_norm, j.y = h, j.r = 0, j.width = C;
-    pfor(threads, N, ROWS, rms_rows, &j);
+    rlvr_pfor(threads, N, ROWS, rms_rows, &j);
     j.gate = a + A.la.gate, j.up = a + A.la.up, j.act = act;
-    pfor(threads, N, ROWS, swiglu_rows, &j);
-    TRY(mm(dx, act, gw->dw, C, N, I, 1, 0, threads));
-    TRY(mm(dx, w->dw, dact, N, C, I, 0, 0, threads));
+    rlvr_pfor(threads, N, ROWS, swiglu_rows, &j);
+    TRY(rlvr_mm(dx, act, gw->dw, C, N, I, 1, 0, threads));
+    TRY(rlvr_mm(dx, w->dw, dact, N, C, I, 0, 0, threads));
     j.dgate = dact, j.dup = dup;
-    pfor(threads, N, ROWS, swiglu_back_rows, &j);
-    TRY(mm(dact, h, gw->gw, I, N, C, 1, 0, threads));
-    TRY(mm(dup, h, gw->uw, I, N, C, 1, 0, threads));
-    TRY(mm(dact, w->gw, dh, N, I, C, 0, 0, threads));
-    TRY(mm(dup, w->uw, tmp, N, I, C, 0, 0, threads));
+    rlvr_pfor(threads, N, ROWS, swiglu_back_rows, &j);
+    TRY(rlvr_mm(dact, h, gw->gw, I, N, C, 1, 0, threads));
+    TRY(rlvr_mm(dup, h, gw->uw, I, N, C, 1, 0, threads));
+    TRY(rlvr_mm(dact, w->gw, dh, N, I, C, 0, 0, threads));
+    TRY(rlvr_mm(dup, w->uw, tmp, N, I, C, 0, 0, threads));
     j.y = tmp, j.out = dh, j.width = C;
-    pfor(threads, N, ROWS, add_rows, &j);
+    rlvr_pfor(threads, N, ROWS, add_rows, &j);
     j.x = a + A.la.xmid, j.w = w->post_norm, j.r = (float *)(a + A.la.r2), j.dy = dh, j.dx = dx,
     j.accumulate = 1, j.width = C, j.rows = N, j.dw = gw->post_norm;
-    pfor(threads, N, ROWS, rms_back_rows, &j);
-    pfor(threads, C, 16, rms_back_cols, &j);
+    rlvr_pfor(threads, N, ROWS, rms_back_rows, &j);
+    rlvr_pfor(threads, C, 16, rms_back_cols, &j);
     // attention (dx: the gradient of xmid)
-    TRY(mm(dx, a + A.la.atty, gw->ow, C, N, Q, 1, 0, threads));
+    TRY(rlvr_mm(dx, a + A.la.atty, gw->ow, C, N, Q, 1, 0, threads));
     if (c->o_bias) {
       j.dy = dx, j.dw = gw->ob, j.width = C, j.rows = N;
-      pfor(threads, C, 16, colsum_cols, &j);
+      rlvr_pfor(threads, C, 16, colsum_cols, &j);
     }
-    TRY(mm(dx, w->ow, datty, N, C, Q, 0, 0, threads));
+    TRY(rlvr_mm(dx, w->ow, datty, N, C, Q, 0, 0, threads));
     j.q = a + A.la.q, j.k = a + A.la.k, j.v = a + A.la.v, j.datty = datty, j.dq = dq, j.dk = dk, j.dv = dv;
-    pfor(threads, B * c->nkv, 1, attn_bwd, &j);
+    rlvr_pfor(threads, B * c->nkv, 1, attn_bwd, &j);
     if (atomic_exchange(&attn_oom, 0)) return "out of memory in attention";
     j.rot = dq, j.heads = c->nh;
-    pfor(threads, N, ROWS, rope_back_rows, &j);
+    rlvr_pfor(threads, N, ROWS, rope_back_rows, &j);
     j.rot = dk, j.heads = c->nkv;
-    pfor(threads, N, ROWS, rope_back_rows, &j);
+    rlvr_pfor(threads, N, ROWS, rope_back_rows, &j);
     if (c->qk_norm) {
       // per-head RMSNorm backward, in place: dq, dk become the gradients of the raw projections
       for (int which = 0; which < 2; which++) {
@@ -923,37 +829,37 @@ const char *rlvr_llama_backward(const RlvrLlamaCfg *c, float *const *params, con
         // the RMS factors into rq; the normed values into datty (free now: [N, Q] holds [N · heads, hd])
         j.x = which ? a + A.la.kraw : a + A.la.qraw, j.w = (which ? w->kn : w->qn), j.y = datty, j.r = rq,
         j.width = hd;
-        pfor(threads, N * heads, ROWS, rms_rows, &j);
+        rlvr_pfor(threads, N * heads, ROWS, rms_rows, &j);
         j.dy = d, j.dw = (which ? gw->kn : gw->qn), j.rows = N * heads;
-        pfor(threads, hd, 16, rms_back_cols, &j);
+        rlvr_pfor(threads, hd, 16, rms_back_cols, &j);
         j.dx = d, j.accumulate = 0;
-        pfor(threads, N * heads, ROWS, rms_back_rows, &j);
+        rlvr_pfor(threads, N * heads, ROWS, rms_back_rows, &j);
       }
     }
     if (c->qkv_bias) {
       j.rows = N;
       j.dy = dq, j.dw = gw->qb, j.width = Q;
-      pfor(threads, Q, 16, colsum_cols, &j);
+      rlvr_pfor(threads, Q, 16, colsum_cols, &j);
       j.dy = dk, j.dw = gw->kb, j.width = KV;
-      pfor(threads, KV, 16, colsum_cols, &j);
+      rlvr_pfor(threads, KV, 16, colsum_cols, &j);
       j.dy = dv, j.dw = gw->vb, j.width = KV;
-      pfor(threads, KV, 16, colsum_cols, &j);
+      rlvr_pfor(threads, KV, 16, colsum_cols, &j);
     }
     j.x = a + A.la.xin, j.w = w->in_norm, j.y = h, j.r = 0, j.width = C;
-    pfor(threads, N, ROWS, rms_rows, &j);
-    TRY(mm(dq, h, gw->qw, Q, N, C, 1, 0, threads));
-    TRY(mm(dk, h, gw->kw, KV, N, C, 1, 0, threads));
-    TRY(mm(dv, h, gw->vw, KV, N, C, 1, 0, threads));
-    TRY(mm(dq, w->qw, dh, N, Q, C, 0, 0, threads));
+    rlvr_pfor(threads, N, ROWS, rms_rows, &j);
+    TRY(rlvr_mm(dq, h, gw->qw, Q, N, C, 1, 0, threads));
+    TRY(rlvr_mm(dk, h, gw->kw, KV, N, C, 1, 0, threads));
+    TRY(rlvr_mm(dv, h, gw->vw, KV, N, C, 1, 0, threads));
+    TRY(rlvr_mm(dq, w->qw, dh, N, Q, C, 0, 0, threads));
     j.y = tmp, j.out = dh, j.width = C;
-    TRY(mm(dk, w->kw, tmp, N, KV, C, 0, 0, threads));
-    pfor(threads, N, ROWS, add_rows, &j);
-    TRY(mm(dv, w->vw, tmp, N, KV, C, 0, 0, threads));
-    pfor(threads, N, ROWS, add_rows, &j);
+    TRY(rlvr_mm(dk, w->kw, tmp, N, KV, C, 0, 0, threads));
+    rlvr_pfor(threads, N, ROWS, add_rows, &j);
+    TRY(rlvr_mm(dv, w->vw, tmp, N, KV, C, 0, 0, threads));
+    rlvr_pfor(threads, N, ROWS, add_rows, &j);
     j.x = a + A.la.xin, j.w = w->in_norm, j.r = (float *)(a + A.la.r1), j.dy = dh, j.dx = dx,
     j.accumulate = 1, j.width = C, j.rows = N, j.dw = gw->in_norm;
-    pfor(threads, N, ROWS, rms_back_rows, &j);
-    pfor(threads, C, 16, rms_back_cols, &j);
+    rlvr_pfor(threads, N, ROWS, rms_back_rows, &j);
+    rlvr_pfor(threads, C, 16, rms_back_cols, &j);
   }
   // the embedding: a scatter-add (after the tied output layer's rows were written)
   for (int r = 0; r < N; r++) {
