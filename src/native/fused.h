@@ -5,6 +5,7 @@
 #define RLVR_FUSED_H
 #include <stdatomic.h>
 #include <stddef.h>
+#include <math.h>
 #include <stdint.h>
 
 /** returns the error string from the calling function if `call` gives one */
@@ -55,4 +56,29 @@ __attribute__((target("avx2"))) static inline __m256 rlvr_vexp8(__m256 x) {
   return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
 }
 #endif
+
+/** s[t] = e^(s[t] − mx) for t < n (in place); returns their sum */
+#if defined(__x86_64__)
+__attribute__((target("avx2")))
+#endif
+static inline float rlvr_exp_shifted(float *s, int n, float mx) {
+  float sum = 0;
+  int t = 0;
+#if defined(__x86_64__)
+  __m256 acc = _mm256_setzero_ps();
+  for (; t + 8 <= n; t += 8) {
+    const __m256 e = rlvr_vexp8(_mm256_sub_ps(_mm256_loadu_ps(s + t), _mm256_set1_ps(mx)));
+    _mm256_storeu_ps(s + t, e);
+    acc = _mm256_add_ps(acc, e);
+  }
+  float lanes[8];
+  _mm256_storeu_ps(lanes, acc);
+  for (int k = 0; k < 8; k++) sum += lanes[k];
+#endif
+  for (; t < n; t++) {
+    s[t] = expf(s[t] - mx);
+    sum += s[t];
+  }
+  return sum;
+}
 #endif

@@ -316,28 +316,6 @@ VEC static inline void wsum(int n, int hd, const float *restrict w, size_t ws, c
   }
 }
 
-/** s[t] = exp(s[t] − mx) for t < n; returns their sum */
-VEC static inline float exp_shifted(float *s, int n, float mx) {
-  float sum = 0;
-  int t = 0;
-#if defined(__x86_64__)
-  __m256 acc = _mm256_setzero_ps();
-  for (; t + 8 <= n; t += 8) {
-    const __m256 e = rlvr_vexp8(_mm256_sub_ps(_mm256_loadu_ps(s + t), _mm256_set1_ps(mx)));
-    _mm256_storeu_ps(s + t, e);
-    acc = _mm256_add_ps(acc, e);
-  }
-  float lanes[8];
-  _mm256_storeu_ps(lanes, acc);
-  for (int k = 0; k < 8; k++) sum += lanes[k];
-#endif
-  for (; t < n; t++) {
-    s[t] = expf(s[t] - mx);
-    sum += s[t];
-  }
-  return sum;
-}
-
 /** set when an attention task could not allocate its buffer */
 static atomic_int attn_oom;
 
@@ -365,7 +343,7 @@ VEC static void attn_fwd(void *p, int lo, int hi) {
         s[t] *= j->scale;
         mx = s[t] > mx ? s[t] : mx;
       }
-      const float inv = 1.0f / exp_shifted(s, n, mx);
+      const float inv = 1.0f / rlvr_exp_shifted(s, n, mx);
       for (int t = 0; t < n; t++) a[t] = s[t] * inv;
       for (int t = n; t < T; t++) a[t] = 0;
       float *y = j->atty + ((size_t)b * T + i) * C + h * hd;
@@ -390,7 +368,7 @@ VEC static void head_fwd(void *p, int lo, int hi) {
       mx = lp[v] > mx ? lp[v] : mx;
     }
     for (int v = 0; v < V; v++) e[v] = lp[v];
-    const double s = exp_shifted(e, V, mx); // e[v] = exp(lp[v] − mx)
+    const double s = rlvr_exp_shifted(e, V, mx); // e[v] = exp(lp[v] − mx)
     const float lse = (float)log(s);
     double h = 0;
     for (int v = 0; v < V; v++) {
@@ -417,7 +395,7 @@ VEC static void head_bwd(void *p, int lo, int hi) {
     const float gl = j->dlogp[r], ge = j->dent ? j->dent[r] : 0.0f, H = j->ent[r];
     const int tg = j->targets[r];
     memcpy(d, lp, sizeof(float) * V);
-    exp_shifted(d, V, 0.0f); // d[v] = p[v]
+    rlvr_exp_shifted(d, V, 0.0f); // d[v] = p[v]
     for (int v = 0; v < V; v++) {
       const float pv = d[v];
       const float dz = gl * ((v == tg ? 1.0f : 0.0f) - pv) - ge * pv * (lp[v] + H);

@@ -176,30 +176,6 @@ const char *rlvr_llama_check(const RlvrLlamaCfg *c) {
   return 0;
 }
 
-// ---- exp ----------------------------------------------------------------------------------------
-
-/** s[t] = exp(s[t] − mx) for t < n; returns their sum */
-VEC static inline float exp_shifted(float *s, int n, float mx) {
-  float sum = 0;
-  int t = 0;
-#if defined(__x86_64__)
-  __m256 acc = _mm256_setzero_ps();
-  for (; t + 8 <= n; t += 8) {
-    const __m256 e = rlvr_vexp8(_mm256_sub_ps(_mm256_loadu_ps(s + t), _mm256_set1_ps(mx)));
-    _mm256_storeu_ps(s + t, e);
-    acc = _mm256_add_ps(acc, e);
-  }
-  float lanes[8];
-  _mm256_storeu_ps(lanes, acc);
-  for (int k = 0; k < 8; k++) sum += lanes[k];
-#endif
-  for (; t < n; t++) {
-    s[t] = expf(s[t] - mx);
-    sum += s[t];
-  }
-  return sum;
-}
-
 // ---- the job shared by the row, column and pair loops ----------------------------------------------
 
 typedef struct {
@@ -369,7 +345,7 @@ static void rope_back_rows(void *p, int lo, int hi) { rope_rows_dir(p, lo, hi, 1
 /** s[i] = sigmoid(g[i]) = 1 / (1 + exp(−g[i])) for i < n (n <= 256), the exponentials vectorised */
 VEC static inline void sigmoid_block(const float *g, float *s, int n) {
   for (int i = 0; i < n; i++) s[i] = -g[i];
-  exp_shifted(s, n, 0.0f);
+  rlvr_exp_shifted(s, n, 0.0f);
   for (int i = 0; i < n; i++) s[i] = 1.0f / (1.0f + s[i]);
 }
 
@@ -499,7 +475,7 @@ VEC static void attn_probs(const Job *j, int b, int h, const float *kt, int T8, 
       s[t] *= j->scale;
       mx = s[t] > mx ? s[t] : mx;
     }
-    const float inv = 1.0f / exp_shifted(s, n, mx);
+    const float inv = 1.0f / rlvr_exp_shifted(s, n, mx);
     for (int t = 0; t < n; t++) s[t] *= inv;
     for (int t = n; t < T8; t++) s[t] = 0;
   }
@@ -595,7 +571,7 @@ VEC static void head_fwd_rows(void *p, int lo, int hi) {
     for (int v0 = 0; v0 < vs; v0 += 256) {
       const int n = vs - v0 < 256 ? vs - v0 : 256;
       for (int v = 0; v < n; v++) sh[v] = buf[v] = z[v0 + v] / j->tau - mx;
-      sum += exp_shifted(buf, n, 0.0f);
+      sum += rlvr_exp_shifted(buf, n, 0.0f);
       for (int v = 0; v < n; v++) q += (double)buf[v] * sh[v];
     }
     const double m0 = j->hm[row];
@@ -623,7 +599,7 @@ VEC static void head_bwd_rows(void *p, int lo, int hi) {
     for (int v0 = 0; v0 < vs; v0 += 256) {
       const int n = vs - v0 < 256 ? vs - v0 : 256;
       for (int v = 0; v < n; v++) buf[v] = lp[v] = z[v0 + v] / j->tau - lse;
-      exp_shifted(buf, n, 0.0f); // p
+      rlvr_exp_shifted(buf, n, 0.0f); // p
       for (int v = 0; v < n; v++) d[v0 + v] = -buf[v] * (gl + ge * (lp[v] + H)) / j->tau;
     }
     const int tg = j->targets[row] - j->v0;
