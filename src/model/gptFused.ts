@@ -5,8 +5,9 @@
 // (steering) is supported: a constant added after a block, which the backward passes through.
 // The activations the backward needs live in a Float32Array held only by the gradient closure, so
 // a call outside a gradient tape (reference and old-policy log-probs) keeps no tensor once it
-// returns. One spare activation buffer is kept for the next call (allocating ~26 MB afresh costs
-// ~5 ms): a call outside a tape hands its buffer back at once, a call on a tape once its backward ran.
+// returns. One spare activation buffer is kept for the next call (allocating tens of MB afresh, and
+// faulting its pages in, costs time every step): a call outside a tape hands its buffer back at once, a
+// call on a tape once its backward ran.
 import * as tf from "@tensorflow/tfjs";
 import { nativeAddon, nativeUnavailableReason } from "../engine/native.js";
 import { matmulThreads } from "../kernels/matmul.js";

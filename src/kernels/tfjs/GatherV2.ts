@@ -1,6 +1,6 @@
 // tfjs's GatherV2 on wasm for whole rows (axis 0, no batch dims, 4-byte dtypes): one heap-to-heap copy
-// per index, instead of tfjs-wasm's element-by-element gather (the 135M model's head gathers slices of
-// its 49k × 576 output matrix ~15 times per micro-batch: ~1.9 s of a 15 s forward + backward). Bytes
+// per index, instead of tfjs-wasm's element-by-element gather (the Llama head gathers slices of its
+// output matrix several times per micro-batch; docs/performance.md has the measured cost). Bytes
 // unchanged. An index outside [0, rows) goes to the stock kernel, as does everything else.
 import * as tf from "@tensorflow/tfjs";
 import { type FastKernel, io, type KernelFunc, sizeOf, type TensorInfo } from "./io.js";
