@@ -633,10 +633,11 @@ export function runMatMul(
   const e = mustLoad("matMul");
   const { batch, M, K, N } = job;
   const cLength = batch * M * N;
+  const threaded = threads > 1 && 2 * cLength * K >= MIN_THREADED_FLOPS;
   const n = nativeEnabled ? nativeAddon() : null;
-  if (n) return runNative(n, e, job, fill, threads > 1 && 2 * cLength * K >= MIN_THREADED_FLOPS ? threads : 1, inPlace);
+  if (n) return runNative(n, e, job, fill, threaded ? threads : 1, inPlace);
   // threads: the caller plus the workers that are up
-  const workers = threads > 1 && 2 * cLength * K >= MIN_THREADED_FLOPS ? takeWorkers(pool(e), threads, alone) : [];
+  const workers = threaded ? takeWorkers(pool(e), threads, alone) : [];
   const T = 1 + workers.length;
   let chunkRows = Math.min(pad4(M), 128);
   // With threads: ~16 chunks per thread, at least 8 rows each, so that the caller's wait for the

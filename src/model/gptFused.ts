@@ -12,6 +12,7 @@ import * as tf from "@tensorflow/tfjs";
 import { nativeAddon, nativeUnavailableReason } from "../engine/native.js";
 import { matmulThreads } from "../kernels/matmul.js";
 import { paramShapes, residualAdditionVector, type ModelConfig, type Params, type ResidualAddition } from "./gpt.js";
+import { SpareBuffer, tapeRecording } from "./fusedBuffers.js";
 
 /** The addon's exports for the organism (src/native/gpt_addon.c). */
 interface GptNative {
@@ -75,25 +76,7 @@ export function fusedTrainingActive(): boolean {
   return active;
 }
 
-let spare: Float32Array | null = null;
-
-/** an activation buffer of at least n floats: the spare if it is large enough, else a new one of `alloc` (>= n) */
-function takeActs(n: number, alloc: number): Float32Array {
-  if (spare && spare.length >= n) {
-    const a = spare;
-    spare = null;
-    return a;
-  }
-  return new Float32Array(alloc);
-}
-
-/** Whether a gradient tape records (tf.grad / variableGrads in progress). tfjs keeps this on its
- * engine's state, not in its public API; where that is missing, assume it does (the safe side: the
- * buffer is then never handed back early). */
-function tapeRecording(): boolean {
-  const depth = (tf.engine() as unknown as { state?: { gradientDepth?: number } }).state?.gradientDepth;
-  return typeof depth === "number" ? depth > 0 : true;
-}
+const spare = new SpareBuffer();
 
 /** all parameters, concatenated in paramShapes() order (the layout gpt.c reads) */
 function packParams(params: Params, cfg: ModelConfig, total: number): Float32Array {
@@ -154,7 +137,7 @@ export function tokenLogProbsFused(
   const taped = tapeRecording();
   const op = tf.customGrad((() => {
     const flat = packParams(params, cfg, nParams);
-    let acts: Float32Array | null = takeActs(nActs, allocActs);
+    let acts: Float32Array | null = spare.take(nActs, allocActs);
     const out = new Float32Array(2 * N); // logp, then entropy
     nat.gptForward(
       ncfg,
@@ -170,7 +153,7 @@ export function tokenLogProbsFused(
       threads,
     );
     if (!taped) {
-      spare = acts; // no backward will read it
+      spare.give(acts); // no backward will read it
       acts = null;
     }
     return {
@@ -180,7 +163,7 @@ export function tokenLogProbsFused(
         if (!acts) throw new Error("gptFused: a backward through a forward taken outside a gradient tape");
         const grads = new Float32Array(nParams);
         nat.gptBackward(ncfg, flat, ids, tgt, temperature, acts, d.subarray(0, N), d.subarray(N), grads, threads);
-        spare = acts;
+        spare.give(acts);
         acts = null;
         let off = 0;
         return shapes.map(([, shape]) => {

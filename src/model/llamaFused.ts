@@ -12,6 +12,7 @@ import { nativeAddon, nativeUnavailableReason } from "../engine/native.js";
 import { matmulThreads } from "../kernels/matmul.js";
 import { io } from "../kernels/tfjs/io.js";
 import { llamaParamShapes, type LlamaConfig } from "./llama.js";
+import { SpareBuffer, tapeRecording } from "./fusedBuffers.js";
 
 /** The addon's exports for the Llama family (src/native/llama_addon.c). */
 interface LlamaNative {
@@ -87,22 +88,7 @@ export function setLlamaHeadKeepBytes(bytes: number): number {
   return old;
 }
 
-let spare: Float32Array | null = null;
-
-function takeActs(n: number): Float32Array {
-  if (spare && spare.length >= n) {
-    const a = spare;
-    spare = null;
-    return a;
-  }
-  return new Float32Array(n);
-}
-
-/** Whether a gradient tape records (as gptFused.ts: tfjs's engine state, else assume it does). */
-function tapeRecording(): boolean {
-  const depth = (tf.engine() as unknown as { state?: { gradientDepth?: number } }).state?.gradientDepth;
-  return typeof depth === "number" ? depth > 0 : true;
-}
+const spare = new SpareBuffer();
 
 /** The values of float32 tensors where they live, without a copy: views of the tfjs-wasm heap (valid
  * until the backend allocates again: take them just before the native call) or the cpu backend's
@@ -188,7 +174,7 @@ export function llamaTokenLogProbsFused(
   const threads = matmulThreads();
   const add = m.addition;
   const op = tf.customGrad((() => {
-    let acts: Float32Array | null = takeActs(nActs);
+    let acts: Float32Array | null = spare.take(nActs);
     const out = new Float32Array(2 * N); // logp, then entropy
     nat.llamaForward(
       ncfg,
@@ -207,7 +193,7 @@ export function llamaTokenLogProbsFused(
       threads,
     );
     if (!taped) {
-      spare = acts; // no backward will read it
+      spare.give(acts); // no backward will read it
       acts = null;
     }
     return {
@@ -231,7 +217,7 @@ export function llamaTokenLogProbsFused(
           grads.arrays,
           threads,
         );
-        spare = acts;
+        spare.give(acts);
         acts = null;
         return grads.tensors();
       },
